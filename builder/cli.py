@@ -1,0 +1,121 @@
+"""`tritonbuild`: export Hugging Face models, build Triton model repositories, serve them locally."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import click
+
+from builder.cli_util import UserErrorGroup
+from builder.gpus import PROFILES
+from builder.pipeline import export_onnx, make_repo
+from builder.plan import ENGINES
+from builder.server import TritonServer
+from builder.source import DEFAULT_MODEL
+from builder.tasks import TASKS
+
+_model = click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="model folder, hub id in the local cache, or 'minilm' (bundled all-MiniLM-L6-v2)",
+)
+_task = click.option("--task", type=click.Choice(list(TASKS)), default="feature-extraction", show_default=True)
+_trust = click.option("--trust-remote-code", is_flag=True, help="allow the model's own Python code to run")
+
+
+@click.group(cls=UserErrorGroup)
+@click.version_option(package_name="tritonbuild")
+def main() -> None:
+    """Hugging Face transformer → parity-checked ONNX → Triton model repository → local server.
+
+    Start with `tritonbuild demo`, or: make-repo, then serve, then `tritonbench sweep`.
+    """
+
+
+@main.command()
+@_model
+@_task
+@click.option("--output", type=click.Path(path_type=Path), required=True, help="folder for model.onnx")
+@_trust
+def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None:
+    """Export to ONNX (dynamic batch and length) and check parity with PyTorch."""
+    export_onnx(model, task, output, trust_remote_code, echo=click.echo)
+    click.echo(f"wrote {output / 'model.onnx'}")
+
+
+@main.command("make-repo")
+@_model
+@_task
+@click.option("--name", default="minilm", show_default=True, help="ensemble name; members get _tokenizer/_model/_post")
+@click.option(
+    "--gpu",
+    type=click.Choice(list(PROFILES)),
+    default="cpu",
+    show_default=True,
+    help="target profile (see `tritonbuild gpus`)",
+)
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="python-onnxruntime", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
+@click.option("--force", is_flag=True, help="replace existing model folders of the same names")
+@_trust
+def make_repo_cmd(
+    model: str, task: str, name: str, gpu: str, engine: str, output: Path, force: bool, trust_remote_code: bool
+) -> None:
+    """Build a model repository: tokenizer → model → post, wired by an ensemble called NAME."""
+    plan = make_repo(
+        model, task, name, engine, gpu, output, force=force, trust_remote_code=trust_remote_code, echo=click.echo
+    )
+    click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
+    click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))
+
+
+@main.command()
+def gpus() -> None:
+    """List the GPU profiles that make-repo can target."""
+    click.echo(
+        f"{'name':6} {'cc':5} {'GiB':>4} {'fp16':5} {'bf16':5} {'int8':5} {'fp8':5} {'max batch':>9}  "
+        "instances  description"
+    )
+    for p in PROFILES.values():
+        cc = ".".join(map(str, p.compute_capability)) if p.compute_capability else "-"
+        flags = " ".join(f"{'yes' if f else 'no':5}" for f in (p.fp16, p.bf16, p.int8, p.fp8))
+        click.echo(
+            f"{p.name:6} {cc:5} {p.memory_gib:>4} {flags} {p.max_batch_size:>9}  {p.model_instances:>9}  "
+            f"{p.description}"
+        )
+
+
+@main.command()
+@click.option("--repo", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option("--metrics-port", type=int, default=8002, show_default=True)
+@click.option("--log", type=click.Path(path_type=Path), default=None, help="server log file (default: temporary)")
+def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Path | None) -> None:
+    """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C."""
+    with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log) as server:
+        click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
+        click.echo("Ctrl-C stops the server")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while server.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+            return
+        click.secho(f"tritonserver exited unexpectedly:\n{server.log_tail()}", fg="red", err=True)
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--output", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results/demo"), show_default=True)
+@click.option("--duration", type=float, default=3.0, show_default=True, help="seconds per sweep point")
+def demo(output: Path, results: Path, duration: float) -> None:
+    """Build the bundled MiniLM repository, serve it, query it, run a short sweep, write a report."""
+    from builder.demo import run_demo
+
+    run_demo(output, results, duration, echo=click.echo)

@@ -1,0 +1,78 @@
+"""ONNX export through torch.export (dynamo): dynamic batch and sequence axes, parity-gated."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from builder.errors import OutputError
+from builder.parity import ParityReport, check_parity
+from builder.source import ModelInfo, load_graph_module
+from builder.tasks import GraphModule
+
+OPSET = 18
+INPUT_NAMES = ("input_ids", "attention_mask")
+# Traced at (2, 16); parity is then checked at other shapes, so a graph specialised to the trace fails.
+TRACE_SHAPE = (2, 16)
+
+
+def dummy_inputs(batch: int, seq: int, vocab: int, pad_id: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random valid token ids with right padding: each row a random length, the last row full."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch, seq), generator=gen)
+    lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
+    lengths[-1] = seq
+    mask = (torch.arange(seq)[None, :] < lengths[:, None]).to(torch.int64)
+    ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad_id))
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+class OnnxFromModel:
+    """Export a model to ONNX at `output`; constructing records the plan, calling does the work."""
+
+    def __init__(self, info: ModelInfo, output: Path, module: GraphModule | None = None) -> None:
+        self.info = info
+        self.output = output
+        self._module = module
+
+    def __call__(self) -> Path:
+        """Export, then return the path of the written .onnx file."""
+        module = self._module or load_graph_module(self.info)
+        inputs = dummy_inputs(*TRACE_SHAPE, self.info.vocab_size, self.info.pad_id, seed=0)
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        seq = torch.export.Dim("seq", min=1, max=self.info.max_length)
+        dynamic = {name: {0: batch, 1: seq} for name in INPUT_NAMES}
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {self.output.parent}: {exc.strerror}") from exc
+        # The exporter prints progress lines and deprecation warnings of transformers internals.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                (),
+                kwargs=inputs,
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                opset_version=OPSET,
+                input_names=list(INPUT_NAMES),
+                output_names=[self.info.task.graph_output],
+                verbose=False,
+            )
+            assert program is not None
+            program.save(str(self.output))
+        return self.output
+
+
+def export_and_validate(info: ModelInfo, output: Path) -> ParityReport:
+    """Export `info` to `output` and gate it on FP32 parity with PyTorch; raises ParityError on failure."""
+    module = load_graph_module(info)
+    OnnxFromModel(info, output, module)()
+    report = check_parity(module, output, info)
+    report.raise_on_failure()
+    return report

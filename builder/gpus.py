@@ -1,0 +1,160 @@
+"""GPU profiles: one typed record per target GPU, the source of batching and instance settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """What a target device supports and how a repository should use it."""
+
+    name: str
+    description: str
+    compute_capability: tuple[int, int] | None  # None for the CPU
+    memory_gib: int
+    fp16: bool
+    bf16: bool
+    int8: bool
+    fp8: bool
+    max_batch_size: int
+    seq_buckets: tuple[int, ...]
+    model_instances: int
+    tokenizer_instances: int
+    preferred_batch_sizes: tuple[int, ...]
+    max_queue_delay_us: int
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ConfigError(f"GPU profile {self.name}: max_batch_size must be >= 1")
+        if list(self.seq_buckets) != sorted(set(self.seq_buckets)) or not self.seq_buckets:
+            raise ConfigError(f"GPU profile {self.name}: seq_buckets must be strictly increasing")
+        if any(b > self.max_batch_size for b in self.preferred_batch_sizes):
+            raise ConfigError(f"GPU profile {self.name}: a preferred batch size exceeds max_batch_size")
+
+    @property
+    def is_gpu(self) -> bool:
+        """True when models should be placed on a GPU (instance kind KIND_GPU)."""
+        return self.compute_capability is not None
+
+    def buckets_up_to(self, max_len: int) -> tuple[int, ...]:
+        """Sequence-length buckets capped at the model's maximum length (which is always the last bucket)."""
+        kept = tuple(b for b in self.seq_buckets if b < max_len)
+        return (*kept, max_len)
+
+
+_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+PROFILES: dict[str, GpuProfile] = {
+    p.name: p
+    for p in (
+        GpuProfile(
+            "cpu",
+            "CPU only (the bundled local tritonserver)",
+            None,
+            0,
+            fp16=False,
+            bf16=False,
+            int8=True,
+            fp8=False,
+            max_batch_size=32,
+            seq_buckets=_BUCKETS,
+            model_instances=1,
+            tokenizer_instances=1,
+            preferred_batch_sizes=(8, 16, 32),
+            max_queue_delay_us=2000,
+        ),
+        GpuProfile(
+            "t4",
+            "NVIDIA T4 (Turing, 16 GB, no BF16)",
+            (7, 5),
+            16,
+            fp16=True,
+            bf16=False,
+            int8=True,
+            fp8=False,
+            max_batch_size=64,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=2,
+            preferred_batch_sizes=(16, 32, 64),
+            max_queue_delay_us=1000,
+        ),
+        GpuProfile(
+            "a10g",
+            "NVIDIA A10G (Ampere, 24 GB)",
+            (8, 6),
+            24,
+            fp16=True,
+            bf16=True,
+            int8=True,
+            fp8=False,
+            max_batch_size=64,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=2,
+            preferred_batch_sizes=(16, 32, 64),
+            max_queue_delay_us=1000,
+        ),
+        GpuProfile(
+            "l4",
+            "NVIDIA L4 (Ada, 24 GB, FP8)",
+            (8, 9),
+            24,
+            fp16=True,
+            bf16=True,
+            int8=True,
+            fp8=True,
+            max_batch_size=64,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=2,
+            preferred_batch_sizes=(16, 32, 64),
+            max_queue_delay_us=1000,
+        ),
+        GpuProfile(
+            "a100",
+            "NVIDIA A100 (Ampere, 40/80 GB)",
+            (8, 0),
+            40,
+            fp16=True,
+            bf16=True,
+            int8=True,
+            fp8=False,
+            max_batch_size=128,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=4,
+            preferred_batch_sizes=(32, 64, 128),
+            max_queue_delay_us=500,
+        ),
+        GpuProfile(
+            "h100",
+            "NVIDIA H100 (Hopper, 80 GB, FP8)",
+            (9, 0),
+            80,
+            fp16=True,
+            bf16=True,
+            int8=True,
+            fp8=True,
+            max_batch_size=128,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=4,
+            preferred_batch_sizes=(32, 64, 128),
+            max_queue_delay_us=500,
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> GpuProfile:
+    """Look a profile up by name, with an error that lists the known ones."""
+    try:
+        return PROFILES[name.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown GPU profile '{name}'", hint=f"choose one of: {', '.join(PROFILES)} (see `tritonbuild gpus`)"
+        ) from None

@@ -1,0 +1,54 @@
+"""A small JSON record of how a repository was built, next to the ensemble's config."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+MANIFEST = "tritonbuild.json"
+_PACKAGES = ("tritonbuild", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "tritonclient")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a build, for the record."""
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@dataclass
+class Manifest:
+    """What was built, from what, with what; read back by clients to find the tokenizer and task."""
+
+    name: str
+    task: str
+    model: str
+    model_type: str
+    engine: str
+    gpu: str
+    max_length: int
+    buckets: list[int]
+    max_batch_size: int
+    outputs: list[str]
+    parity_max_abs_diff: float
+    parity_shapes: list[list[int]]
+    versions: dict[str, str] = field(default_factory=package_versions)
+    host: str = field(default_factory=platform.node)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def write(self, path: Path) -> None:
+        """Write as indented JSON."""
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, repo: Path, name: str) -> Manifest:
+        """Read the manifest of ensemble `name` in repository `repo`."""
+        return cls(**json.loads((repo / name / MANIFEST).read_text()))

@@ -1,0 +1,161 @@
+"""Plan a model repository: a pure function from options to typed model configs and file lists."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from builder.errors import ConfigError
+from builder.gpus import GpuProfile
+from builder.modelconfig import (
+    DynamicBatching,
+    EnsembleStep,
+    InstanceGroup,
+    ModelConfigSpec,
+    TensorSpec,
+    check_ensemble,
+)
+from builder.source import ModelInfo
+
+ENGINES = {
+    "python-onnxruntime": "ONNX Runtime inside a Python-backend model (runs in the bundled server)",
+    "onnxruntime": "Triton's onnxruntime_onnx platform (needs the NGC tritonserver container)",
+}
+MAX_TEXT_BYTES = 1_000_000
+
+# A file to place in a model's version folder: (name in the folder, what produces it).
+# Producers: "template:<file>" copies templates/python/<file>; "onnx", "tokenizer", "labels" are artifacts.
+FileEntry = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ModelDirPlan:
+    """One model folder: its config and the files of version 1."""
+
+    config: ModelConfigSpec
+    files: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
+class RepoPlan:
+    """The four model folders of one deployment, ensemble last."""
+
+    name: str
+    engine: str
+    gpu: GpuProfile
+    models: tuple[ModelDirPlan, ...]
+
+    @property
+    def ensemble(self) -> ModelConfigSpec:
+        """The ensemble's config (the public entry point)."""
+        return self.models[-1].config
+
+
+def _fp32(name: str, dims: tuple[int, ...]) -> TensorSpec:
+    return TensorSpec(name, "TYPE_FP32", dims)
+
+
+def _token_tensors() -> tuple[TensorSpec, ...]:
+    return (TensorSpec("input_ids", "TYPE_INT64", (-1,)), TensorSpec("attention_mask", "TYPE_INT64", (-1,)))
+
+
+def _graph_output(info: ModelInfo) -> TensorSpec:
+    width = info.output_width
+    return _fp32(info.task.graph_output, (-1, width) if info.task.graph_output_per_token else (width,))
+
+
+def _post_io(info: ModelInfo) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    graph = _graph_output(info)
+    if info.task.name == "feature-extraction":
+        return (graph, _token_tensors()[1]), (_fp32("EMBEDDING", (info.hidden_size,)),)
+    if info.task.name == "text-classification":
+        return (graph,), (TensorSpec("LABEL", "TYPE_STRING", (1,)), _fp32("PROBS", (len(info.labels),)))
+    return (graph,), (_fp32("LOGITS", (info.vocab_size,)),)
+
+
+def _batcher(gpu: GpuProfile) -> DynamicBatching:
+    return DynamicBatching(gpu.preferred_batch_sizes, gpu.max_queue_delay_us)
+
+
+def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> ModelDirPlan:
+    kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
+    common = {
+        "name": f"{name}_model",
+        "max_batch_size": gpu.max_batch_size,
+        "inputs": _token_tensors(),
+        "outputs": (_graph_output(info),),
+        "dynamic_batching": _batcher(gpu),
+        "instance_groups": (InstanceGroup(gpu.model_instances, kind),),
+    }
+    if engine == "python-onnxruntime":
+        providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
+        spec = ModelConfigSpec(backend="python", parameters=(("providers", providers),), **common)
+        return ModelDirPlan(spec, (("model.py", "template:onnxruntime_model.py"), ("model.onnx", "onnx")))
+    if engine == "onnxruntime":
+        spec = ModelConfigSpec(platform="onnxruntime_onnx", default_model_filename="model.onnx", **common)
+        return ModelDirPlan(spec, (("model.onnx", "onnx"),))
+    raise ConfigError(f"unknown engine '{engine}'", hint=f"choose one of: {', '.join(ENGINES)}")
+
+
+def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> RepoPlan:
+    """Plan tokenizer → model → post → ensemble for `info`; raises ConfigError on any inconsistency."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
+    buckets = gpu.buckets_up_to(info.max_length)
+    tokenizer = ModelDirPlan(
+        ModelConfigSpec(
+            name=f"{name}_tokenizer",
+            backend="python",
+            max_batch_size=gpu.max_batch_size,
+            inputs=(TensorSpec("TEXT", "TYPE_STRING", (1,)),),
+            outputs=_token_tensors(),
+            dynamic_batching=_batcher(gpu),
+            instance_groups=(InstanceGroup(gpu.tokenizer_instances, "KIND_CPU"),),
+            parameters=(
+                ("max_length", str(info.max_length)),
+                ("buckets", ",".join(map(str, buckets))),
+                ("pad_id", str(info.pad_id)),
+                ("max_text_bytes", str(MAX_TEXT_BYTES)),
+            ),
+        ),
+        (("model.py", "template:tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
+    )
+    model = _model_config(info, name, engine, gpu)
+    post_in, post_out = _post_io(info)
+    post_files: tuple[FileEntry, ...] = (("model.py", "template:post_model.py"),)
+    if info.labels:
+        post_files += (("labels.json", "labels"),)
+    post = ModelDirPlan(
+        ModelConfigSpec(
+            name=f"{name}_post",
+            backend="python",
+            max_batch_size=gpu.max_batch_size,
+            inputs=post_in,
+            outputs=post_out,
+            dynamic_batching=_batcher(gpu),
+            instance_groups=(InstanceGroup(1, "KIND_CPU"),),
+            parameters=(("task", info.task.name),),
+        ),
+        post_files,
+    )
+    ensemble = ModelConfigSpec(
+        name=name,
+        platform="ensemble",
+        max_batch_size=gpu.max_batch_size,
+        inputs=(TensorSpec("TEXT", "TYPE_STRING", (1,)),),
+        outputs=post_out,
+        steps=(
+            EnsembleStep(tokenizer.config.name, (("TEXT", "TEXT"),), tuple((t.name, t.name) for t in _token_tensors())),
+            EnsembleStep(
+                model.config.name,
+                tuple((t.name, t.name) for t in _token_tensors()),
+                ((info.task.graph_output, info.task.graph_output),),
+            ),
+            EnsembleStep(
+                post.config.name, tuple((t.name, t.name) for t in post_in), tuple((t.name, t.name) for t in post_out)
+            ),
+        ),
+    )
+    members = {m.config.name: m.config for m in (tokenizer, model, post)}
+    check_ensemble(ensemble, members)
+    return RepoPlan(name, engine, gpu, (tokenizer, model, post, ModelDirPlan(ensemble, ())))

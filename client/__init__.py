@@ -1,0 +1,1 @@
+"""Clients and load generation for Triton text models built by tritonbuild."""

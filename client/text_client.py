@@ -1,0 +1,235 @@
+"""A typed client for tritonbuild ensembles: texts in; embeddings, labels or logits out.
+
+Sync and asyncio variants over gRPC and HTTP share the request building and result decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from tritonclient.utils import InferenceServerException
+
+from builder.errors import UserError
+
+PROTOCOLS = ("grpc", "http")
+Text = str | bytes
+
+
+class ClientError(UserError):
+    """A request failed: the server said no, could not be reached, or timed out."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where and how to reach one model."""
+
+    url: str  # host:port
+    model: str
+    protocol: str = "grpc"
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ClientError(f"unknown protocol '{self.protocol}'", hint="use grpc or http")
+        if self.timeout_s <= 0:
+            raise ClientError("timeout must be positive")
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One text's predicted label and the probability of every label."""
+
+    label: str
+    probs: np.ndarray
+
+
+def text_array(texts: Sequence[Text]) -> np.ndarray:
+    """A [batch, 1] object array of UTF-8 bytes, the ensemble's TEXT input."""
+    if isinstance(texts, str | bytes):
+        raise ClientError("pass a list of texts, not a single string")
+    if not texts:
+        raise ClientError("no texts to send")
+    return np.array([[t.encode() if isinstance(t, str) else t] for t in texts], dtype=object)
+
+
+def _module(protocol: str, aio: bool) -> Any:
+    if protocol == "grpc":
+        import tritonclient.grpc as grpc_module
+        import tritonclient.grpc.aio as grpc_aio
+
+        return grpc_aio if aio else grpc_module
+    import tritonclient.http as http_module
+    import tritonclient.http.aio as http_aio
+
+    return http_aio if aio else http_module
+
+
+def build_inputs(module: Any, texts: Sequence[Text]) -> list[Any]:
+    """The TEXT input for `texts`, for the given tritonclient module."""
+    array = text_array(texts)
+    tensor = module.InferInput("TEXT", list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array)
+    return [tensor]
+
+
+def decode_result(result: Any) -> dict[str, np.ndarray]:
+    """Every output of a tritonclient result, by name."""
+    response = result.get_response()
+    names = (
+        [o["name"] for o in response["outputs"]] if isinstance(response, dict) else [o.name for o in response.outputs]
+    )
+    return {name: result.as_numpy(name) for name in names}
+
+
+def _error(config: ClientConfig, exc: Exception) -> ClientError:
+    if isinstance(exc, InferenceServerException):
+        text = exc.message() or str(exc)
+        if "StatusCode.UNAVAILABLE" in str(exc.status()) or "failed to connect" in text.lower():
+            return ClientError(
+                f"cannot reach Triton at {config.url} ({config.protocol}): {text}",
+                hint="is the server running? (tritonbuild serve)",
+            )
+        if "DEADLINE_EXCEEDED" in str(exc.status()) or "Deadline" in text:
+            return ClientError(f"{config.model}: no answer within {config.timeout_s:g} s")
+        return ClientError(f"{config.model}: {text}")
+    if isinstance(exc, TimeoutError):
+        return ClientError(f"{config.model}: no answer within {config.timeout_s:g} s")
+    return ClientError(
+        f"cannot reach Triton at {config.url} ({config.protocol}): {exc}",
+        hint="is the server running? (tritonbuild serve)",
+    )
+
+
+def classifications(outputs: dict[str, np.ndarray]) -> list[Classification]:
+    """LABEL/PROBS outputs as one Classification per text."""
+    return [
+        Classification(label.decode() if isinstance(label, bytes) else str(label), probs)
+        for label, probs in zip(outputs["LABEL"].reshape(-1), outputs["PROBS"], strict=True)
+    ]
+
+
+class TextClient:
+    """Blocking client; use as a context manager or call close()."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._module = _module(config.protocol, aio=False)
+        if config.protocol == "http":
+            self._client = self._module.InferenceServerClient(
+                config.url, connection_timeout=config.timeout_s, network_timeout=config.timeout_s
+            )
+        else:
+            self._client = self._module.InferenceServerClient(config.url)
+
+    def infer(self, texts: Sequence[Text]) -> dict[str, np.ndarray]:
+        """Send `texts` as one request; every output by name."""
+        inputs = build_inputs(self._module, texts)
+        extra = {"client_timeout": self.config.timeout_s} if self.config.protocol == "grpc" else {}
+        try:
+            return decode_result(self._client.infer(self.config.model, inputs, **extra))
+        except (InferenceServerException, OSError) as exc:
+            raise _error(self.config, exc) from exc
+
+    def embed(self, texts: Sequence[Text]) -> np.ndarray:
+        """L2-normalised sentence embeddings, [len(texts), hidden]."""
+        return self.infer(texts)["EMBEDDING"]
+
+    def classify(self, texts: Sequence[Text]) -> list[Classification]:
+        """Label and label probabilities per text."""
+        return classifications(self.infer(texts))
+
+    def logits(self, texts: Sequence[Text]) -> np.ndarray:
+        """Next-token logits after each text's last token, [len(texts), vocab]."""
+        return self.infer(texts)["LOGITS"]
+
+    def model_statistics(self) -> list[dict[str, Any]]:
+        """Per-model counters from the statistics extension: name, inference_count, execution_count."""
+        try:
+            stats: Any = self._client.get_inference_statistics()
+        except (InferenceServerException, OSError) as exc:
+            raise _error(self.config, exc) from exc
+        if isinstance(stats, dict):
+            return [
+                {
+                    "name": s["name"],
+                    "inference_count": int(s.get("inference_count", 0)),
+                    "execution_count": int(s.get("execution_count", 0)),
+                }
+                for s in stats["model_stats"]
+            ]
+        return [
+            {"name": s.name, "inference_count": s.inference_count, "execution_count": s.execution_count}
+            for s in stats.model_stats
+        ]
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._client.close()
+
+    def __enter__(self) -> TextClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncTextClient:
+    """asyncio client; use as an async context manager or await close()."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._module = _module(config.protocol, aio=True)
+        if config.protocol == "http":
+            self._client = self._module.InferenceServerClient(config.url, conn_timeout=config.timeout_s)
+        else:
+            self._client = self._module.InferenceServerClient(config.url)
+
+    async def infer_inputs(self, inputs: list[Any]) -> dict[str, np.ndarray]:
+        """Send prepared inputs (see build_inputs), so load generators keep encoding off the timed path."""
+        extra = (
+            {"client_timeout": self.config.timeout_s}
+            if self.config.protocol == "grpc"
+            else {"timeout": int(self.config.timeout_s * 1e6)}
+        )
+        try:
+            return decode_result(await self._client.infer(self.config.model, inputs, **extra))
+        except (InferenceServerException, OSError) as exc:
+            raise _error(self.config, exc) from exc
+
+    def prepare(self, texts: Sequence[Text]) -> list[Any]:
+        """Build the request inputs for `texts`."""
+        return build_inputs(self._module, texts)
+
+    async def infer(self, texts: Sequence[Text]) -> dict[str, np.ndarray]:
+        """Send `texts` as one request; every output by name."""
+        return await self.infer_inputs(self.prepare(texts))
+
+    async def embed(self, texts: Sequence[Text]) -> np.ndarray:
+        """L2-normalised sentence embeddings."""
+        return (await self.infer(texts))["EMBEDDING"]
+
+    async def classify(self, texts: Sequence[Text]) -> list[Classification]:
+        """Label and label probabilities per text."""
+        return classifications(await self.infer(texts))
+
+    async def logits(self, texts: Sequence[Text]) -> np.ndarray:
+        """Next-token logits after each text's last token."""
+        return (await self.infer(texts))["LOGITS"]
+
+    async def close(self) -> None:
+        """Release the connection."""
+        await self._client.close()
+
+    async def __aenter__(self) -> AsyncTextClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+"""Python-backend model files; each runs inside tritonserver's Python backend stub."""

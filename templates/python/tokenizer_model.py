@@ -1,0 +1,104 @@
+"""Triton Python-backend tokenizer: TEXT (bytes) → input_ids, attention_mask padded to a length bucket.
+
+Padding to a few fixed lengths lets Triton's dynamic batcher merge requests downstream: it only
+batches requests whose tensors have the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# The bundled server's Python backend stub ignores PYTHONPATH; `tritonbuild serve` passes the site here.
+if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
+    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
+
+import numpy as np
+from tokenizers import Tokenizer
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported by unit tests outside the server
+    pb_utils = None
+
+
+class InputError(ValueError):
+    """A request the client must fix; answered with an error, the server keeps serving."""
+
+
+def decode_texts(items: np.ndarray, max_bytes: int) -> list[str]:
+    """Decode a TYPE_STRING array to str, rejecting empty, oversized and non-UTF-8 items by index."""
+    texts = []
+    for i, raw in enumerate(items.reshape(-1)):
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        if len(data) > max_bytes:
+            raise InputError(f"TEXT[{i}] has {len(data)} bytes; the limit is {max_bytes}")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"TEXT[{i}] is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+            ) from None
+        if not text.strip():
+            raise InputError(f"TEXT[{i}] is empty or whitespace only")
+        texts.append(text)
+    return texts
+
+
+def bucket_for(length: int, buckets: list[int]) -> int:
+    """The smallest bucket that holds `length` tokens (the last bucket is the model maximum)."""
+    for bucket in buckets:
+        if length <= bucket:
+            return bucket
+    return buckets[-1]
+
+
+def pad_to_bucket(ids: list[list[int]], pad_id: int, buckets: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists to one bucketed length; returns (input_ids, attention_mask) as int64."""
+    width = bucket_for(max(len(row) for row in ids), buckets)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, tokens in enumerate(ids):
+        input_ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    return input_ids, mask
+
+
+class TritonPythonModel:
+    """Tokenizes each request on its own so one bad request fails alone."""
+
+    def initialize(self, args: dict) -> None:
+        """Load tokenizer.json and the bucket settings from the model config's parameters."""
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        self.max_length = int(params["max_length"])
+        self.buckets = [int(b) for b in params["buckets"].split(",")]
+        self.pad_id = int(params["pad_id"])
+        self.max_text_bytes = int(params["max_text_bytes"])
+        path = os.path.join(args["model_repository"], args["model_version"], "tokenizer.json")
+        self.tokenizer = Tokenizer.from_file(path)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+
+    def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokenize a request's texts into bucket-padded arrays."""
+        texts = decode_texts(items, self.max_text_bytes)
+        encodings = self.tokenizer.encode_batch(texts)
+        return pad_to_bucket([e.ids for e in encodings], self.pad_id, self.buckets)
+
+    def execute(self, requests: list) -> list:
+        """One response per request, an error response for a bad one."""
+        responses = []
+        for request in requests:
+            try:
+                ids, mask = self.encode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
+            except InputError as exc:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+                continue
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)]
+                )
+            )
+        return responses
