@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -50,7 +51,8 @@ class OnnxFromModel:
             self.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot write to {self.output.parent}: {exc.strerror}") from exc
-        # The exporter prints progress lines and deprecation warnings of transformers internals.
+        # The exporter prints progress lines, optional-op notices and transformers deprecation warnings.
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(

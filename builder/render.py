@@ -10,7 +10,7 @@ from builder import __version__
 from builder.errors import ConfigError
 from builder.modelconfig import ModelConfigSpec, parse_config
 
-_ENV = jinja2.Environment(
+ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(files("templates"))),
     undefined=jinja2.StrictUndefined,  # a forgotten value is an error, never an empty string
     keep_trailing_newline=True,
@@ -29,6 +29,6 @@ def render_config(spec: ModelConfigSpec) -> str:
     """Render `spec` to config.pbtxt text and parse it back through ModelConfig before returning it."""
     for _, value in spec.parameters:
         _check_parameter(value)
-    text = _ENV.get_template("config.pbtxt.j2").render(m=spec, version=__version__)
+    text = ENV.get_template("config.pbtxt.j2").render(m=spec, version=__version__)
     parse_config(text, source=f"{spec.name}/config.pbtxt")
     return text

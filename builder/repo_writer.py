@@ -27,9 +27,14 @@ def check_writable(output: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise OutputError(f"{probe} is not a folder", hint="choose another --output")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {probe}", hint="choose a writable --output or fix its permissions")
+        raise OutputError(f"cannot create {output}: {probe} is not a folder", hint="choose another --output")
+    try:  # a real write: permission bits alone say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {probe}: {exc.strerror}", hint="choose a writable --output or fix its permissions"
+        ) from exc
 
 
 def existing_models(plan: RepoPlan, output: Path) -> list[str]:

@@ -135,6 +135,8 @@ def load_graph_module(info: ModelInfo) -> GraphModule:
     """Load the PyTorch model (FP32, eval mode) wrapped for export and reference runs."""
     import transformers
 
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     auto = getattr(transformers, info.task.auto_class)
     kwargs: dict[str, Any] = {"trust_remote_code": info.trust_remote_code, "dtype": "float32"}
     if info.task.name == "text-classification" and info.arch.pad_with_eos:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: a virtual environment in .venv with everything the project needs.
+# Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+# torch first and pinned: this machine kind keeps a CPU build of 2.13.0 on disk, while an unpinned
+# torch would pull a multi-GB CUDA build. Set TORCH_SPEC to choose another build.
+.venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}"
+"${pip[@]}" -e ".[dev]"
+
+# The bundled tritonserver's Python backend stub links the system's shared libpython of the same version.
+version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if ! ldconfig -p | grep -q "libpython$version.so.1.0"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq "libpython$version" >/dev/null
+  else
+    echo "setup: the Triton Python backend needs libpython$version.so.1.0: install libpython$version" >&2
+    exit 1
+  fi
+fi
+echo "setup: ready (.venv: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

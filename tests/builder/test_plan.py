@@ -1,0 +1,56 @@
+import pytest
+
+from builder.errors import ConfigError
+from builder.gpus import get_profile
+from builder.plan import plan_repository
+from builder.source import inspect_model
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return inspect_model("minilm", "feature-extraction")
+
+
+def test_feature_extraction_plan(minilm):
+    plan = plan_repository(minilm, "emb", "python-onnxruntime", get_profile("cpu"))
+    names = [m.config.name for m in plan.models]
+    assert names == ["emb_tokenizer", "emb_model", "emb_post", "emb"]
+    tokenizer, model, _, ensemble = (m.config for m in plan.models)
+    assert dict(tokenizer.parameters)["buckets"] == "16,32,64,128,256"
+    assert dict(tokenizer.parameters)["max_length"] == "256"
+    assert model.outputs[0].dims == (-1, 384) and model.instance_groups[0].kind == "KIND_CPU"
+    assert [t.name for t in ensemble.outputs] == ["EMBEDDING"] and ensemble.outputs[0].dims == (384,)
+    assert ("model.onnx", "onnx") in plan.models[1].files
+
+
+def test_gpu_profile_shapes_the_plan(minilm):
+    plan = plan_repository(minilm, "emb", "onnxruntime", get_profile("t4"))
+    model = plan.models[1].config
+    assert model.platform == "onnxruntime_onnx" and model.default_model_filename == "model.onnx"
+    assert model.instance_groups[0].kind == "KIND_GPU" and model.instance_groups[0].count == 2
+    assert model.max_batch_size == 64 and model.dynamic_batching.preferred_batch_sizes == (16, 32, 64)
+    assert plan.models[0].config.instance_groups[0].kind == "KIND_CPU"  # tokenizers stay on the CPU
+
+
+def test_classification_and_causal_lm_outputs(tiny_models):
+    cls = inspect_model(str(tiny_models["distilbert"]), "text-classification")
+    plan = plan_repository(cls, "c", "python-onnxruntime", get_profile("cpu"))
+    assert [(t.name, t.dtype, t.dims) for t in plan.ensemble.outputs] == [
+        ("LABEL", "TYPE_STRING", (1,)),
+        ("PROBS", "TYPE_FP32", (3,)),
+    ]
+    assert ("labels.json", "labels") in plan.models[2].files
+    lm = inspect_model(str(tiny_models["gpt2"]), "causal-lm")
+    plan = plan_repository(lm, "g", "python-onnxruntime", get_profile("cpu"))
+    assert [(t.name, t.dims) for t in plan.ensemble.outputs] == [("LOGITS", (lm.vocab_size,))]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x/y", "-lead", "a" * 65])
+def test_invalid_names(minilm, name):
+    with pytest.raises(ConfigError, match="invalid model name"):
+        plan_repository(minilm, name, "python-onnxruntime", get_profile("cpu"))
+
+
+def test_unknown_engine(minilm):
+    with pytest.raises(ConfigError, match="unknown engine"):
+        plan_repository(minilm, "m", "tensorflow", get_profile("cpu"))

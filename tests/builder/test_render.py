@@ -1,0 +1,69 @@
+import os
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from builder import __version__
+from builder.errors import ConfigError
+from builder.gpus import get_profile
+from builder.modelconfig import ModelConfigSpec, TensorSpec, parse_config
+from builder.plan import plan_repository
+from builder.render import ENV, render_config
+from builder.source import inspect_model
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+CASES = {
+    "minilm-cpu": ("minilm", "feature-extraction", "python-onnxruntime", "cpu"),
+    "minilm-t4-ort": ("minilm", "feature-extraction", "onnxruntime", "t4"),
+    "distilbert-cls-cpu": ("distilbert", "text-classification", "python-onnxruntime", "cpu"),
+    "gpt2-lm-h100": ("gpt2", "causal-lm", "python-onnxruntime", "h100"),
+}
+
+
+def _plan(case, tiny_models):
+    source, task, engine, gpu = CASES[case]
+    model = "minilm" if source == "minilm" else str(tiny_models[source])
+    return plan_repository(inspect_model(model, task), "m", engine, get_profile(gpu))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendered_configs_match_golden_files(case, tiny_models):
+    # Regenerate after an intended change with UPDATE_GOLDEN=1, then review the diff.
+    for model in _plan(case, tiny_models).models:
+        text = render_config(model.config).replace(__version__, "VERSION")
+        golden = GOLDEN / f"{case}__{model.config.name}.pbtxt"
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{golden.name} differs"
+        parsed = parse_config(text)
+        assert parsed.name == model.config.name
+        assert [i.name for i in parsed.input] == [t.name for t in model.config.inputs]
+        assert parsed.max_batch_size == model.config.max_batch_size
+
+
+def test_rendered_ensemble_round_trips_through_modelconfig(tiny_models):
+    plan = _plan("minilm-cpu", tiny_models)
+    parsed = parse_config(render_config(plan.ensemble))
+    steps = parsed.ensemble_scheduling.step
+    assert [s.model_name for s in steps] == ["m_tokenizer", "m_model", "m_post"]
+    assert dict(steps[2].input_map) == {"last_hidden_state": "last_hidden_state", "attention_mask": "attention_mask"}
+    assert parsed.platform == "ensemble" and not parsed.HasField("dynamic_batching")
+
+
+def test_templates_refuse_missing_values():
+    with pytest.raises(jinja2.UndefinedError):
+        ENV.get_template("config.pbtxt.j2").render(version="x")
+
+
+def test_parameter_values_cannot_break_the_text_format():
+    spec = ModelConfigSpec(
+        name="m",
+        backend="python",
+        max_batch_size=1,
+        inputs=(TensorSpec("a", "TYPE_FP32", (1,)),),
+        outputs=(TensorSpec("b", "TYPE_FP32", (1,)),),
+        parameters=(("k", 'x" }'),),
+    )
+    with pytest.raises(ConfigError, match="quote"):
+        render_config(spec)

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny test models (generated once), and one real tritonserver for the session."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import make_all
+
+from builder.pipeline import make_repo
+from builder.server import TritonServer
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+# One deployment per architecture and task; all served by one server.
+DEPLOYMENTS = {
+    "minilm": ("minilm", "feature-extraction"),
+    "dbert": ("distilbert", "text-classification"),
+    "gpt2": ("gpt2", "causal-lm"),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, Path]:
+    """model_type → folder of a small local model (bert is the bundled, trained MiniLM)."""
+    from builder.source import resolve_path
+
+    return {"bert": resolve_path("minilm"), **make_all(MODELS_DIR)}
+
+
+def model_path(tiny: dict[str, Path], key: str) -> str:
+    return "minilm" if key == "minilm" else str(tiny[key])
+
+
+@pytest.fixture(scope="session")
+def served_repo(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
+    """A repository with the three deployments, built once through make_repo."""
+    repo = tmp_path_factory.mktemp("served") / "repo"
+    for name, (source, task) in DEPLOYMENTS.items():
+        make_repo(
+            model_path(tiny_models, source),
+            task,
+            name,
+            "python-onnxruntime",
+            "cpu",
+            repo,
+            force=False,
+            trust_remote_code=False,
+            echo=lambda _: None,
+        )
+    return repo
+
+
+@pytest.fixture(scope="session")
+def server(served_repo: Path) -> Iterator[TritonServer]:
+    """The bundled tritonserver on free ports, stopped at the end of the session whatever happens."""
+    with TritonServer(served_repo) as running:
+        yield running
