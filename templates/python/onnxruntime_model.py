@@ -52,6 +52,8 @@ class TritonPythonModel:
             providers[index] = ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
+        # Spinning worker threads would steal the cores that the tokenizer and post-processing stubs share.
+        options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=providers)
 

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from templates.python.tokenizer_model import InputError, bucket_for, decode_texts, pad_to_bucket
+
+BUCKETS = [16, 32, 64, 128, 256]
+
+
+@pytest.mark.parametrize(("length", "bucket"), [(1, 16), (16, 16), (17, 32), (100, 128), (256, 256), (300, 256)])
+def test_bucket_for(length, bucket):
+    assert bucket_for(length, BUCKETS) == bucket
+
+
+def test_pad_to_bucket_pads_right_with_the_pad_id():
+    ids, mask = pad_to_bucket([[5, 6, 7], list(range(1, 21))], pad_id=9, buckets=BUCKETS)
+    assert ids.shape == mask.shape == (2, 32) and ids.dtype == mask.dtype == np.int64
+    assert ids[0, :3].tolist() == [5, 6, 7] and (ids[0, 3:] == 9).all()
+    assert mask[0].sum() == 3 and mask[1].sum() == 20 and mask[1, :20].all()
+
+
+def test_decode_texts_accepts_utf8_and_rejects_bad_items_by_index():
+    items = np.array([["héllo".encode()], [b"world"]], dtype=object)
+    assert decode_texts(items, 100) == ["héllo", "world"]
+    with pytest.raises(InputError, match=r"TEXT\[1\] is empty"):
+        decode_texts(np.array([[b"ok"], [b""]], dtype=object), 100)
+    with pytest.raises(InputError, match=r"TEXT\[0\] is empty or whitespace only"):
+        decode_texts(np.array([[b" \t\n "]], dtype=object), 100)
+    with pytest.raises(InputError, match=r"TEXT\[0\] is not valid UTF-8 \(byte 0xff at offset 2\)"):
+        decode_texts(np.array([[b"ab\xffcd"]], dtype=object), 100)
+    with pytest.raises(InputError, match=r"TEXT\[0\] has 101 bytes; the limit is 100"):
+        decode_texts(np.array([[b"x" * 101]], dtype=object), 100)
