@@ -99,7 +99,8 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
     with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log) as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo("Ctrl-C stops the server")
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a shell's `&`)
+            signal.signal(sig, signal.default_int_handler)
         try:
             while server.is_alive():
                 time.sleep(0.5)

@@ -73,3 +73,43 @@ def test_export_writes_onnx_tokenizer_and_parity(tiny_models, tmp_path):
     parity = json.loads((tmp_path / "parity.json").read_text())
     assert parity["worst"] <= 1e-4 and len(parity["shapes"]) >= 3
     assert (tmp_path / "model.onnx").stat().st_size > 100_000 and (tmp_path / "tokenizer.json").is_file()
+
+
+@pytest.mark.slow
+def test_serve_runs_until_ctrl_c(served_repo):
+    import signal
+    import time
+    import urllib.request
+
+    from builder.server import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    exe = Path(sys.executable).parent / "tritonbuild"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--repo",
+            str(served_repo),
+            "--http-port",
+            ports[0],
+            "--grpc-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "ready" in proc.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/health/ready", timeout=5) as response:
+            assert response.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.5)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/health/ready", timeout=2)
+    finally:
+        proc.kill()
