@@ -1,0 +1,167 @@
+"""Sweep results: one typed record per measured point, appended to a JSON Lines store as it finishes.
+
+The store is the source of truth for resuming a sweep, for reports and for comparisons: a point
+already in the store (same key) is not measured again.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from builder.errors import OutputError
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class ModelTimes:
+    """The server's own breakdown for one model over a point (statistics extension deltas)."""
+
+    inference_count: int
+    execution_count: int
+    queue_us: float  # average per request
+    compute_input_us: float
+    compute_infer_us: float
+    compute_output_us: float
+
+
+@dataclass
+class PointRecord:
+    """One measured point of a sweep, with everything needed to reproduce and compare it."""
+
+    # what was measured (the key)
+    model: str
+    protocol: str  # grpc | http
+    engine: str  # tritonbench | perf_analyzer
+    mode: str  # concurrency | request_rate
+    batch_size: int
+    seq_len: int
+    concurrency: int | None
+    request_rate: float | None  # requests/s, for mode request_rate
+    arrival: str | None  # constant | poisson, for mode request_rate
+    variant: str  # a label for comparisons: fp32, fp16, hybrid, an engine name ...
+    # what came out
+    requests: int
+    errors: int
+    duration_s: float
+    throughput_infer_per_s: float
+    throughput_seq_per_s: float
+    throughput_tokens_per_s: float
+    latency_avg_ms: float
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    stable: bool
+    trials: int
+    server: dict[str, ModelTimes] = field(default_factory=dict)
+    gpu: dict[str, float] = field(default_factory=dict)  # utilization, memory_used_mb, power_w (if a GPU)
+    # where and how
+    host: str = ""
+    timestamp: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Identity of the point: a resumed sweep skips records with the same key."""
+        return point_key(
+            self.model,
+            self.protocol,
+            self.engine,
+            self.mode,
+            self.batch_size,
+            self.seq_len,
+            self.concurrency,
+            self.request_rate,
+            self.arrival,
+            self.variant,
+        )
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PointRecord:
+        """Rebuild a record from its JSON form (unknown keys are ignored, for forward compatibility)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["server"] = {name: ModelTimes(**times) for name, times in values.get("server", {}).items()}
+        return cls(**values)
+
+
+def point_key(
+    model: str,
+    protocol: str,
+    engine: str,
+    mode: str,
+    batch_size: int,
+    seq_len: int,
+    concurrency: int | None,
+    request_rate: float | None,
+    arrival: str | None,
+    variant: str,
+) -> tuple[Any, ...]:
+    """The key of a point, built from its parts (used before a record exists)."""
+    rate = None if request_rate is None else round(float(request_rate), 6)
+    return (model, protocol, engine, mode, batch_size, seq_len, concurrency, rate, arrival, variant)
+
+
+class ResultStore:
+    """Append-only JSON Lines file of PointRecords in a results folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / RESULTS_FILE
+
+    def ensure_writable(self) -> None:
+        """Create the folder and check that the store can be appended to, before any measurement."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a"):
+                pass
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write results to {self.folder}: {exc.strerror}", hint="choose a writable --out"
+            ) from exc
+
+    def append(self, record: PointRecord) -> None:
+        """Append one record and flush it to disk, so an interruption keeps it."""
+        with self.path.open("a") as sink:
+            sink.write(record.to_json() + "\n")
+            sink.flush()
+
+    def load(self) -> list[PointRecord]:
+        """Every complete record; a torn last line (a kill mid-write) is skipped with a warning."""
+        if not self.path.is_file():
+            return []
+        records = []
+        for number, line in enumerate(self.path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(PointRecord.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                warnings.warn(f"{self.path}:{number}: skipped an unreadable record ({exc})", stacklevel=2)
+        return records
+
+    def done_keys(self) -> set[tuple[Any, ...]]:
+        """Keys of the points already measured."""
+        return {r.key for r in self.load()}
+
+
+def load_records(paths: list[Path]) -> list[PointRecord]:
+    """Records from several results folders (or results.jsonl files), in order."""
+    records: list[PointRecord] = []
+    for path in paths:
+        folder = path.parent if path.is_file() else path
+        if not (folder / RESULTS_FILE).is_file():
+            raise OutputError(f"no {RESULTS_FILE} in {folder}", hint="point at the --out folder of a sweep")
+        records += ResultStore(folder).load()
+    return records
