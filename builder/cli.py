@@ -114,9 +114,9 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
 @main.command()
 @click.option("--output", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results/demo"), show_default=True)
-@click.option("--duration", type=float, default=3.0, show_default=True, help="seconds per sweep point")
-def demo(output: Path, results: Path, duration: float) -> None:
+@click.option("--window", type=float, default=1.0, show_default=True, help="seconds per measurement window")
+def demo(output: Path, results: Path, window: float) -> None:
     """Build the bundled MiniLM repository, serve it, query it, run a short sweep, write a report."""
     from builder.demo import run_demo
 
-    run_demo(output, results, duration, echo=click.echo)
+    run_demo(output, results, window, echo=click.echo)

@@ -64,7 +64,7 @@ PROFILES: dict[str, GpuProfile] = {
             model_instances=1,
             tokenizer_instances=1,
             preferred_batch_sizes=(8, 16, 32),
-            max_queue_delay_us=2000,
+            max_queue_delay_us=500,
         ),
         GpuProfile(
             "t4",

@@ -77,6 +77,10 @@ def _batcher(gpu: GpuProfile) -> DynamicBatching:
     return DynamicBatching(gpu.preferred_batch_sizes, gpu.max_queue_delay_us)
 
 
+# Tokenizer and post-processing are cheap: batch whatever is already queued, never wait for more.
+_NO_WAIT = DynamicBatching((), 0)
+
+
 def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> ModelDirPlan:
     kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     common = {
@@ -109,7 +113,7 @@ def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) ->
             max_batch_size=gpu.max_batch_size,
             inputs=(TensorSpec("TEXT", "TYPE_STRING", (1,)),),
             outputs=_token_tensors(),
-            dynamic_batching=_batcher(gpu),
+            dynamic_batching=_NO_WAIT,
             instance_groups=(InstanceGroup(gpu.tokenizer_instances, "KIND_CPU"),),
             parameters=(
                 ("max_length", str(info.max_length)),
@@ -132,7 +136,7 @@ def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) ->
             max_batch_size=gpu.max_batch_size,
             inputs=post_in,
             outputs=post_out,
-            dynamic_batching=_batcher(gpu),
+            dynamic_batching=_NO_WAIT,
             instance_groups=(InstanceGroup(1, "KIND_CPU"),),
             parameters=(("task", info.task.name),),
         ),

@@ -7,35 +7,165 @@ from pathlib import Path
 import click
 
 from builder.cli_util import UserErrorGroup, int_list
-from client.sweep import SweepConfig, markdown_table, run_sweep
+from client.measure import MeasurementConfig
+from client.records import ResultStore
+from client.sweep import SweepConfig, run_sweep
 from client.text_client import PROTOCOLS, ClientConfig
 
 
+def float_list(value: str) -> tuple[float, ...]:
+    """Parse '100,200.5' into positive floats."""
+    try:
+        items = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
+    if not items or any(i <= 0 for i in items):
+        raise click.BadParameter(f"'{value}' needs positive numbers")
+    return items
+
+
 @click.group(cls=UserErrorGroup)
+@click.version_option(package_name="tritonbuild")
 def main() -> None:
-    """Load sweeps against a Triton server serving a tritonbuild ensemble."""
+    """Load sweeps, reports and comparisons for models on a Triton server."""
 
 
 @main.command()
 @click.option("--url", default="127.0.0.1:8001", show_default=True, help="host:port of the gRPC or HTTP endpoint")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
-@click.option("--model", required=True, help="ensemble name (its input is TEXT)")
+@click.option("--model", required=True, help="an ensemble taking TEXT, or a model taking input_ids/attention_mask")
 @click.option("--batch-sizes", default="1", show_default=True, help="comma-separated texts per request")
-@click.option("--concurrency", default="1,4", show_default=True, help="comma-separated requests in flight")
-@click.option("--duration", type=float, default=5.0, show_default=True, help="seconds measured per point")
-@click.option("--warmup", type=float, default=1.0, show_default=True, help="seconds of warm-up per point")
+@click.option("--seq-lens", default="128", show_default=True, help="comma-separated tokens per text")
+@click.option("--concurrency", default=None, help="comma-separated requests in flight (closed loop) [default: 1]")
+@click.option("--request-rate", default=None, help="comma-separated requests/s (open loop), instead of --concurrency")
+@click.option(
+    "--arrival",
+    type=click.Choice(["constant", "poisson"]),
+    default="constant",
+    show_default=True,
+    help="arrival process for --request-rate",
+)
+@click.option("--measurement-interval", type=int, default=2000, show_default=True, help="window length, ms")
+@click.option(
+    "--measurement-request-count",
+    type=int,
+    default=0,
+    help="count windows: at least this many requests per window (0: time windows)",
+)
+@click.option(
+    "--stability-percentage",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="the last windows must agree within ± this % (throughput and latency)",
+)
+@click.option("--stable-windows", type=int, default=3, show_default=True)
+@click.option("--max-trials", type=int, default=10, show_default=True, help="windows before giving up (unstable)")
+@click.option("--warmup", type=float, default=1.0, show_default=True, help="seconds of load before measuring")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="tokenizer.json for exact-length text")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=Path("repo"),
+    show_default=True,
+    help="model repository to find MODEL_tokenizer/1/tokenizer.json in",
+)
+@click.option(
+    "--metrics-url", default=None, help="Prometheus endpoint for GPU metrics, e.g. http://127.0.0.1:8002/metrics"
+)
+@click.option("--variant", default="", help="label for comparisons (fp16, hybrid, an engine ...)")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds per request")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
 def sweep(
-    url: str, protocol: str, model: str, batch_sizes: str, concurrency: str, duration: float, warmup: float, out: Path
+    url: str,
+    protocol: str,
+    model: str,
+    batch_sizes: str,
+    seq_lens: str,
+    concurrency: str | None,
+    request_rate: str | None,
+    arrival: str,
+    measurement_interval: int,
+    measurement_request_count: int,
+    stability_percentage: float,
+    stable_windows: int,
+    max_trials: int,
+    warmup: float,
+    tokenizer: Path | None,
+    repo: Path,
+    metrics_url: str | None,
+    variant: str,
+    timeout: float,
+    out: Path,
+    no_progress: bool,
 ) -> None:
-    """Closed-loop sweep over batch sizes × concurrency; one JSON line per point in OUT/results.jsonl."""
+    """Sweep batch × sequence length × load; one record per point in OUT/results.jsonl; reruns resume."""
+    if concurrency and request_rate:
+        raise click.UsageError("give --concurrency or --request-rate, not both")
+    try:
+        measurement = MeasurementConfig(
+            measurement_interval / 1000,
+            measurement_request_count,
+            stability_percentage,
+            stable_windows,
+            max_trials,
+            warmup,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     config = SweepConfig(
-        ClientConfig(url, model, protocol),
+        ClientConfig(url, model, protocol, timeout),
         int_list(batch_sizes),
-        int_list(concurrency),
-        duration_s=duration,
-        warmup_s=warmup,
+        int_list(seq_lens),
+        concurrency=int_list(concurrency or "1") if not request_rate else (),
+        request_rates=float_list(request_rate) if request_rate else (),
+        arrival=arrival,
+        measurement=measurement,
+        variant=variant,
+        tokenizer=tokenizer,
+        metrics_url=metrics_url,
     )
-    results = run_sweep(config, out, echo=click.echo)
-    click.echo(markdown_table(results))
-    click.echo(f"records: {out / 'results.jsonl'}")
+    store = ResultStore(out)
+    records = run_sweep(config, store, echo=click.echo, repo=repo, progress=not no_progress)
+    for r in records:
+        load = f"c{r.concurrency}" if r.concurrency else f"{r.request_rate:g}/s"
+        click.echo(
+            f"b{r.batch_size:<3} s{r.seq_len:<4} {load:>7}: {r.throughput_seq_per_s:9.1f} seq/s  "
+            f"p50 {r.latency_p50_ms:8.2f} ms  p99 {r.latency_p99_ms:8.2f} ms  errors {r.errors}"
+            f"{'' if r.stable else '  UNSTABLE'}"
+        )
+    click.echo(f"records: {store.path} (tritonbench report {out} --out REPORT_DIR)")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
+@click.option("--baseline", default=None, help="variant the speedup chart divides by (default: the first)")
+def report(results: tuple[Path, ...], out: Path, baseline: str | None) -> None:
+    """CSV, Markdown tables and PNG charts from one or more sweep results folders."""
+    from client.records import load_records
+    from client.report import write_report
+
+    files = write_report(load_records(list(results)), out, baseline=baseline)
+    click.echo(f"wrote {files.csv}, {files.markdown} and {len(files.charts)} charts in {files.folder}")
+    for name, reason in files.skipped.items():
+        click.echo(f"  not drawn: {name}: {reason}")
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--by",
+    type=click.Choice(["variant", "model", "engine", "protocol"]),
+    default="variant",
+    show_default=True,
+    help="what to put side by side",
+)
+@click.option("--baseline", default=None, help="the value the others are divided by (default: the first)")
+def compare(results: tuple[Path, ...], by: str, baseline: str | None) -> None:
+    """Models, variants, engines or protocols side by side at matching points, with ratios."""
+    from client.records import load_records
+    from client.report import compare_table
+
+    click.echo(compare_table(load_records(list(results)), by=by, baseline=baseline))

@@ -1,165 +1,273 @@
-"""A closed-loop load sweep over batch sizes and concurrency levels (kept small; see issue 3 for more)."""
+"""`tritonbench sweep`: batch × sequence length × load, measured like perf_analyzer, stored as it goes."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import platform
-import random
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.errors import OutputError
-from client.stats import summarize_latencies
-from client.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
-from client.texts import sample_texts
+from tqdm import tqdm
 
-RESULTS = "results.jsonl"
+from builder.manifest import package_versions
+from client.inputs import InputError, TextSource, find_tokenizer, load_tokenizer, request_texts, request_tokens
+from client.load import Load, PointRun, run_point
+from client.measure import MeasurementConfig, summarize
+from client.records import PointRecord, ResultStore, point_key
+from client.server_stats import average_gpu, counters, deltas, read_gpu_metrics
+from client.text_client import AsyncTextClient, ClientConfig, ClientError
+
+REQUEST_POOL = 32  # distinct requests per point, cycled; enough that no cache sees one input only
+Echo = Callable[[str], None]
+
+
+class SweepError(ClientError):
+    """A sweep stopped early; finished points are in the store and a rerun resumes."""
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """The grid and the measurement window of one sweep."""
+    """The grid, the measurement rule and where the inputs come from."""
 
     client: ClientConfig
     batch_sizes: tuple[int, ...]
-    concurrency: tuple[int, ...]
-    duration_s: float = 5.0
-    warmup_s: float = 1.0
+    seq_lens: tuple[int, ...]
+    concurrency: tuple[int, ...] = ()
+    request_rates: tuple[float, ...] = ()
+    arrival: str = "constant"
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+    variant: str = ""
+    tokenizer: Path | None = None
+    metrics_url: str | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if bool(self.concurrency) == bool(self.request_rates):
+            raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
+        if self.arrival not in ("constant", "poisson"):
+            raise ClientError(f"unknown arrival process '{self.arrival}'", hint="constant or poisson")
 
-@dataclass
-class PointResult:
-    """One (batch, concurrency) measurement."""
+    @property
+    def mode(self) -> str:
+        """The load mode: "concurrency" or "request_rate"."""
+        return "concurrency" if self.concurrency else "request_rate"
 
-    model: str
-    protocol: str
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point."""
+
     batch_size: int
-    concurrency: int
-    requests: int
-    errors: int
-    duration_s: float
-    throughput_infer_per_s: float
-    throughput_seq_per_s: float
-    latency_avg_ms: float
-    latency_p50_ms: float
-    latency_p90_ms: float
-    latency_p95_ms: float
-    latency_p99_ms: float
-    latency_max_ms: float
-    server_inference_count: int
-    server_execution_count: int
-    host: str
+    seq_len: int
+    concurrency: int | None = None
+    request_rate: float | None = None
 
-
-def model_counts(config: ClientConfig) -> tuple[int, int]:
-    """Inference and execution counts summed over every model the server reports (statistics extension)."""
-    with TextClient(config) as client:
-        entries = client.model_statistics()
-    return (sum(e["inference_count"] for e in entries), sum(e["execution_count"] for e in entries))
-
-
-async def _worker(
-    client: AsyncTextClient,
-    pool: list[list[Any]],
-    start: int,
-    warm_end: float,
-    end: float,
-    latencies: list[float],
-    errors: list[str],
-) -> None:
-    i = start
-    while (now := time.perf_counter()) < end:
-        try:
-            await client.infer_inputs(pool[i % len(pool)])
-        except ClientError as exc:
-            errors.append(str(exc))
-            if "cannot reach" in str(exc):
-                raise
-        else:
-            done = time.perf_counter()
-            if now >= warm_end and done <= end:
-                latencies.append(done - now)
-        i += 1
-
-
-async def measure(config: SweepConfig, batch: int, concurrency: int, texts: list[str]) -> PointResult:
-    """Run `concurrency` closed-loop workers for warm-up + duration; latencies from the window only."""
-    client = AsyncTextClient(config.client)
-    try:
-        pool = [client.prepare(texts[i * batch : (i + 1) * batch]) for i in range(len(texts) // batch)]
-        before = model_counts(config.client)
-        latencies: list[float] = []
-        errors: list[str] = []
-        warm_end = time.perf_counter() + config.warmup_s
-        end = warm_end + config.duration_s
-        await asyncio.gather(
-            *(_worker(client, pool, w * 7, warm_end, end, latencies, errors) for w in range(concurrency))
+    def key(self, config: SweepConfig) -> tuple[Any, ...]:
+        """The store key this point will have."""
+        arrival = config.arrival if self.request_rate is not None else None
+        return point_key(
+            config.client.model,
+            config.client.protocol,
+            "tritonbench",
+            config.mode,
+            self.batch_size,
+            self.seq_len,
+            self.concurrency,
+            self.request_rate,
+            arrival,
+            config.variant,
         )
-        after = model_counts(config.client)
-    finally:
-        await client.close()
-    if not latencies:
-        raise ClientError(
-            f"no request succeeded at batch {batch}, concurrency {concurrency}: "
-            f"{errors[0] if errors else 'no requests completed in the window'}"
-        )
-    count = len(latencies)
-    return PointResult(
-        model=config.client.model,
-        protocol=config.client.protocol,
-        batch_size=batch,
-        concurrency=concurrency,
-        requests=count,
-        errors=len(errors),
-        duration_s=config.duration_s,
-        throughput_infer_per_s=count / config.duration_s,
-        throughput_seq_per_s=count * batch / config.duration_s,
-        server_inference_count=after[0] - before[0],
-        server_execution_count=after[1] - before[1],
-        host=platform.node(),
-        **summarize_latencies(latencies),
+
+
+def plan_points(config: SweepConfig) -> list[Point]:
+    """Every point of the grid, in measuring order (load innermost, so a curve fills in first)."""
+    loads = [(c, None) for c in config.concurrency] or [(None, r) for r in config.request_rates]
+    return [Point(b, s, c, r) for b in config.batch_sizes for s in config.seq_lens for c, r in loads]
+
+
+def estimate_seconds(config: MeasurementConfig, points: int) -> tuple[float, float]:
+    """Fastest and slowest duration of `points` points: settled after N windows, or after max trials."""
+    per_window = config.window_s
+    return (
+        points * (config.warmup_s + per_window * config.stable_windows),
+        points * (config.warmup_s + per_window * config.max_trials),
     )
 
 
-def run_sweep(config: SweepConfig, out: Path, echo: Any = print) -> list[PointResult]:
-    """Measure every grid point, appending each record to out/results.jsonl as soon as it is done."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        sink = (out / RESULTS).open("a")
-    except OSError as exc:
-        raise OutputError(f"cannot write results to {out}: {exc.strerror}", hint="choose a writable --out") from exc
-    rng = random.Random(config.seed)
-    texts = sample_texts(max(config.batch_sizes) * 64, rng)
-    points = [(b, c) for b in config.batch_sizes for c in config.concurrency]
-    results = []
-    with sink:
-        for n, (batch, concurrency) in enumerate(points, 1):
-            result = asyncio.run(measure(config, batch, concurrency, texts))
-            sink.write(json.dumps(asdict(result)) + "\n")
-            sink.flush()
-            results.append(result)
-            echo(
-                f"[{n}/{len(points)}] batch {batch:>3} × concurrency {concurrency:>3}: "
-                f"{result.throughput_seq_per_s:8.1f} seq/s, p50 {result.latency_p50_ms:7.2f} ms, "
-                f"p99 {result.latency_p99_ms:7.2f} ms, errors {result.errors}"
-            )
-    return results
+@dataclass(frozen=True)
+class Target:
+    """What the server says about the model: how to feed it and its limits."""
+
+    text_input: bool  # an ensemble taking TEXT, or a bare model taking token ids
+    max_batch_size: int
+    max_length: int | None  # from the tokenizer step's parameters, when there is one
 
 
-def markdown_table(results: list[PointResult]) -> str:
-    """The sweep as a Markdown table."""
-    lines = [
-        "| model | protocol | batch | concurrency | infer/s | seq/s | p50 ms | p90 ms | p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r.model} | {r.protocol} | {r.batch_size} | {r.concurrency} | {r.throughput_infer_per_s:.1f} | "
-        f"{r.throughput_seq_per_s:.1f} | {r.latency_p50_ms:.2f} | {r.latency_p90_ms:.2f} | "
-        f"{r.latency_p99_ms:.2f} | {r.errors} |"
-        for r in results
-    ]
-    return "\n".join(lines) + "\n"
+async def discover(client: AsyncTextClient, model: str) -> Target:
+    """Read the model's config (and its tokenizer step's) to choose inputs and check limits."""
+    config = await client.model_config(model)
+    inputs = {i["name"] for i in config.get("input", [])}
+    if inputs == {"TEXT"}:
+        text_input = True
+    elif {"input_ids", "attention_mask"} <= inputs:
+        text_input = False
+    else:
+        raise InputError(
+            f"model {model} has inputs {sorted(inputs)}",
+            hint="tritonbench feeds TEXT (a tritonbuild ensemble) or input_ids + attention_mask",
+        )
+    max_length = None
+    for step in config.get("ensemble_scheduling", {}).get("step", []):
+        step_config = await client.model_config(step["model_name"])
+        params = step_config.get("parameters", {})
+        if "max_length" in params:
+            max_length = int(params["max_length"]["string_value"])
+    return Target(text_input, int(config.get("max_batch_size", 0)), max_length)
+
+
+def check_point(point: Point, target: Target, model: str) -> None:
+    """Refuse shapes the model cannot take, before any load is sent."""
+    if target.max_batch_size and point.batch_size > target.max_batch_size:
+        raise InputError(f"batch size {point.batch_size} exceeds max_batch_size {target.max_batch_size} of {model}")
+    if target.max_length and point.seq_len > target.max_length:
+        raise InputError(f"sequence length {point.seq_len} exceeds the {target.max_length} tokens {model} accepts")
+
+
+class Sweeper:
+    """Measures points against one server with one client; inputs are built off the timed path."""
+
+    def __init__(self, config: SweepConfig, tokenizer_path: Path | None) -> None:
+        self.config = config
+        self.tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
+        self._texts = TextSource(self.tokenizer) if self.tokenizer else None
+
+    def _requests(self, client: AsyncTextClient, target: Target, point: Point) -> list[list[Any]]:
+        seed = self.config.seed + point.seq_len
+        if target.text_input:
+            if self._texts is None:
+                raise InputError(
+                    f"{self.config.client.model} takes TEXT: sweeping a sequence length needs its tokenizer",
+                    hint="pass --tokenizer (tokenizer.json) or --repo (the model repository)",
+                )
+            batches = request_texts(self._texts, point.batch_size, point.seq_len, REQUEST_POOL, seed)
+            return [client.prepare(b) for b in batches]
+        arrays = request_tokens(self.tokenizer, point.batch_size, point.seq_len, REQUEST_POOL, seed)
+        return [client.prepare_arrays(a) for a in arrays]
+
+    async def _sample(self, client: AsyncTextClient) -> dict[str, Any]:
+        stats = counters(await client.statistics())
+        gpu = await asyncio.to_thread(read_gpu_metrics, self.config.metrics_url)
+        return {"stats": stats, "gpu": gpu}
+
+    async def discover(self) -> Target:
+        """Ask the server about the model once, before the sweep starts."""
+        async with AsyncTextClient(self.config.client) as client:
+            return await discover(client, self.config.client.model)
+
+    async def measure(self, point: Point, target: Target) -> PointRecord:
+        """Measure one point end to end and return its record."""
+        async with AsyncTextClient(self.config.client) as client:
+            pool = self._requests(client, target, point)
+
+            async def send(index: int) -> None:
+                await client.infer_inputs(pool[index % len(pool)])
+
+            load = Load(point.concurrency, point.request_rate, self.config.arrival, self.config.seed)
+            run = await run_point(send, load, self.config.measurement, lambda: self._sample(client))
+        return self.record(point, run)
+
+    def record(self, point: Point, run: PointRun) -> PointRecord:
+        """Turn a finished run into the stored record."""
+        m = self.config.measurement
+        try:
+            summary = summarize(run.windows, m)
+        except ValueError:
+            raise ClientError(
+                f"no request succeeded at batch {point.batch_size}, length {point.seq_len}: "
+                f"{run.first_error or 'nothing finished in the window'}"
+            ) from None
+        n = min(m.stable_windows, len(run.windows))
+        first, last = run.snapshots[-n - 1], run.snapshots[-1]
+        seq_per_s = summary.throughput_infer_per_s * point.batch_size
+        c = self.config
+        return PointRecord(
+            model=c.client.model,
+            protocol=c.client.protocol,
+            engine="tritonbench",
+            mode=c.mode,
+            batch_size=point.batch_size,
+            seq_len=point.seq_len,
+            concurrency=point.concurrency,
+            request_rate=point.request_rate,
+            arrival=c.arrival if point.request_rate is not None else None,
+            variant=c.variant,
+            requests=summary.requests,
+            errors=summary.errors,
+            duration_s=summary.duration_s,
+            throughput_infer_per_s=summary.throughput_infer_per_s,
+            throughput_seq_per_s=seq_per_s,
+            throughput_tokens_per_s=seq_per_s * point.seq_len,
+            stable=run.stable,
+            trials=len(run.windows),
+            server=deltas(first["stats"], last["stats"]),
+            gpu=average_gpu([s["gpu"] for s in run.snapshots[-n:]]),
+            host=platform.node(),
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions=package_versions(),
+            settings={
+                "window_s": m.window_s,
+                "window_requests": m.window_requests,
+                "stability_pct": m.stability_pct,
+                "stable_windows": m.stable_windows,
+                "max_trials": m.max_trials,
+                "warmup_s": m.warmup_s,
+                "url": c.client.url,
+            },
+            **{k: v for k, v in summary.latency.items()},
+        )
+
+
+def run_sweep(
+    config: SweepConfig, store: ResultStore, echo: Echo, repo: Path | None = None, progress: bool = True
+) -> list[PointRecord]:
+    """Measure every point not yet in `store`, appending each record as soon as it is measured."""
+    store.ensure_writable()
+    points = plan_points(config)
+    done = store.done_keys()
+    todo = [p for p in points if p.key(config) not in done]
+    fast, slow = estimate_seconds(config.measurement, len(todo))
+    sweeper = Sweeper(config, find_tokenizer(config.client.model, config.tokenizer, repo))
+    target = asyncio.run(sweeper.discover())
+    for point in todo:  # impossible shapes fail now, not halfway through the grid
+        check_point(point, target, config.client.model)
+    echo(
+        f"{len(points)} points, {len(points) - len(todo)} already in {store.path} (skipped); "
+        f"{len(todo)} to measure, about {fast / 60:.1f}–{slow / 60:.1f} min"
+    )
+    records: list[PointRecord] = []
+    bar = tqdm(todo, unit="point", disable=not progress or not todo)
+    for point in bar:
+        bar.set_description(
+            f"b{point.batch_size} s{point.seq_len} "
+            f"{'c' + str(point.concurrency) if point.concurrency else 'r' + str(point.request_rate)}"
+        )
+        try:
+            record = asyncio.run(sweeper.measure(point, target))
+        except ClientError as exc:
+            if records or done:
+                raise SweepError(
+                    f"{exc.message}\n{len(records)} new point(s) of this run are saved in {store.path}",
+                    hint="fix the cause and run the same command again: finished points are skipped",
+                ) from exc
+            raise
+        store.append(record)
+        records.append(record)
+        bar.set_postfix_str(
+            f"{record.throughput_seq_per_s:.0f} seq/s p50 {record.latency_p50_ms:.1f} ms"
+            f"{'' if record.stable else ' UNSTABLE'}"
+        )
+    bar.close()
+    return records

@@ -76,6 +76,18 @@ def build_inputs(module: Any, texts: Sequence[Text]) -> list[Any]:
     return [tensor]
 
 
+def build_array_inputs(module: Any, arrays: dict[str, np.ndarray]) -> list[Any]:
+    """Inputs for a bare model from named arrays (INT64 token ids and masks, for example)."""
+    from tritonclient.utils import np_to_triton_dtype
+
+    tensors = []
+    for name, array in arrays.items():
+        tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
+
+
 def decode_result(result: Any) -> dict[str, np.ndarray]:
     """Every output of a tritonclient result, by name."""
     response = result.get_response()
@@ -205,6 +217,26 @@ class AsyncTextClient:
     def prepare(self, texts: Sequence[Text]) -> list[Any]:
         """Build the request inputs for `texts`."""
         return build_inputs(self._module, texts)
+
+    def prepare_arrays(self, arrays: dict[str, np.ndarray]) -> list[Any]:
+        """Build request inputs from named arrays, for bare models."""
+        return build_array_inputs(self._module, arrays)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        extra = {"as_json": True} if self.config.protocol == "grpc" else {}
+        try:
+            return await getattr(self._client, method)(*args, **extra)
+        except (InferenceServerException, OSError) as exc:
+            raise _error(self.config, exc) from exc
+
+    async def statistics(self) -> dict[str, Any]:
+        """The statistics extension's report for every model, as JSON-style dicts."""
+        return dict(await self._call("get_inference_statistics"))
+
+    async def model_config(self, name: str) -> dict[str, Any]:
+        """A model's configuration as a JSON-style dict (without gRPC's wrapper)."""
+        config = dict(await self._call("get_model_config", name))
+        return dict(config.get("config", config))
 
     async def infer(self, texts: Sequence[Text]) -> dict[str, np.ndarray]:
         """Send `texts` as one request; every output by name."""

@@ -1,25 +1,127 @@
+"""Sweeps against the real bundled server."""
+
+from __future__ import annotations
+
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from client.sweep import SweepConfig, markdown_table, run_sweep
+from builder.server import TritonServer
+from client.cli import main
+from client.measure import MeasurementConfig
+from client.records import ResultStore
+from client.sweep import SweepConfig, plan_points, run_sweep
 from client.text_client import ClientConfig
 
 pytestmark = pytest.mark.slow
+FAST = MeasurementConfig(window_s=0.5, stability_pct=50, stable_windows=2, max_trials=4, warmup_s=0.2)
 
 
-def test_a_short_sweep_writes_one_record_per_point(server, tmp_path):
-    config = SweepConfig(
-        ClientConfig(server.grpc_url, "minilm"), batch_sizes=(1, 4), concurrency=(2,), duration_s=1.0, warmup_s=0.3
-    )
-    results = run_sweep(config, tmp_path, echo=lambda _: None)
-    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert [(r["batch_size"], r["concurrency"]) for r in records] == [(1, 2), (4, 2)]
-    for record in records:
-        assert record["requests"] > 0 and record["errors"] == 0
-        assert record["throughput_seq_per_s"] == pytest.approx(record["throughput_infer_per_s"] * record["batch_size"])
-        assert 0 < record["latency_p50_ms"] <= record["latency_p90_ms"] <= record["latency_p99_ms"]
-        assert record["latency_p99_ms"] <= record["latency_max_ms"]
-        # every composing model and the ensemble count each request: at least 4 inferences per request
-        assert record["server_inference_count"] >= 4 * record["requests"]
-    assert "| minilm | grpc | 4 | 2 |" in markdown_table(results)
+def _config(server, model="minilm", **kw) -> SweepConfig:
+    base = {"batch_sizes": (1, 2), "seq_lens": (16,), "concurrency": (1, 2), "measurement": FAST}
+    return SweepConfig(ClientConfig(server.grpc_url, model), **{**base, **kw})
+
+
+def test_sweep_records_every_point_with_the_servers_breakdown(server, served_repo, tmp_path):
+    store = ResultStore(tmp_path)
+    records = run_sweep(_config(server), store, echo=lambda _: None, repo=served_repo, progress=False)
+    stored = store.load()
+    assert [(r.batch_size, r.concurrency) for r in stored] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [r.to_json() for r in records] == [r.to_json() for r in stored]
+    for r in stored:
+        assert r.engine == "tritonbench" and r.mode == "concurrency" and r.errors == 0 and r.requests > 0
+        assert r.throughput_seq_per_s == pytest.approx(r.throughput_infer_per_s * r.batch_size)
+        assert r.throughput_tokens_per_s == pytest.approx(r.throughput_seq_per_s * 16)
+        assert 0 < r.latency_p50_ms <= r.latency_p90_ms <= r.latency_p95_ms <= r.latency_p99_ms <= r.latency_max_ms
+        assert set(r.server) >= {"minilm", "minilm_tokenizer", "minilm_model", "minilm_post"}
+        assert r.server["minilm_model"].compute_infer_us > 0
+        assert r.trials >= 2 and isinstance(r.stable, bool) and r.versions["tritonclient"]
+        assert r.gpu == {}  # no GPU on this machine
+
+
+def test_bare_model_and_request_rate(server, served_repo, tmp_path):
+    config = _config(server, "minilm_model", concurrency=(), request_rates=(20.0,), arrival="poisson",
+                     batch_sizes=(2,))
+    (record,) = run_sweep(config, ResultStore(tmp_path), echo=lambda _: None, repo=served_repo, progress=False)
+    assert record.mode == "request_rate" and record.request_rate == 20.0 and record.arrival == "poisson"
+    assert record.concurrency is None and record.requests > 0
+    assert set(record.server) == {"minilm_model"}
+
+
+def test_a_rerun_resumes_and_measures_only_new_points(server, served_repo, tmp_path):
+    store = ResultStore(tmp_path)
+    first = run_sweep(_config(server, batch_sizes=(1,)), store, echo=lambda _: None, repo=served_repo,
+                      progress=False)
+    lines: list[str] = []
+    again = run_sweep(_config(server, batch_sizes=(1,)), store, echo=lines.append, repo=served_repo, progress=False)
+    assert again == [] and "2 already in" in lines[0]
+    more = run_sweep(_config(server, batch_sizes=(1, 2)), store, echo=lambda _: None, repo=served_repo,
+                     progress=False)
+    assert [(r.batch_size, r.concurrency) for r in more] == [(2, 1), (2, 2)]
+    assert len(store.load()) == len(first) + 2
+
+
+def test_killing_the_server_mid_sweep_keeps_earlier_points(served_repo, tmp_path):
+    out = tmp_path / "out"
+    with TritonServer(served_repo) as victim:
+        exe = Path(sys.executable).parent / "tritonbench"
+        proc = subprocess.Popen(
+            [str(exe), "sweep", "--url", victim.grpc_url, "--model", "minilm", "--batch-sizes", "1,2,4,8",
+             "--seq-lens", "16", "--concurrency", "1", "--measurement-interval", "500", "--stable-windows", "2",
+             "--max-trials", "3", "--warmup", "0.2", "--repo", str(served_repo), "--out", str(out), "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ResultStore(out).load():
+            time.sleep(0.1)
+        victim.stop()
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert "saved in" in output and "run the same command again" in output
+    assert "Traceback" not in output
+    records = ResultStore(out).load()
+    assert 1 <= len(records) < 4 and records[0].batch_size == 1
+
+
+def test_a_torn_last_line_is_skipped(tmp_path, server, served_repo):
+    store = ResultStore(tmp_path)
+    run_sweep(_config(server, batch_sizes=(1,), concurrency=(1,)), store, echo=lambda _: None, repo=served_repo,
+              progress=False)
+    with store.path.open("a") as f:
+        f.write('{"model": "minilm", "batch_')  # a kill mid-write
+    with pytest.warns(UserWarning, match="unreadable record"):
+        assert len(store.load()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nope"], "unknown model"),
+        (["--model", "minilm", "--batch-sizes", "64"], "batch size 64 exceeds max_batch_size 32"),
+        (["--model", "minilm", "--seq-lens", "512"], "sequence length 512 exceeds the 256 tokens"),
+        (["--model", "minilm", "--tokenizer", "/nonexistent.json"], "no tokenizer.json"),
+    ],
+)
+def test_clear_errors_before_any_load(server, served_repo, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["sweep", "--url", server.grpc_url, "--repo", str(served_repo),
+                                       "--out", str(tmp_path), "--no-progress", *args])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert ResultStore(tmp_path).load() == []
+
+
+def test_text_model_without_tokenizer_says_how_to_fix(server, tmp_path):
+    result = CliRunner().invoke(main, ["sweep", "--url", server.grpc_url, "--model", "minilm", "--repo",
+                                       str(tmp_path), "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 1 and "--tokenizer" in result.output
+
+
+def test_grid_order():
+    config = SweepConfig(ClientConfig("h:1", "m"), (1, 8), (32, 128), concurrency=(1, 4))
+    assert [(p.batch_size, p.seq_len, p.concurrency) for p in plan_points(config)][:3] == [
+        (1, 32, 1), (1, 32, 4), (1, 128, 1)]
+    assert len(plan_points(config)) == 8
+    assert json.loads(json.dumps(list(plan_points(config)[0].key(config))))[0] == "m"

@@ -1,0 +1,52 @@
+import random
+
+import pytest
+
+from client.inputs import InputError, TextSource, find_tokenizer, load_tokenizer, request_texts, request_tokens
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    from builder.source import resolve_path
+
+    return load_tokenizer(resolve_path("minilm"))
+
+
+@pytest.mark.parametrize("seq_len", [3, 8, 32, 128, 256])
+def test_texts_have_exactly_the_requested_token_count(minilm_tokenizer, seq_len):
+    batches = request_texts(TextSource(minilm_tokenizer), batch=4, seq_len=seq_len, requests=3, seed=seq_len)
+    assert len(batches) == 3 and all(len(b) == 4 for b in batches)
+    for text in (t for b in batches for t in b):
+        assert len(minilm_tokenizer.encode(text).ids) == seq_len
+        assert sum(c.isalpha() for c in text) > len(text) / 3  # prose, not random characters
+
+
+def test_gpt2_byte_level_tokenizer_too(tiny_models):
+    tokenizer = load_tokenizer(tiny_models["gpt2"])
+    source = TextSource(tokenizer)
+    for seq_len in (1, 16, 100):
+        assert len(tokenizer.encode(source.text_of_length(seq_len, random.Random(0))).ids) == seq_len
+
+
+def test_too_short_for_the_special_tokens(minilm_tokenizer):
+    with pytest.raises(InputError, match="special tokens"):
+        TextSource(minilm_tokenizer).text_of_length(2, random.Random(0))
+
+
+def test_token_inputs_are_valid_ids(minilm_tokenizer):
+    arrays = request_tokens(minilm_tokenizer, 2, 16, 3, seed=0)
+    assert arrays[0]["input_ids"].shape == (2, 16) and arrays[0]["attention_mask"].all()
+    assert arrays[0]["input_ids"][:, 0].tolist() == [101, 101]  # [CLS]: real tokenization
+    blind = request_tokens(None, 2, 16, 1, seed=0)[0]["input_ids"]
+    assert blind.max() < 1000 and blind.dtype.name == "int64"
+
+
+def test_find_tokenizer_in_a_repository(tmp_path):
+    path = tmp_path / "m_tokenizer" / "1" / "tokenizer.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{}")
+    assert find_tokenizer("m", None, tmp_path) == path
+    assert find_tokenizer("m_model", None, tmp_path) == path
+    assert find_tokenizer("x", None, tmp_path) is None
+    with pytest.raises(InputError, match="no tokenizer.json"):
+        load_tokenizer(tmp_path / "nowhere")
