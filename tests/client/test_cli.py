@@ -7,7 +7,7 @@ from client.cli import main
 def test_sweep_against_nothing_is_a_clear_error(tmp_path):
     url = f"127.0.0.1:{free_port()}"
     result = CliRunner().invoke(
-        main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path), "--duration", "1"]
+        main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path), "--measurement-interval", "500"]
     )
     assert result.exit_code == 1
     assert "cannot reach Triton" in result.output and "Traceback" not in result.output
@@ -21,3 +21,50 @@ def test_sweep_with_unwritable_output(tmp_path):
 def test_bad_lists_are_usage_errors():
     result = CliRunner().invoke(main, ["sweep", "--model", "m", "--batch-sizes", "1,x"])
     assert result.exit_code == 2 and "comma-separated" in result.output
+
+
+def test_report_and_compare_commands_on_stored_records(tmp_path):
+    from client.records import ModelTimes, PointRecord, ResultStore
+
+    store = ResultStore(tmp_path / "results")
+    store.ensure_writable()
+    for variant, speed in (("fp32", 100.0), ("fp16", 180.0)):
+        for concurrency in (1, 2, 4):
+            store.append(
+                PointRecord(
+                    model="m",
+                    protocol="grpc",
+                    engine="tritonbench",
+                    mode="concurrency",
+                    batch_size=1,
+                    seq_len=32,
+                    concurrency=concurrency,
+                    request_rate=None,
+                    arrival=None,
+                    variant=variant,
+                    requests=100,
+                    errors=0,
+                    duration_s=1.0,
+                    throughput_infer_per_s=speed * concurrency,
+                    throughput_seq_per_s=speed * concurrency,
+                    throughput_tokens_per_s=speed * concurrency * 32,
+                    latency_avg_ms=10.0,
+                    latency_p50_ms=9.0,
+                    latency_p90_ms=12.0,
+                    latency_p95_ms=13.0,
+                    latency_p99_ms=15.0 * concurrency,
+                    latency_max_ms=40.0,
+                    stable=True,
+                    trials=3,
+                    server={"m": ModelTimes(100, 50, 10.0, 1.0, 900.0, 2.0)},
+                )
+            )
+    result = CliRunner().invoke(
+        main, ["report", str(tmp_path / "results"), "--out", str(tmp_path / "report"), "--baseline", "fp32"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report" / "report.md").is_file() and list((tmp_path / "report").glob("*.png"))
+    compared = CliRunner().invoke(main, ["compare", str(tmp_path / "results"), "--baseline", "fp32"])
+    assert compared.exit_code == 0 and "1.80" in compared.output
+    missing = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert missing.exit_code == 1 and "no results.jsonl" in missing.output
