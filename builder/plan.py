@@ -51,6 +51,11 @@ class RepoPlan:
         return self.models[-1].config
 
 
+def _python_files(model_file: str) -> tuple[FileEntry, ...]:
+    """model.py from the named template, with the helper module every Python-backend model imports."""
+    return (("model.py", f"template:{model_file}"), ("tritonbuild_backend.py", "template:tritonbuild_backend.py"))
+
+
 def _fp32(name: str, dims: tuple[int, ...]) -> TensorSpec:
     return TensorSpec(name, "TYPE_FP32", dims)
 
@@ -94,7 +99,7 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> M
     if engine == "python-onnxruntime":
         providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
         spec = ModelConfigSpec(backend="python", parameters=(("providers", providers),), **common)
-        return ModelDirPlan(spec, (("model.py", "template:onnxruntime_model.py"), ("model.onnx", "onnx")))
+        return ModelDirPlan(spec, (*_python_files("onnxruntime_model.py"), ("model.onnx", "onnx")))
     if engine == "onnxruntime":
         spec = ModelConfigSpec(platform="onnxruntime_onnx", default_model_filename="model.onnx", **common)
         return ModelDirPlan(spec, (("model.onnx", "onnx"),))
@@ -122,11 +127,11 @@ def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) ->
                 ("max_text_bytes", str(MAX_TEXT_BYTES)),
             ),
         ),
-        (("model.py", "template:tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
+        (*_python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
     )
     model = _model_config(info, name, engine, gpu)
     post_in, post_out = _post_io(info)
-    post_files: tuple[FileEntry, ...] = (("model.py", "template:post_model.py"),)
+    post_files = _python_files("post_model.py")
     if info.labels:
         post_files += (("labels.json", "labels"),)
     post = ModelDirPlan(

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The Python-backend model files import their helper module the way the server does: from their own folder.
+sys.path.insert(0, str(Path(__file__).parents[1] / "templates" / "python"))
 
 from tiny_models import make_all
 

@@ -6,21 +6,13 @@ run as one ONNX Runtime call, then split back per request.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
-# The bundled server's Python backend stub ignores PYTHONPATH; `tritonbuild serve` passes the site here.
-if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
-    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
-
+# isort: off
+import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 import numpy as np
 import onnxruntime as ort
+# isort: on
 
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported by unit tests outside the server
-    pb_utils = None
+pb_utils = tb.pb_utils
 
 
 def group_by_length(shapes: list[tuple[int, int]]) -> dict[int, list[int]]:
@@ -41,9 +33,8 @@ class TritonPythonModel:
 
     def initialize(self, args: dict) -> None:
         """Open the session with the configured providers that this ONNX Runtime build has."""
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config["parameters"].items()}
-        self.output_name = config["output"][0]["name"]
+        params = tb.params(args)
+        self.output_name = tb.output_names(args)[0]
         wanted = params.get("providers", "CPUExecutionProvider").split(",")
         available = set(ort.get_available_providers())
         providers: list = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
@@ -54,7 +45,7 @@ class TritonPythonModel:
         options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
         # Spinning worker threads would steal the cores that the tokenizer and post-processing stubs share.
         options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "0"))
-        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        path = tb.version_file(args, "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=providers)
 
     def run(self, ids: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
@@ -85,5 +76,5 @@ class TritonPythonModel:
             ids.append(a)
             masks.append(m)
         for n, out in zip(good, self.run(ids, masks), strict=True):
-            responses[n] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.output_name, out)])
+            responses[n] = pb_utils.InferenceResponse(output_tensors=[tb.output_tensor(self.output_name, out)])
         return responses

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
-# The bundled server's Python backend stub ignores PYTHONPATH; `tritonbuild serve` passes the site here.
-if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
-    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
-
+# isort: off
+import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 import numpy as np
+# isort: on
 
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported by unit tests outside the server
-    pb_utils = None
+pb_utils = tb.pb_utils
 
 
 def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -38,26 +30,21 @@ class TritonPythonModel:
 
     def initialize(self, args: dict) -> None:
         """Read the task and, for classification, the label names."""
-        config = json.loads(args["model_config"])
-        self.task = config["parameters"]["task"]["string_value"]
-        self.labels: list[str] = []
-        labels_path = os.path.join(args["model_repository"], args["model_version"], "labels.json")
-        if os.path.exists(labels_path):
-            with open(labels_path) as f:
-                self.labels = json.load(f)
+        self.task = tb.params(args)["task"]
+        self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
 
     def outputs(self, request: object) -> list:
         """The public output tensors for one request."""
         if self.task == "feature-extraction":
             hidden = pb_utils.get_input_tensor_by_name(request, "last_hidden_state").as_numpy()
             mask = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
-            return [pb_utils.Tensor("EMBEDDING", mean_pool_normalize(hidden, mask))]
+            return [tb.output_tensor("EMBEDDING", mean_pool_normalize(hidden, mask))]
         logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
         if self.task == "text-classification":
             probs = softmax(logits)
             names = np.array([[self.labels[i].encode()] for i in probs.argmax(axis=1)], dtype=object)
-            return [pb_utils.Tensor("LABEL", names), pb_utils.Tensor("PROBS", probs)]
-        return [pb_utils.Tensor("LOGITS", np.ascontiguousarray(logits, dtype=np.float32))]
+            return [pb_utils.Tensor("LABEL", names), tb.output_tensor("PROBS", probs)]
+        return [tb.output_tensor("LOGITS", logits.astype(np.float32))]
 
     def execute(self, requests: list) -> list:
         """One response per request."""

@@ -6,21 +6,13 @@ batches requests whose tensors have the same shape.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
-# The bundled server's Python backend stub ignores PYTHONPATH; `tritonbuild serve` passes the site here.
-if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
-    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
-
+# isort: off
+import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 import numpy as np
 from tokenizers import Tokenizer
+# isort: on
 
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported by unit tests outside the server
-    pb_utils = None
+pb_utils = tb.pb_utils
 
 
 class InputError(ValueError):
@@ -70,13 +62,12 @@ class TritonPythonModel:
 
     def initialize(self, args: dict) -> None:
         """Load tokenizer.json and the bucket settings from the model config's parameters."""
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config["parameters"].items()}
+        params = tb.params(args)
         self.max_length = int(params["max_length"])
         self.buckets = [int(b) for b in params["buckets"].split(",")]
         self.pad_id = int(params["pad_id"])
         self.max_text_bytes = int(params["max_text_bytes"])
-        path = os.path.join(args["model_repository"], args["model_version"], "tokenizer.json")
+        path = tb.version_file(args, "tokenizer.json")
         self.tokenizer = Tokenizer.from_file(path)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
@@ -98,7 +89,7 @@ class TritonPythonModel:
                 continue
             responses.append(
                 pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)]
+                    output_tensors=[tb.output_tensor("input_ids", ids), tb.output_tensor("attention_mask", mask)]
                 )
             )
         return responses

@@ -1,0 +1,64 @@
+"""Shared by the Python-backend models that tritonbuild writes; copied next to each model.py.
+
+Import it before numpy: the bundled server's backend stub ignores PYTHONPATH, so `tritonbuild serve`
+names the site-packages to use in TRITONBUILD_SITE_PACKAGES and this module puts them first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
+    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
+
+import numpy as np
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported by unit tests outside the server
+    pb_utils = None
+
+# The Python backend stub of Triton 2.51 was built against numpy 1.x: numpy 2 arrays passed to
+# pb_utils.Tensor arrive as empty tensors (seen on a GPU host), while DLPack from torch works.
+_DLPACK = int(np.__version__.split(".")[0]) >= 2
+
+
+def params(args: dict) -> dict[str, str]:
+    """The string parameters of the model's config.pbtxt."""
+    return {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
+
+
+def output_names(args: dict) -> list[str]:
+    """Names of the model's outputs, in config order."""
+    return [o["name"] for o in json.loads(args["model_config"])["output"]]
+
+
+def read_json(args: dict, name: str, default: object) -> object:
+    """A JSON file from the version folder, or `default` when there is none."""
+    path = version_file(args, name)
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def version_file(args: dict, name: str) -> str:
+    """Path of a file in the model's version folder."""
+    return os.path.join(args["model_repository"], args["model_version"], name)
+
+
+def output_tensor(name: str, array: object) -> object:
+    """A numeric output tensor from a numpy array or a torch tensor, whatever numpy the stub runs with."""
+    if hasattr(array, "__torch_function__"):  # a torch tensor: hand it over without a copy
+        from torch.utils.dlpack import to_dlpack
+
+        return pb_utils.Tensor.from_dlpack(name, to_dlpack(array.contiguous()))
+    array = np.ascontiguousarray(array)
+    if _DLPACK:
+        import torch
+        from torch.utils.dlpack import to_dlpack
+
+        return pb_utils.Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
+    return pb_utils.Tensor(name, array)
