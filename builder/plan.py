@@ -19,9 +19,13 @@ from builder.source import ModelInfo
 
 ENGINES = {
     "python-onnxruntime": "ONNX Runtime inside a Python-backend model (runs in the bundled server)",
+    "python-torch": "PyTorch inside a Python-backend model, CUDA graphs per bucket on a GPU (bundled server)",
     "onnxruntime": "Triton's onnxruntime_onnx platform (needs the NGC tritonserver container)",
 }
 MAX_TEXT_BYTES = 1_000_000
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
+# CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
+GRAPH_TOKEN_BUDGET = 32_768
 
 # A file to place in a model's version folder: (name in the folder, what produces it).
 # Producers: "template:<file>" copies templates/python/<file>; "onnx", "tokenizer", "labels" are artifacts.
@@ -86,7 +90,23 @@ def _batcher(gpu: GpuProfile) -> DynamicBatching:
 _NO_WAIT = DynamicBatching((), 0)
 
 
-def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> ModelDirPlan:
+def _torch_model(info: ModelInfo, precision: str, gpu: GpuProfile, common: dict) -> ModelDirPlan:
+    if precision not in TORCH_PRECISIONS:
+        raise ConfigError(f"python-torch has no precision '{precision}'", hint=f"choose {', '.join(TORCH_PRECISIONS)}")
+    if precision == "bf16" and not gpu.bf16:
+        raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
+    parameters = (
+        ("task", info.task.name),
+        ("auto_class", info.task.auto_class),
+        ("precision", precision),
+        ("seq_buckets", ",".join(map(str, gpu.buckets_up_to(info.max_length)))),
+        ("graph_token_budget", str(GRAPH_TOKEN_BUDGET)),
+    )
+    spec = ModelConfigSpec(backend="python", parameters=parameters, **common)
+    return ModelDirPlan(spec, (*_python_files("torch_model.py"), ("hf", "hf_model")))
+
+
+def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str) -> ModelDirPlan:
     kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     common = {
         "name": f"{name}_model",
@@ -96,6 +116,10 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> M
         "dynamic_batching": _batcher(gpu),
         "instance_groups": (InstanceGroup(gpu.model_instances, kind),),
     }
+    if engine == "python-torch":
+        return _torch_model(info, precision, gpu, common)
+    if precision != "fp32":
+        raise ConfigError(f"engine {engine} serves fp32 ONNX only so far", hint="use --engine python-torch")
     if engine == "python-onnxruntime":
         providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
         spec = ModelConfigSpec(backend="python", parameters=(("providers", providers),), **common)
@@ -106,7 +130,7 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> M
     raise ConfigError(f"unknown engine '{engine}'", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
-def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) -> RepoPlan:
+def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str = "fp32") -> RepoPlan:
     """Plan tokenizer → model → post → ensemble for `info`; raises ConfigError on any inconsistency."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
@@ -129,7 +153,7 @@ def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile) ->
         ),
         (*_python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
     )
-    model = _model_config(info, name, engine, gpu)
+    model = _model_config(info, name, engine, gpu, precision)
     post_in, post_out = _post_io(info)
     post_files = _python_files("post_model.py")
     if info.labels:
