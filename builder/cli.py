@@ -59,14 +59,37 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
 )
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="python-onnxruntime", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    help="fp32; python-torch also fp16, bf16 (GPUs with BF16) and hybrid (FP16, FP32 LayerNorm)",
+)
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
 @_trust
 def make_repo_cmd(
-    model: str, task: str, name: str, gpu: str, engine: str, output: Path, force: bool, trust_remote_code: bool
+    model: str,
+    task: str,
+    name: str,
+    gpu: str,
+    engine: str,
+    output: Path,
+    precision: str,
+    force: bool,
+    trust_remote_code: bool,
 ) -> None:
     """Build a model repository: tokenizer → model → post, wired by an ensemble called NAME."""
     plan = make_repo(
-        model, task, name, engine, gpu, output, force=force, trust_remote_code=trust_remote_code, echo=click.echo
+        model,
+        task,
+        name,
+        engine,
+        gpu,
+        output,
+        force=force,
+        trust_remote_code=trust_remote_code,
+        echo=click.echo,
+        precision=precision,
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))

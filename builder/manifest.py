@@ -38,7 +38,8 @@ class Manifest:
     buckets: list[int]
     max_batch_size: int
     outputs: list[str]
-    parity_max_abs_diff: float
+    precision: str
+    parity_max_abs_diff: float | None  # None for engines that serve the PyTorch model itself
     parity_shapes: list[list[int]]
     versions: dict[str, str] = field(default_factory=package_versions)
     host: str = field(default_factory=platform.node)

@@ -61,7 +61,7 @@ def export_onnx(model: str, task: str, output: Path, trust_remote_code: bool, ec
     return state.parity
 
 
-def _manifest(info: ModelInfo, plan: RepoPlan, parity: ParityReport) -> Manifest:
+def _manifest(info: ModelInfo, plan: RepoPlan, parity: ParityReport | None, precision: str) -> Manifest:
     tokenizer = plan.models[0].config
     buckets = dict(tokenizer.parameters)["buckets"]
     return Manifest(
@@ -75,8 +75,9 @@ def _manifest(info: ModelInfo, plan: RepoPlan, parity: ParityReport) -> Manifest
         buckets=[int(b) for b in buckets.split(",")],
         max_batch_size=plan.ensemble.max_batch_size,
         outputs=[t.name for t in plan.ensemble.outputs],
-        parity_max_abs_diff=parity.worst,
-        parity_shapes=[[r.batch, r.seq] for r in parity.results],
+        precision=precision,
+        parity_max_abs_diff=parity.worst if parity else None,
+        parity_shapes=[[r.batch, r.seq] for r in parity.results] if parity else [],
     )
 
 
@@ -91,12 +92,14 @@ def make_repo(
     force: bool,
     trust_remote_code: bool,
     echo: Echo,
+    precision: str = "fp32",
 ) -> RepoPlan:
-    """`tritonbuild make-repo`: plan, export with parity, stage, then publish into `output`."""
+    """`tritonbuild make-repo`: plan, export with parity (ONNX engines), stage, then publish into `output`."""
     profile = get_profile(gpu)
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
-    plan = plan_repository(info, name, engine, profile)
+    plan = plan_repository(info, name, engine, profile, precision)
+    needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
     check_conflicts(plan, output, force)
     state = _Exported()
     with staging_dir(output) as stage:
@@ -105,15 +108,18 @@ def make_repo(
             "onnx": lambda dest: shutil.copyfile(onnx_path, dest),
             "tokenizer": lambda dest: save_tokenizer_json(info, dest),
             "labels": lambda dest: dest.write_text(json.dumps(list(info.labels)) + "\n"),
+            "hf_model": lambda dest: state.module.model.save_pretrained(dest),
         }
 
         def stage_files() -> None:
             stage_model_files(plan, stage, artifacts)
-            _manifest(info, plan, state.parity).write(stage / plan.name / MANIFEST)
-            shutil.rmtree(stage / "export")
+            parity = state.parity if needs_onnx else None
+            _manifest(info, plan, parity, precision).write(stage / plan.name / MANIFEST)
+            shutil.rmtree(stage / "export", ignore_errors=True)
 
+        export_steps = _export_steps(info, onnx_path, state)
         steps = [
-            *_export_steps(info, onnx_path, state),
+            *(export_steps if needs_onnx else export_steps[:1]),
             Step(f"render and check {len(plan.models)} configs, stage files", stage_files),
             Step(f"publish into {output}", lambda: publish(plan, stage, output)),
         ]

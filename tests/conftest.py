@@ -21,9 +21,10 @@ MODELS_DIR = Path(__file__).parent / "models"
 
 # One deployment per architecture and task; all served by one server.
 DEPLOYMENTS = {
-    "minilm": ("minilm", "feature-extraction"),
-    "dbert": ("distilbert", "text-classification"),
-    "gpt2": ("gpt2", "causal-lm"),
+    "minilm": ("minilm", "feature-extraction", "python-onnxruntime"),
+    "dbert": ("distilbert", "text-classification", "python-onnxruntime"),
+    "gpt2": ("gpt2", "causal-lm", "python-onnxruntime"),
+    "mtorch": ("minilm", "feature-extraction", "python-torch"),
 }
 
 
@@ -41,14 +42,14 @@ def model_path(tiny: dict[str, Path], key: str) -> str:
 
 @pytest.fixture(scope="session")
 def served_repo(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
-    """A repository with the three deployments, built once through make_repo."""
+    """A repository with every deployment above, built once through make_repo."""
     repo = tmp_path_factory.mktemp("served") / "repo"
-    for name, (source, task) in DEPLOYMENTS.items():
+    for name, (source, task, engine) in DEPLOYMENTS.items():
         make_repo(
             model_path(tiny_models, source),
             task,
             name,
-            "python-onnxruntime",
+            engine,
             "cpu",
             repo,
             force=False,

@@ -12,21 +12,6 @@ import numpy as np
 import onnxruntime as ort
 # isort: on
 
-pb_utils = tb.pb_utils
-
-
-def group_by_length(shapes: list[tuple[int, int]]) -> dict[int, list[int]]:
-    """Request indices grouped by sequence length, in arrival order within each group."""
-    groups: dict[int, list[int]] = {}
-    for index, (_, seq) in enumerate(shapes):
-        groups.setdefault(seq, []).append(index)
-    return groups
-
-
-def split_rows(batch: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    """Split a concatenated batch back into per-request arrays."""
-    return np.split(batch, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [batch]
-
 
 class TritonPythonModel:
     """ONNX Runtime session per model instance."""
@@ -45,36 +30,12 @@ class TritonPythonModel:
         options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
         # Spinning worker threads would steal the cores that the tokenizer and post-processing stubs share.
         options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "0"))
-        path = tb.version_file(args, "model.onnx")
-        self.session = ort.InferenceSession(path, options, providers=providers)
+        self.session = ort.InferenceSession(tb.version_file(args, "model.onnx"), options, providers=providers)
 
-    def run(self, ids: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
-        """Run each same-length group as one batch; results in request order."""
-        results: list[np.ndarray] = [np.empty(0)] * len(ids)
-        for indices in group_by_length([i.shape for i in ids]).values():
-            feed = {
-                "input_ids": np.concatenate([ids[i] for i in indices]),
-                "attention_mask": np.concatenate([masks[i] for i in indices]),
-            }
-            out = self.session.run([self.output_name], feed)[0]
-            for index, part in zip(indices, split_rows(out, [ids[i].shape[0] for i in indices]), strict=True):
-                results[index] = np.ascontiguousarray(part)
-        return results
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One ONNX Runtime call for a batch of one sequence length."""
+        return self.session.run([self.output_name], {"input_ids": ids, "attention_mask": mask})[0]
 
     def execute(self, requests: list) -> list:
-        """Validate each request, run the valid ones together, answer every request."""
-        responses: list = [None] * len(requests)
-        good, ids, masks = [], [], []
-        for n, request in enumerate(requests):
-            a = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
-            m = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
-            if a.shape != m.shape:
-                error = pb_utils.TritonError(f"input_ids {a.shape} and attention_mask {m.shape} differ in shape")
-                responses[n] = pb_utils.InferenceResponse(error=error)
-                continue
-            good.append(n)
-            ids.append(a)
-            masks.append(m)
-        for n, out in zip(good, self.run(ids, masks), strict=True):
-            responses[n] = pb_utils.InferenceResponse(output_tensors=[tb.output_tensor(self.output_name, out)])
-        return responses
+        """Answer every request; same-length requests run together."""
+        return tb.run_grouped(*tb.token_inputs(requests), self.run, self.output_name)

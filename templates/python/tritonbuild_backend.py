@@ -62,3 +62,51 @@ def output_tensor(name: str, array: object) -> object:
 
         return pb_utils.Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
     return pb_utils.Tensor(name, array)
+
+
+def group_by_length(shapes: list[tuple[int, ...]]) -> dict[int, list[int]]:
+    """Request indices grouped by sequence length (axis 1), in arrival order within each group."""
+    groups: dict[int, list[int]] = {}
+    for index, shape in enumerate(shapes):
+        groups.setdefault(shape[1], []).append(index)
+    return groups
+
+
+def split_rows(batch: object, sizes: list[int]) -> list:
+    """Split a concatenated batch (numpy array or torch tensor) back into per-request parts."""
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(batch[start : start + size])
+        start += size
+    return parts
+
+
+def token_inputs(requests: list) -> tuple[list, list, list]:
+    """input_ids and attention_mask of each request, and a response slot per request (None, or an error)."""
+    ids, masks, errors = [], [], []
+    for request in requests:
+        a = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
+        m = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+        error = None
+        if a.shape != m.shape:
+            error = pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(f"input_ids {a.shape} and attention_mask {m.shape} differ in shape")
+            )
+        ids.append(a)
+        masks.append(m)
+        errors.append(error)
+    return ids, masks, errors
+
+
+def run_grouped(ids: list, masks: list, errors: list, run: object, output_name: str) -> list:
+    """Run each same-length group of valid requests as one batch through `run(ids, mask)`; one response each."""
+    import numpy as np
+
+    responses = list(errors)
+    valid = [i for i, e in enumerate(errors) if e is None]
+    for indices in group_by_length([ids[i].shape for i in valid]).values():
+        members = [valid[i] for i in indices]
+        out = run(np.concatenate([ids[i] for i in members]), np.concatenate([masks[i] for i in members]))
+        for index, part in zip(members, split_rows(out, [ids[i].shape[0] for i in members]), strict=True):
+            responses[index] = pb_utils.InferenceResponse(output_tensors=[output_tensor(output_name, part)])
+    return responses

@@ -199,3 +199,9 @@ def test_unknown_model_and_unreachable_server(server, protocol):
     ):
         client.embed(["hello"])
     _still_serving(server)
+
+
+def test_python_torch_engine_serves_the_same_embeddings(server, minilm_reference):
+    with TextClient(ClientConfig(server.grpc_url, "mtorch")) as client:
+        served = client.embed(TEXTS)
+    assert _cosines(served, minilm_reference(TEXTS)).min() >= 0.9999

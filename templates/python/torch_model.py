@@ -1,0 +1,156 @@
+"""Triton Python-backend model running the Hugging Face model with PyTorch, on a GPU or the CPU.
+
+Eager PyTorch spends milliseconds of CPU launch overhead per forward whatever the batch, so on a
+GPU every (batch bucket, length bucket) within a token budget is captured once as a CUDA graph at
+load time and replayed per request: batches are padded up to their bucket and cut back after.
+The CPU runs the same code without graphs.
+"""
+
+from __future__ import annotations
+
+# isort: off
+import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
+import numpy as np
+import torch
+# isort: on
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "hybrid": torch.float16}
+
+
+def batch_buckets(max_batch: int) -> list[int]:
+    """Powers of two up to max_batch, and max_batch itself."""
+    buckets, size = [], 1
+    while size < max_batch:
+        buckets.append(size)
+        size *= 2
+    return [*buckets, max_batch]
+
+
+def bucket_for(size: int, buckets: list[int]) -> int | None:
+    """The smallest bucket holding `size`, or None when it is larger than all."""
+    return next((b for b in buckets if size <= b), None)
+
+
+def pad_rows(ids: np.ndarray, mask: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad a batch to `rows` rows by repeating its first row (real tokens: no all-masked rows, no NaN)."""
+    extra = rows - ids.shape[0]
+    if extra <= 0:
+        return ids, mask
+    return (
+        np.concatenate([ids, np.repeat(ids[:1], extra, axis=0)]),
+        np.concatenate([mask, np.repeat(mask[:1], extra, axis=0)]),
+    )
+
+
+def keep_fp32(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Run `module` in FP32 inside a `dtype` model: cast its input up and its output back down."""
+    module.float()
+    module.register_forward_pre_hook(lambda _, args: tuple(a.float() for a in args))
+    module.register_forward_hook(lambda _, args, out: out.to(dtype))
+
+
+def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """Cast the model for a precision plan; hybrid keeps every LayerNorm in FP32.
+
+    Attention runs through scaled_dot_product_attention, whose FP16 kernels keep the softmax
+    statistics in FP32, so hybrid's "FP32 softmax" holds inside the fused kernel.
+    """
+    model = model.to(PRECISIONS[precision])
+    if precision == "hybrid":
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                keep_fp32(module, PRECISIONS[precision])
+    return model
+
+
+def task_output(out: object, task: str, mask: torch.Tensor) -> torch.Tensor:
+    """The graph output of a task, as FP32 (last real token's logits for causal-lm)."""
+    if task == "feature-extraction":
+        return out.last_hidden_state.float()
+    if task == "text-classification":
+        return out.logits.float()
+    last = mask.sum(dim=1) - 1
+    return out.logits[torch.arange(mask.shape[0], device=mask.device), last].float()
+
+
+class Runner:
+    """Forward passes with optional CUDA-graph replay per (batch, length) bucket."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        task: str,
+        device: torch.device,
+        max_batch: int,
+        seq_buckets: list[int],
+        token_budget: int,
+    ) -> None:
+        self.model, self.task, self.device = model, task, device
+        self.batches = batch_buckets(max_batch)
+        self.graphs: dict[tuple[int, int], tuple] = {}
+        if device.type == "cuda":
+            shapes = [(b, s) for s in seq_buckets for b in self.batches if b * s <= token_budget]
+            self._capture(shapes)
+
+    @torch.inference_mode()
+    def eager(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One forward pass without graphs."""
+        return task_output(self.model(input_ids=ids, attention_mask=mask), self.task, mask)
+
+    def _capture(self, shapes: list[tuple[int, int]]) -> None:
+        pool = torch.cuda.graph_pool_handle()
+        stream = torch.cuda.Stream()
+        for batch, seq in shapes:
+            ids = torch.ones((batch, seq), dtype=torch.int64, device=self.device)
+            mask = torch.ones_like(ids)
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning
+                    self.eager(ids, mask)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                out = self.eager(ids, mask)
+            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            self.graphs[(batch, seq)] = (graph, ids, mask, out, host)
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        """Outputs for a batch of one length, as a CPU FP32 tensor with one row per input row."""
+        rows, seq = ids.shape
+        bucket = bucket_for(rows, self.batches)
+        entry = self.graphs.get((bucket, seq)) if bucket else None
+        if entry is None:
+            out = self.eager(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
+            return out.cpu()
+        graph, static_ids, static_mask, static_out, host = entry
+        padded_ids, padded_mask = pad_rows(ids, mask, bucket)
+        static_ids.copy_(torch.from_numpy(padded_ids), non_blocking=True)
+        static_mask.copy_(torch.from_numpy(padded_mask), non_blocking=True)
+        graph.replay()
+        host.copy_(static_out, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return host[:rows].clone()
+
+
+class TritonPythonModel:
+    """Loads the model in `hf/`, applies the precision plan, captures graphs on a GPU."""
+
+    def initialize(self, args: dict) -> None:
+        """Load, cast, and (on a GPU) capture every bucketed shape before serving."""
+        import transformers
+
+        params = tb.params(args)
+        self.output_name = tb.output_names(args)[0]
+        path = tb.version_file(args, "hf")
+        auto = getattr(transformers, params["auto_class"])
+        gpu = args["model_instance_kind"] == "GPU" and torch.cuda.is_available()
+        device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
+        model = auto.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
+        model = apply_precision(model.eval(), params["precision"]).to(device)
+        seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
+        max_batch = int(tb.json.loads(args["model_config"])["max_batch_size"])
+        self.runner = Runner(model, params["task"], device, max_batch, seq_buckets, int(params["graph_token_budget"]))
+
+    def execute(self, requests: list) -> list:
+        """Answer every request; same-length requests run together."""
+        return tb.run_grouped(*tb.token_inputs(requests), self.runner, self.output_name)

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from torch_model import Runner, apply_precision, batch_buckets, bucket_for, pad_rows
+
+
+def test_batch_buckets_are_powers_of_two_capped():
+    assert batch_buckets(32) == [1, 2, 4, 8, 16, 32]
+    assert batch_buckets(48) == [1, 2, 4, 8, 16, 32, 48]
+    assert batch_buckets(1) == [1]
+    assert bucket_for(5, [1, 2, 4, 8]) == 8 and bucket_for(9, [1, 2, 4, 8]) is None
+
+
+def test_pad_rows_repeats_a_real_row_and_is_cut_back():
+    ids = np.array([[5, 6, 0], [7, 8, 9]])
+    mask = np.array([[1, 1, 0], [1, 1, 1]])
+    padded_ids, padded_mask = pad_rows(ids, mask, 4)
+    assert padded_ids.shape == (4, 3) and (padded_ids[2:] == ids[0]).all() and (padded_mask[2:] == mask[0]).all()
+    assert pad_rows(ids, mask, 2)[0] is ids
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from transformers import AutoModel
+
+    from builder.source import resolve_path
+
+    return AutoModel.from_pretrained(resolve_path("minilm"), attn_implementation="sdpa").eval()
+
+
+def test_hybrid_keeps_layernorm_in_fp32_and_stays_close(minilm):
+    import copy
+
+    hybrid = apply_precision(copy.deepcopy(minilm), "hybrid")
+    norms = [m for m in hybrid.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
+    linears = [m for m in hybrid.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(m.weight.dtype == torch.float16 for m in linears)
+    ids = torch.randint(1000, 5000, (2, 12))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        ref = minilm(input_ids=ids, attention_mask=mask).last_hidden_state
+        out = hybrid(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert out.dtype == torch.float16
+    cosine = torch.nn.functional.cosine_similarity(out.float(), ref, dim=-1)
+    assert cosine.min() > 0.999 and not torch.isnan(out).any()
+
+
+def test_cpu_runner_matches_the_model_with_padding_and_odd_batches(minilm):
+    runner = Runner(minilm, "feature-extraction", torch.device("cpu"), max_batch=8, seq_buckets=[16], token_budget=128)
+    assert runner.graphs == {}  # graphs are a GPU feature; the CPU runs the same code eagerly
+    ids = np.random.default_rng(0).integers(1000, 5000, (3, 16))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    out = runner(ids, mask)
+    with torch.inference_mode():
+        ref = minilm(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+    assert out.shape == (3, 16, 384)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_causal_lm_output_is_the_last_real_token(tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
+    runner = Runner(model, "causal-lm", torch.device("cpu"), max_batch=4, seq_buckets=[8], token_budget=0)
+    ids = np.array([[11, 12, 13, 0, 0, 0, 0, 0]])
+    mask = np.array([[1, 1, 1, 0, 0, 0, 0, 0]])
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([[11, 12, 13]])).logits[0, -1]
+    torch.testing.assert_close(runner(ids, mask)[0], ref, atol=1e-4, rtol=1e-4)
