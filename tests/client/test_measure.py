@@ -1,3 +1,4 @@
+import itertools
 import random
 
 import pytest
@@ -61,7 +62,7 @@ def test_constant_and_poisson_schedules():
     assert arrival_times(4, 1.0, "constant", random.Random(0)) == pytest.approx([0.25, 0.5, 0.75])
     poisson = arrival_times(200, 50.0, "poisson", random.Random(1))
     assert len(poisson) / 50 == pytest.approx(200, rel=0.05)
-    gaps = [b - a for a, b in zip(poisson, poisson[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(poisson)]
     assert max(gaps) > 3 / 200  # exponential gaps vary, unlike constant spacing
     assert arrival_times(200, 5.0, "poisson", random.Random(1)) == arrival_times(200, 5.0, "poisson", random.Random(1))
     with pytest.raises(ValueError, match="positive"):

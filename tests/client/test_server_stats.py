@@ -6,12 +6,22 @@ from client.server_stats import average_gpu, counters, deltas, parse_gpu_metrics
 def _stats(count: int, queue_ns: int, infer_ns: int, executions: int):
     # gRPC's JSON form: int64 as strings
     phase = {"count": str(count), "ns": str(queue_ns)}
-    return {"model_stats": [{
-        "name": "m_model", "inference_count": str(count), "execution_count": str(executions),
-        "inference_stats": {"queue": phase, "compute_input": {"count": str(count), "ns": "0"},
-                            "compute_infer": {"count": str(count), "ns": str(infer_ns)},
-                            "compute_output": {"count": str(count), "ns": "0"}},
-    }, {"name": "idle", "inference_count": "5", "execution_count": "5", "inference_stats": {}}]}
+    return {
+        "model_stats": [
+            {
+                "name": "m_model",
+                "inference_count": str(count),
+                "execution_count": str(executions),
+                "inference_stats": {
+                    "queue": phase,
+                    "compute_input": {"count": str(count), "ns": "0"},
+                    "compute_infer": {"count": str(count), "ns": str(infer_ns)},
+                    "compute_output": {"count": str(count), "ns": "0"},
+                },
+            },
+            {"name": "idle", "inference_count": "5", "execution_count": "5", "inference_stats": {}},
+        ]
+    }
 
 
 def test_deltas_average_per_request_in_microseconds():
@@ -36,6 +46,8 @@ nv_inference_count{model="m",version="1"} 12
 def test_gpu_metrics_from_prometheus_text():
     gpu = parse_gpu_metrics(METRICS)
     assert gpu == pytest.approx({"utilization": 60.0, "memory_used_mb": 3000.0, "power_w": 250.5})
-    assert parse_gpu_metrics("nv_inference_count{model=\"m\"} 3\n") == {}
+    assert parse_gpu_metrics('nv_inference_count{model="m"} 3\n') == {}
     assert average_gpu([{"power_w": 100.0}, {"power_w": 200.0, "utilization": 50.0}]) == {
-        "power_w": 150.0, "utilization": 50.0}
+        "power_w": 150.0,
+        "utilization": 50.0,
+    }

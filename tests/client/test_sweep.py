@@ -45,8 +45,7 @@ def test_sweep_records_every_point_with_the_servers_breakdown(server, served_rep
 
 
 def test_bare_model_and_request_rate(server, served_repo, tmp_path):
-    config = _config(server, "minilm_model", concurrency=(), request_rates=(20.0,), arrival="poisson",
-                     batch_sizes=(2,))
+    config = _config(server, "minilm_model", concurrency=(), request_rates=(20.0,), arrival="poisson", batch_sizes=(2,))
     (record,) = run_sweep(config, ResultStore(tmp_path), echo=lambda _: None, repo=served_repo, progress=False)
     assert record.mode == "request_rate" and record.request_rate == 20.0 and record.arrival == "poisson"
     assert record.concurrency is None and record.requests > 0
@@ -55,13 +54,11 @@ def test_bare_model_and_request_rate(server, served_repo, tmp_path):
 
 def test_a_rerun_resumes_and_measures_only_new_points(server, served_repo, tmp_path):
     store = ResultStore(tmp_path)
-    first = run_sweep(_config(server, batch_sizes=(1,)), store, echo=lambda _: None, repo=served_repo,
-                      progress=False)
+    first = run_sweep(_config(server, batch_sizes=(1,)), store, echo=lambda _: None, repo=served_repo, progress=False)
     lines: list[str] = []
     again = run_sweep(_config(server, batch_sizes=(1,)), store, echo=lines.append, repo=served_repo, progress=False)
     assert again == [] and "2 already in" in lines[0]
-    more = run_sweep(_config(server, batch_sizes=(1, 2)), store, echo=lambda _: None, repo=served_repo,
-                     progress=False)
+    more = run_sweep(_config(server, batch_sizes=(1, 2)), store, echo=lambda _: None, repo=served_repo, progress=False)
     assert [(r.batch_size, r.concurrency) for r in more] == [(2, 1), (2, 2)]
     assert len(store.load()) == len(first) + 2
 
@@ -71,10 +68,37 @@ def test_killing_the_server_mid_sweep_keeps_earlier_points(served_repo, tmp_path
     with TritonServer(served_repo) as victim:
         exe = Path(sys.executable).parent / "tritonbench"
         proc = subprocess.Popen(
-            [str(exe), "sweep", "--url", victim.grpc_url, "--model", "minilm", "--batch-sizes", "1,2,4,8",
-             "--seq-lens", "16", "--concurrency", "1", "--measurement-interval", "500", "--stable-windows", "2",
-             "--max-trials", "3", "--warmup", "0.2", "--repo", str(served_repo), "--out", str(out), "--no-progress"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                str(exe),
+                "sweep",
+                "--url",
+                victim.grpc_url,
+                "--model",
+                "minilm",
+                "--batch-sizes",
+                "1,2,4,8",
+                "--seq-lens",
+                "16",
+                "--concurrency",
+                "1",
+                "--measurement-interval",
+                "500",
+                "--stable-windows",
+                "2",
+                "--max-trials",
+                "3",
+                "--warmup",
+                "0.2",
+                "--repo",
+                str(served_repo),
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not ResultStore(out).load():
             time.sleep(0.1)
@@ -89,8 +113,13 @@ def test_killing_the_server_mid_sweep_keeps_earlier_points(served_repo, tmp_path
 
 def test_a_torn_last_line_is_skipped(tmp_path, server, served_repo):
     store = ResultStore(tmp_path)
-    run_sweep(_config(server, batch_sizes=(1,), concurrency=(1,)), store, echo=lambda _: None, repo=served_repo,
-              progress=False)
+    run_sweep(
+        _config(server, batch_sizes=(1,), concurrency=(1,)),
+        store,
+        echo=lambda _: None,
+        repo=served_repo,
+        progress=False,
+    )
     with store.path.open("a") as f:
         f.write('{"model": "minilm", "batch_')  # a kill mid-write
     with pytest.warns(UserWarning, match="unreadable record"):
@@ -107,21 +136,39 @@ def test_a_torn_last_line_is_skipped(tmp_path, server, served_repo):
     ],
 )
 def test_clear_errors_before_any_load(server, served_repo, tmp_path, args, message):
-    result = CliRunner().invoke(main, ["sweep", "--url", server.grpc_url, "--repo", str(served_repo),
-                                       "--out", str(tmp_path), "--no-progress", *args])
+    result = CliRunner().invoke(
+        main,
+        ["sweep", "--url", server.grpc_url, "--repo", str(served_repo), "--out", str(tmp_path), "--no-progress", *args],
+    )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert ResultStore(tmp_path).load() == []
 
 
 def test_text_model_without_tokenizer_says_how_to_fix(server, tmp_path):
-    result = CliRunner().invoke(main, ["sweep", "--url", server.grpc_url, "--model", "minilm", "--repo",
-                                       str(tmp_path), "--out", str(tmp_path), "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--url",
+            server.grpc_url,
+            "--model",
+            "minilm",
+            "--repo",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 1 and "--tokenizer" in result.output
 
 
 def test_grid_order():
     config = SweepConfig(ClientConfig("h:1", "m"), (1, 8), (32, 128), concurrency=(1, 4))
     assert [(p.batch_size, p.seq_len, p.concurrency) for p in plan_points(config)][:3] == [
-        (1, 32, 1), (1, 32, 4), (1, 128, 1)]
+        (1, 32, 1),
+        (1, 32, 4),
+        (1, 128, 1),
+    ]
     assert len(plan_points(config)) == 8
     assert json.loads(json.dumps(list(plan_points(config)[0].key(config))))[0] == "m"

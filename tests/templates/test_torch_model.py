@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from torch_model import Runner, apply_precision, batch_buckets, bucket_for, pad_rows
 
 
