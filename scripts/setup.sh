@@ -23,4 +23,13 @@ if ! ldconfig -p | grep -q "libpython$version.so.1.0"; then
     exit 1
   fi
 fi
+
+# perf_analyzer (shipped in the tritonclient 2.51.0 wheel) links libb64.so.0d, which Debian/Ubuntu package as libb64-0d.
+if ! ldconfig -p | grep -q "libb64.so.0d"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq libb64-0d >/dev/null
+  else
+    echo "setup: warning: perf_analyzer needs libb64.so.0d (install libb64-0d); everything else works" >&2
+  fi
+fi
 echo "setup: ready (.venv: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"
