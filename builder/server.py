@@ -29,7 +29,15 @@ _NEEDS_NGC = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "p
 
 
 def find_bundle() -> Path:
-    """The tritonserver folder inside the installed nvidia-pytriton package."""
+    """The tritonserver folder: $TRITONBUILD_TRITONSERVER (an unpacked bundle), else nvidia-pytriton's."""
+    if os.environ.get("TRITONBUILD_TRITONSERVER"):
+        bundle = Path(os.environ["TRITONBUILD_TRITONSERVER"])
+        if not (bundle / "bin" / "tritonserver").is_file():
+            raise ServerError(
+                f"TRITONBUILD_TRITONSERVER={bundle} has no bin/tritonserver",
+                hint="point it at the pytriton/tritonserver folder of an unpacked bundle",
+            )
+        return bundle
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise ServerError(

@@ -1,0 +1,254 @@
+"""In-process GPU benchmarks and fidelity for the python-torch engine (issue 6; fidelity for issue 4).
+
+Runs on a CUDA host (or `--smoke` on a CPU with tiny configs to check the script itself).
+Prints tables and writes JSON to --out. Every number comes from this run; nothing is estimated.
+
+  python scripts/gpu_bench.py --out $OUT [--minilm PATH] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+
+from torch_model import Runner, apply_precision  # noqa: E402
+
+from client.texts import corpus_sentences  # noqa: E402
+
+
+def full_size_models(smoke: bool) -> dict[str, torch.nn.Module]:
+    """Random-weight BERT-base, DistilBERT and GPT-2 (base models, no heads), seeded."""
+    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model
+
+    small = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+    torch.manual_seed(0)
+    configs = {
+        "bert-base": BertModel(BertConfig(**small) if smoke else BertConfig(), add_pooling_layer=False),
+        "distilbert": DistilBertModel(DistilBertConfig(n_layers=2, dim=64, n_heads=2, hidden_dim=128)
+                                      if smoke else DistilBertConfig()),
+        "gpt2": GPT2Model(GPT2Config(n_layer=2, n_embd=64, n_head=2) if smoke else GPT2Config()),
+    }
+    for model in configs.values():
+        model.config._attn_implementation = "sdpa"
+    return {name: m.eval() for name, m in configs.items()}
+
+
+def time_gpu(fn: object, repeats: int, warmup: int = 10) -> float:
+    """Median milliseconds of `fn()` over `repeats` runs, timed with CUDA events."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def time_cpu(fn: object, repeats: int) -> float:
+    """Median milliseconds on the CPU (perf_counter)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def plain_graph(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> object:
+    """A CUDA graph of the eager forward at one shape (the FACTS.md baseline), returned as a replay function."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(3):
+            model(input_ids=ids, attention_mask=mask)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask)
+    return graph.replay
+
+
+def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]], repeats: int) -> list[dict]:
+    """Eager FP32/FP16, plain CUDA-graph FP16 and the engine's runner per precision, at each shape."""
+    import copy
+
+    device = torch.device("cuda")
+    rows = []
+    variants: dict[str, torch.nn.Module] = {"fp32": copy.deepcopy(model).to(device)}
+    for precision in ("fp16", "hybrid", "bf16"):
+        variants[precision] = apply_precision(copy.deepcopy(model), precision).to(device)
+    for batch, seq in shapes:
+        ids = torch.randint(1000, 20000, (batch, seq), device=device)
+        mask = torch.ones_like(ids)
+        host_ids, host_mask = ids.cpu().numpy(), mask.cpu().numpy()
+
+        def eager(m: torch.nn.Module) -> object:
+            def run() -> None:
+                with torch.inference_mode():
+                    m(input_ids=ids, attention_mask=mask)
+            return run
+
+        timings = {"eager fp32": time_gpu(eager(variants["fp32"]), repeats),
+                   "eager fp16": time_gpu(eager(variants["fp16"]), repeats),
+                   "cuda-graph fp16 (plain)": time_gpu(plain_graph(variants["fp16"], ids, mask), repeats)}
+        for precision in ("fp16", "hybrid", "bf16"):
+            runner = Runner(variants[precision], "feature-extraction", device, max_batch=batch, seq_buckets=[seq],
+                            token_budget=batch * seq)
+            # the engine's path end to end: host arrays in, host FP32 out (copies included)
+            timings[f"engine {precision} (graphs, host↔device)"] = time_gpu(lambda r=runner: r(host_ids, host_mask),
+                                                                              repeats)
+            del runner
+        for variant, ms in timings.items():
+            rows.append({"model": name, "batch": batch, "seq": seq, "variant": variant, "median_ms": ms,
+                         "seq_per_s": batch / ms * 1000})
+    return rows
+
+
+def cpu_anchor(models: dict[str, torch.nn.Module], threads: int) -> list[dict]:
+    """CPU FP32 at 1 × 128, for the GPU-vs-CPU speedup."""
+    torch.set_num_threads(threads)
+    rows = []
+    for name, model in models.items():
+        ids = torch.randint(1000, 20000, (1, 128))
+
+        def run(m: torch.nn.Module = model) -> None:
+            with torch.inference_mode():
+                m(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+        rows.append({"model": name, "batch": 1, "seq": 128, "variant": f"cpu fp32 ({threads} threads)",
+                     "median_ms": time_cpu(run, 10), "seq_per_s": 1000 / time_cpu(run, 3)})
+    return rows
+
+
+def token_batches(tokenizer: object, texts: list[str], batch: int, max_len: int) -> list[dict]:
+    """Real text tokenized in padded batches."""
+    return [tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            for i in range(0, len(texts), batch)]
+
+
+def random_batches(real: list[dict], vocab: int, seed: int) -> list[dict]:
+    """Random token ids with the same shapes and masks as the real batches (the seed paper's 'random inputs')."""
+    gen = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(1000, vocab, b["input_ids"].shape, generator=gen),
+             "attention_mask": b["attention_mask"]} for b in real]
+
+
+def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean pooling over real tokens, L2-normalised."""
+    m = mask.unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden.float() * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
+
+
+def fidelity(name: str, model: torch.nn.Module, batches: dict[str, list[dict]]) -> list[dict]:
+    """Per precision vs FP32 on the same device: per-token cosine, pooled cosine, max abs diff, NaN, NN agreement."""
+    import copy
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    reference = copy.deepcopy(model).float().to(device)
+    rows = []
+    for precision in ("fp16", "hybrid", "bf16"):
+        variant = apply_precision(copy.deepcopy(model), precision).to(device)
+        for source, data in batches.items():
+            tok_cos, pool_ref, pool_var, max_diff, nans, count = [], [], [], 0.0, 0, 0
+            with torch.inference_mode():
+                for b in data:
+                    ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
+                    ref = reference(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    out = variant(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    valid = mask.bool()
+                    nans += int(torch.isnan(out[valid]).any(dim=-1).sum())
+                    count += int(valid.sum())
+                    tok_cos.append(torch.nn.functional.cosine_similarity(out[valid], ref[valid], dim=-1))
+                    max_diff = max(max_diff, float((out[valid] - ref[valid]).abs().nan_to_num(float("inf")).max()))
+                    pool_ref.append(pooled(ref, mask))
+                    pool_var.append(pooled(out, mask))
+            cos = torch.cat(tok_cos)
+            pr, pv = torch.cat(pool_ref), torch.cat(pool_var)
+            pooled_cos = (pr * pv).sum(1)
+            nn_ref = (pr @ pr.T).fill_diagonal_(-2).argmax(1)
+            nn_var = (pv @ pv.T).fill_diagonal_(-2).argmax(1)
+            rows.append({"model": name, "precision": precision, "inputs": source, "tokens": count,
+                         "token_cosine_min": float(cos.nan_to_num(-1).min()), "token_cosine_mean": float(cos.mean()),
+                         "pooled_cosine_min": float(pooled_cos.nan_to_num(-1).min()), "max_abs_diff": max_diff,
+                         "nan_rate": nans / count, "nn_agreement": float((nn_ref == nn_var).float().mean())})
+    return rows
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A Markdown table of `rows`."""
+    def fmt(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    """Device and versions for the record."""
+    import transformers
+
+    return {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
+            "host": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def main() -> None:
+    """Speed, then fidelity; JSON and Markdown into --out."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minilm", type=Path, help="folder of the trained all-MiniLM-L6-v2 (fidelity on real text)")
+    parser.add_argument("--smoke", action="store_true", help="tiny configs, to check the script on a CPU")
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"environment": environment()}
+    print(json.dumps(result["environment"]), flush=True)
+    models = full_size_models(args.smoke)
+    gpu = torch.cuda.is_available()
+    if gpu:
+        speed = [row for name, model in models.items()
+                 for row in bench_model(name, model, [(1, 128), (32, 128)], args.repeats)]
+        result["speed"] = speed
+        print(table(speed, ["model", "batch", "seq", "variant", "median_ms", "seq_per_s"]), flush=True)
+    result["cpu"] = cpu_anchor(models, threads=torch.get_num_threads())
+    print(table(result["cpu"], ["model", "batch", "seq", "variant", "median_ms"]), flush=True)
+    (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
+    if gpu or args.smoke:
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.minilm or ROOT / "tests" / "models" / "distilbert")
+        texts = corpus_sentences()[: 64 if args.smoke else 512]
+        real = token_batches(tokenizer, texts, 32, 128)
+        batches = {"real text": real, "random ids": random_batches(real, 30000, 0)}
+        rows = []
+        if args.minilm:
+            rows += fidelity("minilm (trained)", AutoModel.from_pretrained(args.minilm).eval(), batches)
+        for name, model in models.items():
+            rows += fidelity(name, model, batches)
+        result["fidelity"] = rows
+        print(table(rows, ["model", "precision", "inputs", "token_cosine_min", "token_cosine_mean",
+                           "pooled_cosine_min", "max_abs_diff", "nan_rate", "nn_agreement"]), flush=True)
+    (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
