@@ -41,10 +41,21 @@ class InstanceGroup:
 
     count: int
     kind: str  # KIND_CPU or KIND_GPU
+    profiles: tuple[str, ...] = ()  # TensorRT optimization profiles (indices) each instance may choose from
 
     def __post_init__(self) -> None:
         if self.count < 1 or self.kind not in ("KIND_CPU", "KIND_GPU"):
             raise ConfigError(f"invalid instance group {self.count} × {self.kind}")
+        if self.profiles and (self.kind != "KIND_GPU" or not all(p.isdigit() for p in self.profiles)):
+            raise ConfigError(f"instance group profiles {self.profiles} need KIND_GPU and profile indices")
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """An execution accelerator of Triton's ONNX Runtime backend (e.g. "tensorrt") and its parameters."""
+
+    name: str
+    parameters: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class EnsembleStep:
 
 @dataclass(frozen=True)
 class ModelConfigSpec:
-    """Everything a config.pbtxt says, for a Python backend, an ONNX Runtime or an ensemble model."""
+    """Everything a config.pbtxt says, for a Python backend, ONNX Runtime, TensorRT or ensemble model."""
 
     name: str
     max_batch_size: int
@@ -71,6 +82,7 @@ class ModelConfigSpec:
     instance_groups: tuple[InstanceGroup, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
     steps: tuple[EnsembleStep, ...] = field(default=())
+    gpu_accelerators: tuple[Accelerator, ...] = ()
 
     def __post_init__(self) -> None:
         if bool(self.backend) == bool(self.platform):
@@ -79,6 +91,10 @@ class ModelConfigSpec:
             raise ConfigError(f"ensemble {self.name}: needs steps and takes no batcher or instance group")
         if self.max_batch_size < 0:
             raise ConfigError(f"model {self.name}: max_batch_size must be >= 0")
+        if self.gpu_accelerators and self.platform != "onnxruntime_onnx":
+            raise ConfigError(f"model {self.name}: GPU execution accelerators belong to onnxruntime_onnx models")
+        if any(g.profiles for g in self.instance_groups) and self.platform != "tensorrt_plan":
+            raise ConfigError(f"model {self.name}: instance group profiles belong to tensorrt_plan models")
         names = [t.name for t in (*self.inputs, *self.outputs)]
         if len(names) != len(set(names)):
             raise ConfigError(f"model {self.name}: duplicate tensor names {names}")

@@ -16,11 +16,13 @@ from builder.modelconfig import (
     check_ensemble,
 )
 from builder.source import ModelInfo
+from builder.trt_repo import TENSORRT_ENGINES, tensorrt_model
 
 ENGINES = {
     "python-onnxruntime": "ONNX Runtime inside a Python-backend model (runs in the bundled server)",
     "python-torch": "PyTorch inside a Python-backend model, CUDA graphs per bucket on a GPU (bundled server)",
     "onnxruntime": "Triton's onnxruntime_onnx platform (needs the NGC tritonserver container)",
+    **TENSORRT_ENGINES,
 }
 MAX_TEXT_BYTES = 1_000_000
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
@@ -118,6 +120,8 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, prec
     }
     if engine == "python-torch":
         return _torch_model(info, precision, gpu, common)
+    if engine in TENSORRT_ENGINES:
+        return ModelDirPlan(*tensorrt_model(engine, info, precision, gpu, common))
     if precision != "fp32":
         raise ConfigError(f"engine {engine} serves fp32 ONNX only so far", hint="use --engine python-torch")
     if engine == "python-onnxruntime":

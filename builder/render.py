@@ -27,7 +27,7 @@ def _check_parameter(value: str) -> str:
 
 def render_config(spec: ModelConfigSpec) -> str:
     """Render `spec` to config.pbtxt text and parse it back through ModelConfig before returning it."""
-    for _, value in spec.parameters:
+    for _, value in (*spec.parameters, *(p for a in spec.gpu_accelerators for p in a.parameters)):
         _check_parameter(value)
     text = ENV.get_template("config.pbtxt.j2").render(m=spec, version=__version__)
     parse_config(text, source=f"{spec.name}/config.pbtxt")

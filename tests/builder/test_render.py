@@ -18,13 +18,15 @@ CASES = {
     "minilm-t4-ort": ("minilm", "feature-extraction", "onnxruntime", "t4"),
     "distilbert-cls-cpu": ("distilbert", "text-classification", "python-onnxruntime", "cpu"),
     "gpt2-lm-h100": ("gpt2", "causal-lm", "python-onnxruntime", "h100"),
+    "minilm-t4-trt-hybrid": ("minilm", "feature-extraction", "tensorrt", "t4", "hybrid"),
+    "minilm-a100-ort-trt-hybrid": ("minilm", "feature-extraction", "onnxruntime-trt", "a100", "hybrid"),
 }
 
 
 def _plan(case, tiny_models):
-    source, task, engine, gpu = CASES[case]
+    source, task, engine, gpu, *precision = CASES[case]
     model = "minilm" if source == "minilm" else str(tiny_models[source])
-    return plan_repository(inspect_model(model, task), "m", engine, get_profile(gpu))
+    return plan_repository(inspect_model(model, task), "m", engine, get_profile(gpu), *precision)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -67,3 +69,33 @@ def test_parameter_values_cannot_break_the_text_format():
     )
     with pytest.raises(ConfigError, match="quote"):
         render_config(spec)
+
+
+def test_tensorrt_configs_parse_into_modelconfig_with_profiles_and_accelerator(tiny_models):
+    engine = parse_config(render_config(_plan("minilm-t4-trt-hybrid", tiny_models).models[1].config))
+    assert engine.platform == "tensorrt_plan" and engine.default_model_filename == "model.plan"
+    # MiniLM's 256 tokens on a T4: buckets 16..256, one profile each, and every instance holds every profile
+    assert [(g.count, list(g.profile)) for g in engine.instance_group] == [(2, ["0", "1", "2", "3", "4"])]
+    assert engine.dynamic_batching.max_queue_delay_microseconds == 1000 and engine.max_batch_size == 64
+    ort = parse_config(render_config(_plan("minilm-a100-ort-trt-hybrid", tiny_models).models[1].config))
+    (accelerator,) = ort.optimization.execution_accelerators.gpu_execution_accelerator
+    params = dict(accelerator.parameters)
+    assert accelerator.name == "tensorrt" and ort.platform == "onnxruntime_onnx"
+    assert params["precision_mode"] == "FP16" and params["trt_layer_norm_fp32_fallback"] == "1"
+    assert params["trt_engine_cache_enable"] == "1" and params["max_workspace_size_bytes"] == str(8 << 30)
+    assert params["trt_profile_max_shapes"] == "input_ids:128x256,attention_mask:128x256"
+
+
+@pytest.mark.parametrize(
+    ("engine", "gpu", "precision", "message"),
+    [
+        ("tensorrt", "cpu", "fp32", "needs a GPU profile"),
+        ("tensorrt", "t4", "bf16", "has no bf16"),
+        ("tensorrt", "t4", "fp8", "unknown precision"),
+        ("onnxruntime-trt", "a100", "bf16", "no precision 'bf16'"),
+        ("onnxruntime-trt", "a100", "int8", "no precision 'int8'"),
+    ],
+)
+def test_tensorrt_configs_refuse_what_the_target_cannot_run(engine, gpu, precision, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_repository(inspect_model("minilm", "feature-extraction"), "m", engine, get_profile(gpu), precision)
