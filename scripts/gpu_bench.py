@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +34,9 @@ def full_size_models(smoke: bool) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     configs = {
         "bert-base": BertModel(BertConfig(**small) if smoke else BertConfig(), add_pooling_layer=False),
-        "distilbert": DistilBertModel(DistilBertConfig(n_layers=2, dim=64, n_heads=2, hidden_dim=128)
-                                      if smoke else DistilBertConfig()),
+        "distilbert": DistilBertModel(
+            DistilBertConfig(n_layers=2, dim=64, n_heads=2, hidden_dim=128) if smoke else DistilBertConfig()
+        ),
         "gpt2": GPT2Model(GPT2Config(n_layer=2, n_embd=64, n_head=2) if smoke else GPT2Config()),
     }
     for model in configs.values():
@@ -99,25 +99,43 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
         mask = torch.ones_like(ids)
         host_ids, host_mask = ids.cpu().numpy(), mask.cpu().numpy()
 
-        def eager(m: torch.nn.Module) -> object:
+        def eager(m: torch.nn.Module, ids: torch.Tensor = ids, mask: torch.Tensor = mask) -> object:
             def run() -> None:
                 with torch.inference_mode():
                     m(input_ids=ids, attention_mask=mask)
+
             return run
 
-        timings = {"eager fp32": time_gpu(eager(variants["fp32"]), repeats),
-                   "eager fp16": time_gpu(eager(variants["fp16"]), repeats),
-                   "cuda-graph fp16 (plain)": time_gpu(plain_graph(variants["fp16"], ids, mask), repeats)}
+        timings = {
+            "eager fp32": time_gpu(eager(variants["fp32"]), repeats),
+            "eager fp16": time_gpu(eager(variants["fp16"]), repeats),
+            "cuda-graph fp16 (plain)": time_gpu(plain_graph(variants["fp16"], ids, mask), repeats),
+        }
         for precision in ("fp16", "hybrid", "bf16"):
-            runner = Runner(variants[precision], "feature-extraction", device, max_batch=batch, seq_buckets=[seq],
-                            token_budget=batch * seq)
+            runner = Runner(
+                variants[precision],
+                "feature-extraction",
+                device,
+                max_batch=batch,
+                seq_buckets=[seq],
+                token_budget=batch * seq,
+            )
             # the engine's path end to end: host arrays in, host FP32 out (copies included)
-            timings[f"engine {precision} (graphs, host↔device)"] = time_gpu(lambda r=runner: r(host_ids, host_mask),
-                                                                              repeats)
+            timings[f"engine {precision} (graphs, host↔device)"] = time_gpu(
+                lambda r=runner, i=host_ids, m=host_mask: r(i, m), repeats
+            )
             del runner
         for variant, ms in timings.items():
-            rows.append({"model": name, "batch": batch, "seq": seq, "variant": variant, "median_ms": ms,
-                         "seq_per_s": batch / ms * 1000})
+            rows.append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "seq": seq,
+                    "variant": variant,
+                    "median_ms": ms,
+                    "seq_per_s": batch / ms * 1000,
+                }
+            )
     return rows
 
 
@@ -128,26 +146,41 @@ def cpu_anchor(models: dict[str, torch.nn.Module], threads: int) -> list[dict]:
     for name, model in models.items():
         ids = torch.randint(1000, 20000, (1, 128))
 
-        def run(m: torch.nn.Module = model) -> None:
+        def run(m: torch.nn.Module = model, ids: torch.Tensor = ids) -> None:
             with torch.inference_mode():
                 m(input_ids=ids, attention_mask=torch.ones_like(ids))
 
-        rows.append({"model": name, "batch": 1, "seq": 128, "variant": f"cpu fp32 ({threads} threads)",
-                     "median_ms": time_cpu(run, 10), "seq_per_s": 1000 / time_cpu(run, 3)})
+        rows.append(
+            {
+                "model": name,
+                "batch": 1,
+                "seq": 128,
+                "variant": f"cpu fp32 ({threads} threads)",
+                "median_ms": time_cpu(run, 10),
+                "seq_per_s": 1000 / time_cpu(run, 3),
+            }
+        )
     return rows
 
 
 def token_batches(tokenizer: object, texts: list[str], batch: int, max_len: int) -> list[dict]:
     """Real text tokenized in padded batches."""
-    return [tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-            for i in range(0, len(texts), batch)]
+    return [
+        tokenizer(texts[i : i + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        for i in range(0, len(texts), batch)
+    ]
 
 
 def random_batches(real: list[dict], vocab: int, seed: int) -> list[dict]:
     """Random token ids with the same shapes and masks as the real batches (the seed paper's 'random inputs')."""
     gen = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(1000, vocab, b["input_ids"].shape, generator=gen),
-             "attention_mask": b["attention_mask"]} for b in real]
+    return [
+        {
+            "input_ids": torch.randint(1000, vocab, b["input_ids"].shape, generator=gen),
+            "attention_mask": b["attention_mask"],
+        }
+        for b in real
+    ]
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -186,17 +219,29 @@ def fidelity(name: str, model: torch.nn.Module, batches: dict[str, list[dict]]) 
             pooled_cos = (pr * pv).sum(1)
             nn_ref = (pr @ pr.T).fill_diagonal_(-2).argmax(1)
             nn_var = (pv @ pv.T).fill_diagonal_(-2).argmax(1)
-            rows.append({"model": name, "precision": precision, "inputs": source, "tokens": count,
-                         "token_cosine_min": float(cos.nan_to_num(-1).min()), "token_cosine_mean": float(cos.mean()),
-                         "pooled_cosine_min": float(pooled_cos.nan_to_num(-1).min()), "max_abs_diff": max_diff,
-                         "nan_rate": nans / count, "nn_agreement": float((nn_ref == nn_var).float().mean())})
+            rows.append(
+                {
+                    "model": name,
+                    "precision": precision,
+                    "inputs": source,
+                    "tokens": count,
+                    "token_cosine_min": float(cos.nan_to_num(-1).min()),
+                    "token_cosine_mean": float(cos.mean()),
+                    "pooled_cosine_min": float(pooled_cos.nan_to_num(-1).min()),
+                    "max_abs_diff": max_diff,
+                    "nan_rate": nans / count,
+                    "nn_agreement": float((nn_ref == nn_var).float().mean()),
+                }
+            )
     return rows
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
     """A Markdown table of `rows`."""
+
     def fmt(v: object) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
@@ -206,9 +251,14 @@ def environment() -> dict:
     """Device and versions for the record."""
     import transformers
 
-    return {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
-            "host": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
 
 
 def main() -> None:
@@ -225,8 +275,11 @@ def main() -> None:
     models = full_size_models(args.smoke)
     gpu = torch.cuda.is_available()
     if gpu:
-        speed = [row for name, model in models.items()
-                 for row in bench_model(name, model, [(1, 128), (32, 128)], args.repeats)]
+        speed = [
+            row
+            for name, model in models.items()
+            for row in bench_model(name, model, [(1, 128), (32, 128)], args.repeats)
+        ]
         result["speed"] = speed
         print(table(speed, ["model", "batch", "seq", "variant", "median_ms", "seq_per_s"]), flush=True)
     result["cpu"] = cpu_anchor(models, threads=torch.get_num_threads())
@@ -245,8 +298,23 @@ def main() -> None:
         for name, model in models.items():
             rows += fidelity(name, model, batches)
         result["fidelity"] = rows
-        print(table(rows, ["model", "precision", "inputs", "token_cosine_min", "token_cosine_mean",
-                           "pooled_cosine_min", "max_abs_diff", "nan_rate", "nn_agreement"]), flush=True)
+        print(
+            table(
+                rows,
+                [
+                    "model",
+                    "precision",
+                    "inputs",
+                    "token_cosine_min",
+                    "token_cosine_mean",
+                    "pooled_cosine_min",
+                    "max_abs_diff",
+                    "nan_rate",
+                    "nn_agreement",
+                ],
+            ),
+            flush=True,
+        )
     (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
 
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything the GPU host needs, in one call, from carried files only (no registry there):
+# unpack the Triton bundle (scripts/make_triton_bundle.sh), install the carried client wheels,
+# then the in-process benchmark (gpu_bench.py) and/or the served benchmark (gpu_serve_bench.py).
+#   usage: scripts/gpu_run.sh OUT_DIR [inprocess|serve|all] [MINILM_DIR] [TOKENIZER_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$1; what=${2:-all}; minilm=${3:-.bundle/minilm-fp16}; tokenizer=${4:-.bundle/minilm-tokenizer}
+mkdir -p "$out"
+work=$(mktemp -d)
+export PYTHONUNBUFFERED=1
+
+if [ "$what" != inprocess ]; then
+  tar -xJf .bundle/triton-bundle.tar.xz -C "$work"
+  export TRITONBUILD_TRITONSERVER=$work/pytriton/tritonserver
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .bundle/wheels/*.whl
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}:$work/site
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
+
+if [ "$what" != serve ]; then
+  python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log"
+fi
+if [ "$what" != inprocess ]; then
+  python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" 2>&1 | tee "$out/serve.log"
+fi

@@ -1,0 +1,167 @@
+"""Serve python-torch repositories with Triton on a GPU and measure them end to end (issue 6).
+
+Builds random-weight BERT-base models (a text classifier, and a feature extractor) with engine
+python-torch on the h100 profile and a BERT uncased tokenizer; starts tritonserver
+(TRITONBUILD_TRITONSERVER or nvidia-pytriton); checks the served embeddings against FP32 PyTorch
+on real text; sweeps the bare model at batch 32 and the tokenizer ensemble at batch 1 with
+tritonbench; times the same model in-process for the served/in-process ratio.
+
+  python scripts/gpu_serve_bench.py --out DIR --tokenizer TOKENIZER_DIR [--precision fp16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+
+from builder.pipeline import make_repo  # noqa: E402
+from builder.server import TritonServer  # noqa: E402
+from client.measure import MeasurementConfig  # noqa: E402
+from client.records import ResultStore  # noqa: E402
+from client.report import markdown_table, write_report  # noqa: E402
+from client.sweep import SweepConfig, run_sweep  # noqa: E402
+from client.text_client import ClientConfig, TextClient  # noqa: E402
+from client.texts import corpus_sentences  # noqa: E402
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+SMOKE_CONFIG = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+
+
+def bert_base(folder: Path, tokenizer: Path, classifier: bool, smoke: bool) -> Path:
+    """A random-weight BERT-base (classifier or bare encoder) with a 30522-entry uncased tokenizer."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(num_labels=2, **(SMOKE_CONFIG if smoke else {}))
+    model = BertForSequenceClassification(config) if classifier else BertModel(config)
+    model.eval().save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(tokenizer / name, folder / name)
+    return folder
+
+
+def in_process_seq_per_s(model_dir: Path, precision: str, batch: int, seq: int) -> float:
+    """The engine's own Runner at one shape, outside Triton: the ceiling the server is compared with."""
+    import statistics
+    import time
+
+    from torch_model import Runner, apply_precision
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="sdpa").eval()
+    runner = Runner(
+        apply_precision(model, precision).to(DEVICE), "text-classification", DEVICE, batch, [seq], batch * seq
+    )
+    ids = torch.randint(1000, 20000, (batch, seq)).numpy()
+    mask = ids * 0 + 1
+    for _ in range(20):
+        runner(ids, mask)
+    times = []
+    for _ in range(200):  # the runner returns host tensors, so it has synchronised when it returns
+        start = time.perf_counter()
+        runner(ids, mask)
+        times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def endpoint_fidelity(server: TritonServer, model_dir: Path, texts: list[str]) -> dict:
+    """Cosine of the served embeddings (ensemble bertfe) against FP32 PyTorch (TF32 off) on real text."""
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval().to(DEVICE)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt").to(DEVICE)
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    reference = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).cpu().numpy()
+    with TextClient(ClientConfig(server.grpc_url, "bertfe")) as client:
+        served = np.concatenate([client.embed(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    cosine = (served * reference).sum(1)
+    return {
+        "texts": len(texts),
+        "cosine_min": float(cosine.min()),
+        "cosine_mean": float(cosine.mean()),
+        "nan": int((served != served).sum()),
+    }
+
+
+def main() -> None:
+    """Build, serve, check, sweep, report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tokenizer", type=Path, required=True, help="folder with a BERT uncased tokenizer")
+    parser.add_argument("--precision", default="fp16")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-serve"))
+    parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile, short sweeps (CPU check)")
+    args = parser.parse_args()
+    gpu = "cpu" if args.smoke else "h100"
+    repo, results = args.work / "repo", args.out / "sweep"
+    bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
+    bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
+    for model, task, name in ((bert, "text-classification", "bert"), (bertfe, "feature-extraction", "bertfe")):
+        make_repo(
+            str(model),
+            task,
+            name,
+            "python-torch",
+            gpu,
+            repo,
+            force=True,
+            trust_remote_code=False,
+            echo=print,
+            precision=args.precision,
+        )
+    summary: dict = {
+        "precision": args.precision,
+        "in_process_seq_per_s_32x128": in_process_seq_per_s(bert, args.precision, 32, 128),
+    }
+    print(json.dumps(summary), flush=True)
+    seconds = 0.5 if args.smoke else 2.0
+    window = MeasurementConfig(window_s=seconds, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=seconds)
+    with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=600) as server:
+        summary["endpoint_fidelity"] = endpoint_fidelity(server, bertfe, corpus_sentences()[:256])
+        print(json.dumps(summary["endpoint_fidelity"]), flush=True)
+        store = ResultStore(results)
+        for model, batch, levels in (
+            ("bert_model", 32, (1, 2, 4, 8)),
+            ("bert", 1, (1, 2, 4, 8)),
+            ("bertfe", 1, (1, 4)),
+        ):
+            config = SweepConfig(
+                ClientConfig(server.grpc_url, model),
+                (batch,),
+                (128,),
+                concurrency=levels,
+                measurement=window,
+                variant=args.precision,
+                metrics_url=server.metrics_url,
+            )
+            run_sweep(config, store, echo=print, repo=repo, progress=False)
+    records = store.load()
+    write_report(records, args.out / "report")
+    print(markdown_table(records), flush=True)
+    best = max((r for r in records if r.model == "bert_model"), key=lambda r: r.throughput_seq_per_s)
+    summary["served_model_only_best_seq_per_s"] = best.throughput_seq_per_s
+    summary["served_over_in_process"] = best.throughput_seq_per_s / summary["in_process_seq_per_s_32x128"]
+    ensemble_b1 = [r for r in records if r.model == "bert" and r.concurrency == 1]
+    summary["ensemble_b1_c1_p50_ms"] = ensemble_b1[0].latency_p50_ms if ensemble_b1 else None
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
