@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from builder.cli_engine import engine
 from builder.cli_util import UserErrorGroup
 from builder.gpus import PROFILES
 from builder.pipeline import export_onnx, make_repo
@@ -63,7 +64,13 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     "--precision",
     default="fp32",
     show_default=True,
-    help="fp32; python-torch also fp16, bf16 (GPUs with BF16) and hybrid (FP16, FP32 LayerNorm)",
+    help="fp32; python-torch and tensorrt also fp16, bf16 (GPUs with BF16) and hybrid (FP16, FP32 LayerNorm); "
+    "tensorrt also int8; onnxruntime-trt fp16 and hybrid",
+)
+@click.option(
+    "--engine-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="with --engine tensorrt: a verified model.plan built elsewhere (its .build.json beside it)",
 )
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
 @_trust
@@ -75,6 +82,7 @@ def make_repo_cmd(
     engine: str,
     output: Path,
     precision: str,
+    engine_file: Path | None,
     force: bool,
     trust_remote_code: bool,
 ) -> None:
@@ -90,9 +98,13 @@ def make_repo_cmd(
         trust_remote_code=trust_remote_code,
         echo=click.echo,
         precision=precision,
+        engine_file=engine_file,
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))
+
+
+main.add_command(engine)
 
 
 @main.command()

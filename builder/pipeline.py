@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from builder.engine_build import EngineOptions, check_prebuilt, engine_artifact, require_tensorrt
+from builder.errors import ConfigError
 from builder.export import OnnxFromModel
 from builder.gpus import get_profile
 from builder.manifest import MANIFEST, Manifest
@@ -93,22 +95,37 @@ def make_repo(
     trust_remote_code: bool,
     echo: Echo,
     precision: str = "fp32",
+    engine_file: Path | None = None,
 ) -> RepoPlan:
     """`tritonbuild make-repo`: plan, export with parity (ONNX engines), stage, then publish into `output`."""
     profile = get_profile(gpu)
+    if engine_file is not None and engine != "tensorrt":
+        raise ConfigError("--engine-file goes with --engine tensorrt")
+    if engine == "tensorrt" and engine_file is None:
+        require_tensorrt()  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
     plan = plan_repository(info, name, engine, profile, precision)
+    if engine_file is not None:
+        check_prebuilt(engine_file, profile, precision, info.max_length)
     needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
     check_conflicts(plan, output, force)
     state = _Exported()
     with staging_dir(output) as stage:
         onnx_path = stage / "export" / "model.onnx"
+
+        def tensorrt_engine(dest: Path) -> None:
+            tokenizer = stage / "export" / "tokenizer.json"
+            save_tokenizer_json(info, tokenizer)
+            options = EngineOptions(profile, precision, info.max_length)
+            engine_artifact(dest, dest.parent / "model.onnx", tokenizer, options, engine_file, echo)
+
         artifacts = {
             "onnx": lambda dest: shutil.copyfile(onnx_path, dest),
             "tokenizer": lambda dest: save_tokenizer_json(info, dest),
             "labels": lambda dest: dest.write_text(json.dumps(list(info.labels)) + "\n"),
             "hf_model": lambda dest: state.module.model.save_pretrained(dest),
+            "tensorrt_engine": tensorrt_engine,
         }
 
         def stage_files() -> None:

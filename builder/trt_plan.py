@@ -436,8 +436,8 @@ def reproduce_script(spec: EngineSpec, tool_version: str) -> str:
     doc = (
         f'"""Rebuild {spec.engine}: TensorRT {spec.tensorrt_version}, {spec.route.value} typing, '
         f"precision {spec.precision}, GPU profile {spec.gpu}.\n\n"
-        f"Written by tritonbuild {tool_version}; `tritonbuild engine` ran this very file in a child process.\n"
-        "Run it again on the target GPU with: python3 THIS_FILE\n"
+        f"Written by tritonbuild {tool_version}, which runs this file in a child process to build the engine.\n"
+        f"Build again on the target GPU with: python3 {spec.engine}.build.py\n"
         "It needs TensorRT, polygraphy, numpy and onnxruntime, and this project importable\n"
         '(pip install -e REPO, or PYTHONPATH=REPO). Paths in SPEC are relative to this folder.\n"""\n'
     )

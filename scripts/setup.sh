@@ -12,6 +12,10 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch would pull a multi-GB CUDA build. Set TORCH_SPEC to choose another build.
 .venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}"
 "${pip[@]}" -e ".[dev]"
+# Type stubs for TensorRT's Python API: tests/builder/test_tensorrt_types.py runs mypy on builder/tensorrt_engine.py
+# against them. --no-deps, because they require the real tensorrt (NVIDIA's index). With them installed,
+# `import tensorrt` succeeds as an empty namespace package; builder/engine_build.py looks for a real Builder.
+"${pip[@]}" --no-deps tensorrt-stubs==10.13.0.35.1
 
 # The bundled tritonserver's Python backend stub links the system's shared libpython of the same version.
 version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
