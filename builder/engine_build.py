@@ -30,6 +30,8 @@ from builder.errors import OutputError
 from builder.gpus import GpuProfile
 from builder.trt_plan import (
     DEFAULT_THRESHOLDS,
+    EXIT_NOT_VERIFIED,
+    EXIT_WRONG_TENSORRT,
     Array,
     BuildSettings,
     EngineError,
@@ -48,8 +50,6 @@ from builder.trt_plan import (
     sidecar,
 )
 
-# The exit codes of builder.tensorrt_engine.main (kept here so this module never imports TensorRT).
-_WRONG_TENSORRT, _NOT_VERIFIED = 3, 4
 _MASK = "attention_mask"
 _ROWS = 8  # texts per verification batch (fewer when the GPU profile's max batch is smaller)
 
@@ -239,16 +239,18 @@ def run_build(script: Path, engine: Path) -> dict[str, Any]:
     rerun = f"log: {log}; rerun: python3 {script}"
     if code < 0:
         raise EngineBuildError(f"the TensorRT build crashed (signal {-code}):\n{_log_tail(log)}", hint=rerun)
-    if code == _WRONG_TENSORRT:
+    if code == EXIT_WRONG_TENSORRT:
         raise EngineBuildError(_log_tail(log, 3), hint="plan again with the installed TensorRT (no --tensorrt-version)")
     record = sidecar(engine, "build.json")
-    if code == _NOT_VERIFIED:
+    if code == EXIT_NOT_VERIFIED:
         raise EngineBuildError(
             f"{engine} was built but failed verification against ONNX Runtime FP32:\n{_log_tail(log, 12)}",
             hint=f"record: {record}; choose another precision or loosen --min-cosine/--max-abs-diff knowingly",
         )
     if code != 0 or not engine.is_file():
-        raise EngineBuildError(f"the TensorRT build failed (exit code {code}):\n{_log_tail(log)}", hint=rerun)
+        raise EngineBuildError(
+            f"the TensorRT build or its verification failed (exit code {code}):\n{_log_tail(log)}", hint=rerun
+        )
     result: dict[str, Any] = json.loads(record.read_text())
     return result
 

@@ -36,6 +36,8 @@ PRECISIONS = ("fp32", "fp16", "hybrid", "bf16", "int8")
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
 # The unit of GPU memory the GPU profiles use; workspace defaults are a fraction of it.
 GIB = 1 << 30
+# Exit codes of the reproduce script (builder.tensorrt_engine.main) besides 0 and a Python exception's 1.
+EXIT_WRONG_TENSORRT, EXIT_NOT_VERIFIED = 3, 4
 
 
 class EngineError(UserError):
