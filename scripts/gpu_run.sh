@@ -14,6 +14,10 @@ if [ "$what" != inprocess ]; then
   tar -xJf .bundle/triton-bundle.tar.xz -C "$work"
   export TRITONBUILD_TRITONSERVER=$work/pytriton/tritonserver
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .bundle/wheels/*.whl
+  # The 2.51 backend stub's pybind11 predates numpy 2: BYTES inputs and numpy outputs come out corrupt
+  # under the host's numpy 2. Tokenizer and post-processing import this numpy 1.26 first (use_stub_numpy).
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/np1" .bundle/np1/*.whl
+  export TRITONBUILD_STUB_NUMPY=$work/np1
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}:$work/site
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
@@ -22,5 +26,6 @@ if [ "$what" != serve ]; then
   python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log"
 fi
 if [ "$what" != inprocess ]; then
+  python3 scripts/stub_probe.py "$out" 2>&1 | tail -30
   python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" 2>&1 | tee "$out/serve.log"
 fi

@@ -29,7 +29,7 @@ from client.measure import MeasurementConfig  # noqa: E402
 from client.records import ResultStore  # noqa: E402
 from client.report import markdown_table, write_report  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.text_client import ClientConfig, TextClient  # noqa: E402
+from client.text_client import ClientConfig, ClientError, TextClient  # noqa: E402
 from client.texts import corpus_sentences  # noqa: E402
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -133,14 +133,9 @@ def main() -> None:
     seconds = 0.5 if args.smoke else 2.0
     window = MeasurementConfig(window_s=seconds, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=seconds)
     with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=600) as server:
-        summary["endpoint_fidelity"] = endpoint_fidelity(server, bertfe, corpus_sentences()[:256])
-        print(json.dumps(summary["endpoint_fidelity"]), flush=True)
         store = ResultStore(results)
-        for model, batch, levels in (
-            ("bert_model", 32, (1, 2, 4, 8)),
-            ("bert", 1, (1, 2, 4, 8)),
-            ("bertfe", 1, (1, 4)),
-        ):
+        plan = (("bert_model", 32, (1, 2, 4, 8)), ("bert", 1, (1, 2, 4, 8)), ("bertfe", 1, (1, 4)))
+        for model, batch, levels in plan:  # the bare model first: it needs no BYTES tensors
             config = SweepConfig(
                 ClientConfig(server.grpc_url, model),
                 (batch,),
@@ -150,7 +145,15 @@ def main() -> None:
                 variant=args.precision,
                 metrics_url=server.metrics_url,
             )
-            run_sweep(config, store, echo=print, repo=repo, progress=False)
+            try:
+                run_sweep(config, store, echo=print, repo=repo, progress=False)
+            except ClientError as exc:
+                summary.setdefault("errors", {})[model] = exc.message
+                print(f"{model}: {exc.message}", flush=True)
+        try:
+            summary["endpoint_fidelity"] = endpoint_fidelity(server, bertfe, corpus_sentences()[:256])
+        except ClientError as exc:
+            summary.setdefault("errors", {})["endpoint_fidelity"] = exc.message
     records = store.load()
     write_report(records, args.out / "report")
     print(markdown_table(records), flush=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 # isort: off
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
+
+tb.use_stub_numpy()
 import numpy as np
 import onnxruntime as ort
 # isort: on

@@ -13,16 +13,34 @@ import sys
 if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
     sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
 
-import numpy as np
 
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported by unit tests outside the server
-    pb_utils = None
+def __getattr__(name: str) -> object:
+    """`tb.pb_utils`, imported on first use; None outside the server (unit tests).
 
-# The Python backend stub of Triton 2.51 was built against numpy 1.x: numpy 2 arrays passed to
-# pb_utils.Tensor arrive as empty tensors (seen on a GPU host), while DLPack from torch works.
-_DLPACK = int(np.__version__.split(".")[0]) >= 2
+    triton_python_backend_utils imports numpy, and each model chooses its numpy first (use_stub_numpy).
+    """
+    if name != "pb_utils":
+        raise AttributeError(name)
+    try:
+        import triton_python_backend_utils
+    except ImportError:
+        return None
+    return triton_python_backend_utils
+
+
+def _pb() -> object:
+    return __getattr__("pb_utils")
+
+
+def use_stub_numpy() -> None:
+    """Put TRITONBUILD_STUB_NUMPY (a numpy 1.x folder) first, for models that exchange numpy arrays.
+
+    The 2.51 backend stub's pybind11 predates numpy 2: under numpy 2, BYTES inputs decode as garbage
+    and numpy outputs arrive empty (seen on a GPU host). The stub loads numpy lazily, so a model that
+    imports a numpy 1.x first is safe. Models that run PyTorch skip this and pass tensors by DLPack.
+    """
+    if os.environ.get("TRITONBUILD_STUB_NUMPY") and "numpy" not in sys.modules:
+        sys.path.insert(0, os.environ["TRITONBUILD_STUB_NUMPY"])
 
 
 def params(args: dict) -> dict[str, str]:
@@ -54,14 +72,16 @@ def output_tensor(name: str, array: object) -> object:
     if hasattr(array, "__torch_function__"):  # a torch tensor: hand it over without a copy
         from torch.utils.dlpack import to_dlpack
 
-        return pb_utils.Tensor.from_dlpack(name, to_dlpack(array.contiguous()))
+        return _pb().Tensor.from_dlpack(name, to_dlpack(array.contiguous()))
+    import numpy as np
+
     array = np.ascontiguousarray(array)
-    if _DLPACK:
+    if int(np.__version__.split(".")[0]) >= 2:  # see use_stub_numpy: numpy 2 arrays do not survive the stub
         import torch
         from torch.utils.dlpack import to_dlpack
 
-        return pb_utils.Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
-    return pb_utils.Tensor(name, array)
+        return _pb().Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
+    return _pb().Tensor(name, array)
 
 
 def group_by_length(shapes: list[tuple[int, ...]]) -> dict[int, list[int]]:
@@ -85,12 +105,12 @@ def token_inputs(requests: list) -> tuple[list, list, list]:
     """input_ids and attention_mask of each request, and a response slot per request (None, or an error)."""
     ids, masks, errors = [], [], []
     for request in requests:
-        a = pb_utils.get_input_tensor_by_name(request, "input_ids").as_numpy()
-        m = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+        a = _pb().get_input_tensor_by_name(request, "input_ids").as_numpy()
+        m = _pb().get_input_tensor_by_name(request, "attention_mask").as_numpy()
         error = None
         if a.shape != m.shape:
-            error = pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"input_ids {a.shape} and attention_mask {m.shape} differ in shape")
+            error = _pb().InferenceResponse(
+                error=_pb().TritonError(f"input_ids {a.shape} and attention_mask {m.shape} differ in shape")
             )
         ids.append(a)
         masks.append(m)
@@ -108,5 +128,5 @@ def run_grouped(ids: list, masks: list, errors: list, run: object, output_name: 
         members = [valid[i] for i in indices]
         out = run(np.concatenate([ids[i] for i in members]), np.concatenate([masks[i] for i in members]))
         for index, part in zip(members, split_rows(out, [ids[i].shape[0] for i in members]), strict=True):
-            responses[index] = pb_utils.InferenceResponse(output_tensors=[output_tensor(output_name, part)])
+            responses[index] = _pb().InferenceResponse(output_tensors=[output_tensor(output_name, part)])
     return responses
