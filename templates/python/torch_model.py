@@ -42,6 +42,19 @@ def pad_rows(ids: np.ndarray, mask: np.ndarray, rows: int) -> tuple[np.ndarray, 
     )
 
 
+def capture_inputs(batch: int, seq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs to capture a graph with: the mask must contain a zero.
+
+    transformers drops an all-ones attention mask before attention (a data-dependent shortcut); a
+    graph captured that way would ignore the padding of every later request.
+    """
+    ids = np.ones((batch, seq), dtype=np.int64)
+    mask = np.ones_like(ids)
+    if seq > 1:
+        mask[0, -1] = 0
+    return ids, mask
+
+
 def keep_fp32(module: torch.nn.Module, dtype: torch.dtype) -> None:
     """Run `module` in FP32 inside a `dtype` model: cast its input up and its output back down."""
     module.float()
@@ -101,8 +114,7 @@ class Runner:
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream()
         for batch, seq in shapes:
-            ids = torch.ones((batch, seq), dtype=torch.int64, device=self.device)
-            mask = torch.ones_like(ids)
+            ids, mask = (torch.from_numpy(a).to(self.device) for a in capture_inputs(batch, seq))
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning

@@ -69,3 +69,21 @@ def test_causal_lm_output_is_the_last_real_token(tiny_models):
     with torch.inference_mode():
         ref = model(input_ids=torch.tensor([[11, 12, 13]])).logits[0, -1]
     torch.testing.assert_close(runner(ids, mask)[0], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_graphs_are_captured_with_a_mask_that_has_padding():
+    from torch_model import capture_inputs
+
+    ids, mask = capture_inputs(4, 16)
+    assert ids.shape == mask.shape == (4, 16) and (mask == 0).any() and mask.sum(1).min() >= 15
+
+
+def test_a_model_fed_an_all_ones_mask_ignores_padding_later(minilm):
+    # why capture_inputs pads: the mask changes the output of padded rows, so it must be in the graph
+    ids = torch.randint(1000, 5000, (1, 16))
+    full, padded = torch.ones_like(ids), torch.ones_like(ids)
+    padded[0, 8:] = 0
+    with torch.inference_mode():
+        a = minilm(input_ids=ids, attention_mask=full).last_hidden_state[0, :8]
+        b = minilm(input_ids=ids, attention_mask=padded).last_hidden_state[0, :8]
+    assert not torch.allclose(a, b, atol=1e-3)
