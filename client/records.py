@@ -116,9 +116,9 @@ def point_key(
 class ResultStore:
     """Append-only JSON Lines file of PointRecords in a results folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, file_name: str = RESULTS_FILE) -> None:
         self.folder = folder
-        self.path = folder / RESULTS_FILE
+        self.path = folder / file_name
 
     def ensure_writable(self) -> None:
         """Create the folder and check that the store can be appended to, before any measurement."""
@@ -157,11 +157,13 @@ class ResultStore:
 
 
 def load_records(paths: list[Path]) -> list[PointRecord]:
-    """Records from several results folders (or results.jsonl files), in order."""
+    """Records from results folders (their results.jsonl) or JSON Lines files, in order."""
     records: list[PointRecord] = []
     for path in paths:
-        folder = path.parent if path.is_file() else path
-        if not (folder / RESULTS_FILE).is_file():
-            raise OutputError(f"no {RESULTS_FILE} in {folder}", hint="point at the --out folder of a sweep")
-        records += ResultStore(folder).load()
+        store = ResultStore(path.parent, path.name) if path.is_file() else ResultStore(path)
+        if not store.path.is_file():
+            raise OutputError(
+                f"no {RESULTS_FILE} in {path}", hint="point at the --out folder of a sweep or a .jsonl file"
+            )
+        records += store.load()
     return records

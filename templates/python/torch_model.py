@@ -86,6 +86,15 @@ def task_output(out: object, task: str, mask: torch.Tensor) -> torch.Tensor:
     return out.logits[torch.arange(mask.shape[0], device=mask.device), last].float()
 
 
+def from_dlpack(tensor: object) -> np.ndarray:
+    """An input tensor as numpy through DLPack and torch, never through the stub's own numpy bridge.
+
+    Under numpy 2 the 2.51 stub's as_numpy() reads INT64 inputs with the wrong strides (seen on a GPU
+    host: every text became copies of its first token); torch's numpy bridge is built for numpy 2.
+    """
+    return torch.utils.dlpack.from_dlpack(tensor.to_dlpack()).numpy()
+
+
 class Runner:
     """Forward passes with optional CUDA-graph replay per (batch, length) bucket."""
 
@@ -165,4 +174,4 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         """Answer every request; same-length requests run together."""
-        return tb.run_grouped(*tb.token_inputs(requests), self.runner, self.output_name)
+        return tb.run_grouped(*tb.token_inputs(requests, read=from_dlpack), self.runner, self.output_name)

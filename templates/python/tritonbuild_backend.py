@@ -101,12 +101,16 @@ def split_rows(batch: object, sizes: list[int]) -> list:
     return parts
 
 
-def token_inputs(requests: list) -> tuple[list, list, list]:
-    """input_ids and attention_mask of each request, and a response slot per request (None, or an error)."""
+def token_inputs(requests: list, read: object = None) -> tuple[list, list, list]:
+    """input_ids and attention_mask of each request, and a response slot per request (None, or an error).
+
+    `read` turns an input tensor into a numpy array (default: as_numpy, which needs the stub's numpy).
+    """
+    read = read or (lambda tensor: tensor.as_numpy())
     ids, masks, errors = [], [], []
     for request in requests:
-        a = _pb().get_input_tensor_by_name(request, "input_ids").as_numpy()
-        m = _pb().get_input_tensor_by_name(request, "attention_mask").as_numpy()
+        a = read(_pb().get_input_tensor_by_name(request, "input_ids"))
+        m = read(_pb().get_input_tensor_by_name(request, "attention_mask"))
         error = None
         if a.shape != m.shape:
             error = _pb().InferenceResponse(
