@@ -74,6 +74,13 @@ def main() -> None:
     "--metrics-url", default=None, help="Prometheus endpoint for GPU metrics, e.g. http://127.0.0.1:8002/metrics"
 )
 @click.option("--variant", default="", help="label for comparisons (fp16, hybrid, an engine ...)")
+@click.option(
+    "--engine",
+    type=click.Choice(["tritonbench", "perf_analyzer"]),
+    default="tritonbench",
+    show_default=True,
+    help="our asyncio load generator, or NVIDIA's perf_analyzer binary",
+)
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds per request")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--no-progress", is_flag=True, help="no progress bar")
@@ -96,6 +103,7 @@ def sweep(
     repo: Path,
     metrics_url: str | None,
     variant: str,
+    engine: str,
     timeout: float,
     out: Path,
     no_progress: bool,
@@ -123,6 +131,7 @@ def sweep(
         arrival=arrival,
         measurement=measurement,
         variant=variant,
+        engine=engine,
         tokenizer=tokenizer,
         metrics_url=metrics_url,
     )

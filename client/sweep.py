@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from builder.manifest import package_versions
@@ -20,6 +22,7 @@ from client.records import PointRecord, ResultStore, point_key
 from client.server_stats import average_gpu, counters, deltas, read_gpu_metrics
 from client.text_client import AsyncTextClient, ClientConfig, ClientError
 
+ENGINES = ("tritonbench", "perf_analyzer")
 REQUEST_POOL = 32  # distinct requests per point, cycled; enough that no cache sees one input only
 Echo = Callable[[str], None]
 
@@ -40,6 +43,7 @@ class SweepConfig:
     arrival: str = "constant"
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
     variant: str = ""
+    engine: str = "tritonbench"  # or perf_analyzer: NVIDIA's binary over the same grid and inputs
     tokenizer: Path | None = None
     metrics_url: str | None = None
     seed: int = 0
@@ -47,6 +51,8 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if bool(self.concurrency) == bool(self.request_rates):
             raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
+        if self.engine not in ENGINES:
+            raise ClientError(f"unknown engine '{self.engine}'", hint=f"choose {' or '.join(ENGINES)}")
         if self.arrival not in ("constant", "poisson"):
             raise ClientError(f"unknown arrival process '{self.arrival}'", hint="constant or poisson")
 
@@ -71,7 +77,7 @@ class Point:
         return point_key(
             config.client.model,
             config.client.protocol,
-            "tritonbench",
+            config.engine,
             config.mode,
             self.batch_size,
             self.seq_len,
@@ -144,18 +150,59 @@ class Sweeper:
         self.tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
         self._texts = TextSource(self.tokenizer) if self.tokenizer else None
 
+    def _texts_for(self, point: Point) -> list[list[str]]:
+        if self._texts is None:
+            raise InputError(
+                f"{self.config.client.model} takes TEXT: sweeping a sequence length needs its tokenizer",
+                hint="pass --tokenizer (tokenizer.json) or --repo (the model repository)",
+            )
+        return request_texts(
+            self._texts, point.batch_size, point.seq_len, REQUEST_POOL, self.config.seed + point.seq_len
+        )
+
     def _requests(self, client: AsyncTextClient, target: Target, point: Point) -> list[list[Any]]:
-        seed = self.config.seed + point.seq_len
         if target.text_input:
-            if self._texts is None:
-                raise InputError(
-                    f"{self.config.client.model} takes TEXT: sweeping a sequence length needs its tokenizer",
-                    hint="pass --tokenizer (tokenizer.json) or --repo (the model repository)",
-                )
-            batches = request_texts(self._texts, point.batch_size, point.seq_len, REQUEST_POOL, seed)
-            return [client.prepare(b) for b in batches]
-        arrays = request_tokens(self.tokenizer, point.batch_size, point.seq_len, REQUEST_POOL, seed)
+            return [client.prepare(b) for b in self._texts_for(point)]
+        arrays = request_tokens(
+            self.tokenizer, point.batch_size, point.seq_len, REQUEST_POOL, self.config.seed + point.seq_len
+        )
         return [client.prepare_arrays(a) for a in arrays]
+
+    def measure_with_perf_analyzer(self, point: Point, target: Target) -> PointRecord | None:
+        """The same point measured by NVIDIA's perf_analyzer on the same inputs; None if it never settled."""
+        from client import perf_analyzer as pa
+
+        c, m = self.config, self.config.measurement
+        with tempfile.TemporaryDirectory(prefix="tritonbench-pa-") as tmp:
+            data = Path(tmp) / "input.json"
+            if target.text_input:  # perf_analyzer builds each batch from [1]-shaped entries
+                pa.write_text_data(data, [t for batch in self._texts_for(point) for t in batch])
+            else:
+                arrays = request_tokens(self.tokenizer, point.batch_size, point.seq_len, REQUEST_POOL, c.seed)
+                pa.write_token_data(
+                    data,
+                    np.concatenate([a["input_ids"] for a in arrays]),
+                    np.concatenate([a["attention_mask"] for a in arrays]),
+                )
+            run_spec = pa.PerfPoint(
+                url=c.client.url,
+                model=c.client.model,
+                protocol=c.client.protocol,
+                batch_size=point.batch_size,
+                concurrency=point.concurrency,
+                request_rate=point.request_rate,
+                arrival=c.arrival,
+                measurement_interval_ms=int(m.window_s * 1000),
+                measurement_request_count=m.window_requests or None,
+                stability_pct=m.stability_pct,
+                max_trials=m.max_trials,
+                input_data=data,
+            )
+            try:
+                run = pa.run_point(run_spec)
+            except pa.PerfAnalyzerUnstable:
+                return None
+        return pa.to_record(run, point.seq_len, c.variant)
 
     async def _sample(self, client: AsyncTextClient) -> dict[str, Any]:
         stats = counters(await client.statistics())
@@ -255,7 +302,13 @@ def run_sweep(
             f"{'c' + str(point.concurrency) if point.concurrency else 'r' + str(point.request_rate)}"
         )
         try:
-            record = asyncio.run(sweeper.measure(point, target))
+            if config.engine == "perf_analyzer":
+                record = sweeper.measure_with_perf_analyzer(point, target)
+                if record is None:
+                    echo(f"perf_analyzer found no stable measurement at {point}; not stored (a rerun retries it)")
+                    continue
+            else:
+                record = asyncio.run(sweeper.measure(point, target))
         except ClientError as exc:
             if records or done:
                 raise SweepError(

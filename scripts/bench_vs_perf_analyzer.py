@@ -1,0 +1,166 @@
+"""tritonbench against NVIDIA's perf_analyzer: same server, model, inputs, windows and stability rule.
+
+For each concurrency level both tools measure the same point, in alternating order (so drift in the
+machine's load hits both); prints the side-by-side table with tritonbench/perf_analyzer ratios and
+writes JSON and Markdown.   python scripts/bench_vs_perf_analyzer.py [--out scripts/results] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from builder.manifest import package_versions  # noqa: E402
+from builder.pipeline import make_repo  # noqa: E402
+from builder.server import TritonServer  # noqa: E402
+from client.measure import MeasurementConfig  # noqa: E402
+from client.records import PointRecord, ResultStore  # noqa: E402
+from client.sweep import SweepConfig, run_sweep  # noqa: E402
+from client.text_client import ClientConfig  # noqa: E402
+
+ENGINES = ("tritonbench", "perf_analyzer")
+
+
+def cpu_model() -> str:
+    """The CPU's model name and core count, for the record."""
+    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown")
+    return f"{name}, {len(__import__('os').sched_getaffinity(0))} cores"
+
+
+def measure(
+    server: TritonServer, repo: Path, store: ResultStore, engine: str, concurrency: int, args: argparse.Namespace
+) -> PointRecord:
+    """One point with one engine."""
+    config = SweepConfig(
+        ClientConfig(server.grpc_url, args.model),
+        (args.batch,),
+        (args.seq_len,),
+        concurrency=(concurrency,),
+        measurement=MeasurementConfig(
+            window_s=args.window_ms / 1000,
+            stability_pct=args.stability,
+            stable_windows=3,
+            max_trials=args.max_trials,
+            warmup_s=1.0,
+        ),
+        engine=engine,
+        variant=engine,
+    )
+    records = run_sweep(config, store, echo=lambda _: None, repo=repo, progress=False)
+    if not records:
+        raise SystemExit(f"{engine} found no stable measurement at concurrency {concurrency}")
+    return records[0]
+
+
+def compare(pairs: list[tuple[int, PointRecord, PointRecord]]) -> list[dict]:
+    """Per level: both tools' numbers and the ratios the goal is stated in."""
+    return [
+        {
+            "concurrency": c,
+            "tritonbench_infer_per_s": t.throughput_infer_per_s,
+            "perf_analyzer_infer_per_s": p.throughput_infer_per_s,
+            "throughput_ratio": t.throughput_infer_per_s / p.throughput_infer_per_s,
+            "tritonbench_p50_ms": t.latency_p50_ms,
+            "perf_analyzer_p50_ms": p.latency_p50_ms,
+            "p50_diff_pct": 100 * (t.latency_p50_ms - p.latency_p50_ms) / p.latency_p50_ms,
+            "tritonbench_p99_ms": t.latency_p99_ms,
+            "perf_analyzer_p99_ms": p.latency_p99_ms,
+            "stable": t.stable and p.stable,
+        }
+        for c, t, p in pairs
+    ]
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    """The comparison as Markdown with its provenance."""
+    out = [
+        f"# tritonbench vs perf_analyzer ({meta['date']})",
+        "",
+        f"- machine: {meta['machine']}; model `{meta['model']}` (python-onnxruntime, CPU), bundled tritonserver "
+        f"2.51.0, gRPC, batch {meta['batch']}, {meta['seq_len']}-token real English texts",
+        f"- windows {meta['window_ms']} ms, stability ±{meta['stability']} % over 3 windows, max "
+        f"{meta['max_trials']} trials; tools alternate per level",
+        f"- versions: {json.dumps(meta['versions'])}",
+        f"- command: `{meta['command']}`",
+        "",
+        "| concurrency | tritonbench infer/s | perf_analyzer infer/s | ratio | tritonbench p50 ms | "
+        "perf_analyzer p50 ms | p50 diff | tritonbench p99 ms | perf_analyzer p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r['concurrency']} | {r['tritonbench_infer_per_s']:.1f} | {r['perf_analyzer_infer_per_s']:.1f} | "
+        f"{r['throughput_ratio']:.3f} | {r['tritonbench_p50_ms']:.2f} | {r['perf_analyzer_p50_ms']:.2f} | "
+        f"{r['p50_diff_pct']:+.1f} % | {r['tritonbench_p99_ms']:.2f} | {r['perf_analyzer_p99_ms']:.2f} |"
+        for r in rows
+    ]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    """Build the repository if needed, serve it, measure both tools, report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repo", type=Path, default=ROOT / "repo")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=32)
+    parser.add_argument("--window-ms", type=int, default=3000)
+    parser.add_argument("--stability", type=float, default=10.0)
+    parser.add_argument("--max-trials", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "results")
+    args = parser.parse_args()
+    if not (args.repo / args.model / "config.pbtxt").is_file():
+        make_repo(
+            "minilm",
+            "feature-extraction",
+            args.model,
+            "python-onnxruntime",
+            "cpu",
+            args.repo,
+            force=False,
+            trust_remote_code=False,
+            echo=print,
+        )
+    stamp = time.strftime("%Y-%m-%d")
+    store = ResultStore(args.out, f"tritonbench_vs_perf_analyzer_{stamp}.jsonl")
+    store.path.unlink(missing_ok=True)
+    pairs = []
+    with TritonServer(args.repo) as server:
+        for i, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
+            order = ENGINES if i % 2 == 0 else ENGINES[::-1]
+            got = {engine: measure(server, args.repo, store, engine, concurrency, args) for engine in order}
+            pairs.append((concurrency, got["tritonbench"], got["perf_analyzer"]))
+            print(json.dumps(compare(pairs[-1:])[0]), flush=True)
+    rows = compare(pairs)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": cpu_model(),
+        "host": platform.node(),
+        "model": args.model,
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "window_ms": args.window_ms,
+        "stability": args.stability,
+        "max_trials": args.max_trials,
+        "versions": package_versions(),
+        "command": "python " + " ".join(sys.argv),
+    }
+    (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=2)
+    )
+    text = markdown(rows, meta)
+    (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
