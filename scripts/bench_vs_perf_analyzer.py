@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -37,9 +38,15 @@ def cpu_model() -> str:
 
 
 def measure(
-    server: TritonServer, repo: Path, store: ResultStore, engine: str, concurrency: int, args: argparse.Namespace
-) -> PointRecord:
-    """One point with one engine."""
+    server: TritonServer,
+    repo: Path,
+    store: ResultStore,
+    engine: str,
+    concurrency: int,
+    repeat: int,
+    args: argparse.Namespace,
+) -> PointRecord | None:
+    """One point with one engine (the variant label carries the repeat, so the store keeps every run)."""
     config = SweepConfig(
         ClientConfig(server.grpc_url, args.model),
         (args.batch,),
@@ -53,31 +60,34 @@ def measure(
             warmup_s=1.0,
         ),
         engine=engine,
-        variant=engine,
+        variant=f"{engine}-{repeat}",
     )
     records = run_sweep(config, store, echo=lambda _: None, repo=repo, progress=False)
-    if not records:
-        raise SystemExit(f"{engine} found no stable measurement at concurrency {concurrency}")
-    return records[0]
+    return records[0] if records else None  # None: perf_analyzer never settled (it stores no number then)
 
 
-def compare(pairs: list[tuple[int, PointRecord, PointRecord]]) -> list[dict]:
-    """Per level: both tools' numbers and the ratios the goal is stated in."""
-    return [
-        {
-            "concurrency": c,
-            "tritonbench_infer_per_s": t.throughput_infer_per_s,
-            "perf_analyzer_infer_per_s": p.throughput_infer_per_s,
-            "throughput_ratio": t.throughput_infer_per_s / p.throughput_infer_per_s,
-            "tritonbench_p50_ms": t.latency_p50_ms,
-            "perf_analyzer_p50_ms": p.latency_p50_ms,
-            "p50_diff_pct": 100 * (t.latency_p50_ms - p.latency_p50_ms) / p.latency_p50_ms,
-            "tritonbench_p99_ms": t.latency_p99_ms,
-            "perf_analyzer_p99_ms": p.latency_p99_ms,
-            "stable": t.stable and p.stable,
-        }
-        for c, t, p in pairs
-    ]
+def compare(concurrency: int, runs: dict[str, list[PointRecord]]) -> dict:
+    """One level: each tool's median numbers over the repeats, and the ratios the goal is stated in."""
+
+    def med(engine: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in runs[engine])
+
+    t_rate, p_rate = med("tritonbench", "throughput_infer_per_s"), med("perf_analyzer", "throughput_infer_per_s")
+    t_p50, p_p50 = med("tritonbench", "latency_p50_ms"), med("perf_analyzer", "latency_p50_ms")
+    pairs = zip(runs["tritonbench"], runs["perf_analyzer"], strict=True)
+    return {
+        "concurrency": concurrency,
+        "repeats": len(runs["tritonbench"]),
+        "tritonbench_infer_per_s": t_rate,
+        "perf_analyzer_infer_per_s": p_rate,
+        "throughput_ratio": t_rate / p_rate,
+        "tritonbench_p50_ms": t_p50,
+        "perf_analyzer_p50_ms": p_p50,
+        "p50_diff_pct": 100 * (t_p50 - p_p50) / p_p50,
+        "tritonbench_p99_ms": med("tritonbench", "latency_p99_ms"),
+        "perf_analyzer_p99_ms": med("perf_analyzer", "latency_p99_ms"),
+        "each_ratio": [t.throughput_infer_per_s / p.throughput_infer_per_s for t, p in pairs],
+    }
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -88,7 +98,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"- machine: {meta['machine']}; model `{meta['model']}` (python-onnxruntime, CPU), bundled tritonserver "
         f"2.51.0, gRPC, batch {meta['batch']}, {meta['seq_len']}-token real English texts",
         f"- windows {meta['window_ms']} ms, stability ±{meta['stability']} % over 3 windows, max "
-        f"{meta['max_trials']} trials; tools alternate per level",
+        f"{meta['max_trials']} trials; tools alternate, "
+        f"{meta['repeats']} repeats per level, medians compared",
         f"- versions: {json.dumps(meta['versions'])}",
         f"- command: `{meta['command']}`",
         "",
@@ -116,6 +127,7 @@ def main() -> None:
     parser.add_argument("--window-ms", type=int, default=3000)
     parser.add_argument("--stability", type=float, default=10.0)
     parser.add_argument("--max-trials", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "results")
     args = parser.parse_args()
     if not (args.repo / args.model / "config.pbtxt").is_file():
@@ -133,14 +145,24 @@ def main() -> None:
     stamp = time.strftime("%Y-%m-%d")
     store = ResultStore(args.out, f"tritonbench_vs_perf_analyzer_{stamp}.jsonl")
     store.path.unlink(missing_ok=True)
-    pairs = []
+    rows = []
     with TritonServer(args.repo) as server:
-        for i, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
-            order = ENGINES if i % 2 == 0 else ENGINES[::-1]
-            got = {engine: measure(server, args.repo, store, engine, concurrency, args) for engine in order}
-            pairs.append((concurrency, got["tritonbench"], got["perf_analyzer"]))
-            print(json.dumps(compare(pairs[-1:])[0]), flush=True)
-    rows = compare(pairs)
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            runs: dict[str, list[PointRecord]] = {engine: [] for engine in ENGINES}
+            for repeat in range(args.repeats):
+                got = {
+                    e: measure(server, args.repo, store, e, concurrency, repeat, args)
+                    for e in (ENGINES if repeat % 2 == 0 else ENGINES[::-1])
+                }
+                if None in got.values():  # keep runs paired: a repeat counts only if both tools settled
+                    print(f"concurrency {concurrency}, repeat {repeat}: no stable measurement, dropped", flush=True)
+                    continue
+                for engine, record in got.items():
+                    runs[engine].append(record)
+            if not runs["tritonbench"]:
+                continue
+            rows.append(compare(concurrency, runs))
+            print(json.dumps(rows[-1]), flush=True)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": cpu_model(),
@@ -151,6 +173,7 @@ def main() -> None:
         "window_ms": args.window_ms,
         "stability": args.stability,
         "max_trials": args.max_trials,
+        "repeats": args.repeats,
         "versions": package_versions(),
         "command": "python " + " ".join(sys.argv),
     }
