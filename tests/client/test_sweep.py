@@ -172,3 +172,12 @@ def test_grid_order():
     ]
     assert len(plan_points(config)) == 8
     assert json.loads(json.dumps(list(plan_points(config)[0].key(config))))[0] == "m"
+
+
+def test_perf_analyzer_engine_measures_the_same_grid(server, served_repo, tmp_path):
+    relaxed = MeasurementConfig(window_s=1.0, stability_pct=100, stable_windows=3, max_trials=5, warmup_s=0.2)
+    config = _config(server, batch_sizes=(1,), concurrency=(1,), measurement=relaxed, engine="perf_analyzer")
+    (record,) = run_sweep(config, ResultStore(tmp_path), echo=lambda _: None, repo=served_repo, progress=False)
+    assert record.engine == "perf_analyzer" and record.seq_len == 16 and record.requests > 0
+    assert 0 < record.latency_p50_ms <= record.latency_p99_ms and record.stable
+    assert "minilm_model" in record.server
