@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from builder.cli_engine import engine
 from builder.cli_util import UserErrorGroup
+from builder.fidelity import FidelityOptions, Gate
 from builder.gpus import PROFILES
-from builder.pipeline import export_onnx, make_repo
+from builder.pipeline import export_onnx, make_repo, validate_precisions
 from builder.plan import ENGINES
 from builder.server import TritonServer
 from builder.source import DEFAULT_MODEL
@@ -25,6 +27,41 @@ _model = click.option(
 )
 _task = click.option("--task", type=click.Choice(list(TASKS)), default="feature-extraction", show_default=True)
 _trust = click.option("--trust-remote-code", is_flag=True, help="allow the model's own Python code to run")
+_GATE_OPTIONS = (
+    click.option(
+        "--corpus",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="real text for the fidelity gate, one text per line [default: sentences of Python's pydoc topics]",
+    ),
+    click.option("--texts", type=int, default=FidelityOptions.texts, show_default=True, help="texts the gate runs"),
+    click.option(
+        "--min-cosine",
+        type=float,
+        default=Gate.min_cosine,
+        show_default=True,
+        help="gate: per-token cosine with PyTorch FP32, every output, on real text and random ids",
+    ),
+    click.option("--max-abs-diff", type=float, help="gate: largest absolute difference [default: not gated]"),
+    click.option("--min-agreement", type=float, help="gate: same label/next token/neighbour [default: not gated]"),
+)
+
+
+def _gate_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_GATE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _fidelity(
+    corpus: Path | None,
+    texts: int,
+    min_cosine: float,
+    max_abs_diff: float | None,
+    min_agreement: float | None,
+    enabled: bool = True,
+) -> FidelityOptions:
+    gate = Gate(min_cosine=min_cosine, max_abs_diff=max_abs_diff, min_agreement=min_agreement)
+    return FidelityOptions(gate, corpus, texts, enabled=enabled)
 
 
 @click.group(cls=UserErrorGroup)
@@ -64,8 +101,8 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     "--precision",
     default="fp32",
     show_default=True,
-    help="fp32; python-torch and tensorrt also fp16, bf16 (GPUs with BF16) and hybrid (FP16, FP32 LayerNorm); "
-    "tensorrt also int8; onnxruntime-trt fp16 and hybrid",
+    help="fp32, fp16, hybrid (FP16, FP32 softmax and LayerNorm), bf16 (GPUs with BF16); python-onnxruntime, "
+    "onnxruntime and tensorrt also int8; onnxruntime-trt fp32, fp16 and hybrid",
 )
 @click.option(
     "--engine-file",
@@ -73,6 +110,10 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     help="with --engine tensorrt: a verified model.plan built elsewhere (its .build.json beside it)",
 )
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
+@click.option(
+    "--no-validate", is_flag=True, help="python-onnxruntime, onnxruntime: serve the variant without the fidelity gate"
+)
+@_gate_options
 @_trust
 def make_repo_cmd(
     model: str,
@@ -84,9 +125,19 @@ def make_repo_cmd(
     precision: str,
     engine_file: Path | None,
     force: bool,
+    no_validate: bool,
+    corpus: Path | None,
+    texts: int,
+    min_cosine: float,
+    max_abs_diff: float | None,
+    min_agreement: float | None,
     trust_remote_code: bool,
 ) -> None:
-    """Build a model repository: tokenizer → model → post, wired by an ensemble called NAME."""
+    """Build a model repository: tokenizer → model → post, wired by an ensemble called NAME.
+
+    With python-onnxruntime or onnxruntime the model is the precision variant, served only if it passes the
+    fidelity gate of `tritonbuild validate`.
+    """
     plan = make_repo(
         model,
         task,
@@ -99,9 +150,52 @@ def make_repo_cmd(
         echo=click.echo,
         precision=precision,
         engine_file=engine_file,
+        fidelity=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement, enabled=not no_validate),
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))
+
+
+@main.command()
+@_model
+@_task
+@click.option(
+    "--precision",
+    default="fp32,fp16,hybrid,int8",
+    show_default=True,
+    help="comma-separated presets: fp32, fp16, hybrid, bf16, int8",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/fidelity"), show_default=True)
+@click.option("--skip-bf16", is_flag=True, help="write bf16 and report its size instead of refusing (no CPU kernels)")
+@_gate_options
+@_trust
+def validate(
+    model: str,
+    task: str,
+    precision: str,
+    out: Path,
+    skip_bf16: bool,
+    corpus: Path | None,
+    texts: int,
+    min_cosine: float,
+    max_abs_diff: float | None,
+    min_agreement: float | None,
+    trust_remote_code: bool,
+) -> None:
+    """Gate precision variants on fidelity to PyTorch FP32, on real text and random ids; exit 1 if one fails.
+
+    Exports once, writes each variant, runs it with ONNX Runtime (CPU), writes fidelity.json and fidelity.md.
+    """
+    validate_precisions(
+        model,
+        task,
+        [p.strip() for p in precision.split(",") if p.strip()],
+        out,
+        options=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement),
+        skip_bf16=skip_bf16,
+        trust_remote_code=trust_remote_code,
+        echo=click.echo,
+    )
 
 
 main.add_command(engine)
@@ -144,6 +238,28 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
             return
         click.secho(f"tritonserver exited unexpectedly:\n{server.log_tail()}", fg="red", err=True)
         raise SystemExit(1)
+
+
+@main.command()
+@_model
+@_task
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "hybrid"]), default="fp32", show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--top", type=int, default=10, show_default=True, help="operators (CPU) or kernels (GPU) to list")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write profile.json and profile.md here")
+def profile(
+    model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int, out: Path | None
+) -> None:
+    """Time breakdown of one forward pass (embeddings, attention, MLP, LayerNorm, head) and top kernels."""
+    from builder.profile import profile_model
+
+    result = profile_model(model, task, precision, batch, seq_len, device, top)
+    click.echo(result.table())
+    if out:
+        result.write(out)
+        click.echo(f"wrote {out / 'profile.json'} and {out / 'profile.md'}")
 
 
 @main.command()

@@ -1,0 +1,152 @@
+"""`tritonbuild profile`: where a forward pass spends its time, by module kind and by operator/kernel.
+
+Leaf modules are tagged by kind (embeddings, attention projections, MLP, LayerNorm, head) with
+profiler ranges; whatever runs outside them (the attention core, activations, residual adds) is
+"other". On a GPU the ranges' device time is used and the top kernels are listed; on the CPU,
+operator self time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+KINDS = ("embeddings", "attention projections", "mlp", "layernorm", "head", "other")
+_HEAD_NAMES = ("classifier", "lm_head", "pooler", "pre_classifier", "qa_outputs")
+_ATTENTION_NAMES = ("attention", "attn")
+
+
+def module_kind(name: str, module: torch.nn.Module) -> str | None:
+    """The kind of a leaf module from its class and qualified name; None for modules not timed."""
+    parts = name.lower().split(".")
+    if isinstance(module, torch.nn.Embedding):
+        return "embeddings"
+    if isinstance(module, torch.nn.LayerNorm):
+        return "layernorm"
+    is_linear = isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"  # GPT-2's linear
+    if not is_linear:
+        return None
+    if any(p in _HEAD_NAMES for p in parts):
+        return "head"
+    if any(a in p for p in parts for a in _ATTENTION_NAMES):
+        return "attention projections"
+    return "mlp"
+
+
+@dataclass
+class Profile:
+    """One profiled forward: per-kind share of the time, and the top operators or kernels."""
+
+    device: str
+    forward_ms: float
+    kinds_ms: dict[str, float]
+    top: list[dict[str, float | str]]
+
+    def percent(self) -> dict[str, float]:
+        """Each kind as % of the forward."""
+        return {k: 100 * v / self.forward_ms for k, v in self.kinds_ms.items()}
+
+    def table(self) -> str:
+        """Markdown: the breakdown, then the top operators/kernels."""
+        lines = [
+            f"forward: {self.forward_ms:.3f} ms on {self.device}",
+            "",
+            "| part | ms | % of forward |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {k} | {v:.3f} | {self.percent()[k]:.1f} |" for k, v in self.kinds_ms.items()]
+        lines += ["", "| top operator / kernel | ms | calls |", "|---|---:|---:|"]
+        lines += [f"| {t['name']} | {t['ms']:.3f} | {t['calls']} |" for t in self.top]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> None:
+        """profile.json and profile.md."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "profile.json").write_text(json.dumps(asdict(self) | {"percent": self.percent()}, indent=2))
+        (folder / "profile.md").write_text(self.table())
+
+
+def _tag_modules(model: torch.nn.Module) -> list:
+    handles = []
+    for name, module in model.named_modules():
+        kind = module_kind(name, module)
+        if kind is None or any(True for _ in module.children()):
+            continue
+        label = f"kind::{kind}"
+
+        def enter(_m: torch.nn.Module, _args: object, label: str = label) -> None:
+            _m._tb_range = torch.profiler.record_function(label)  # type: ignore[attr-defined]
+            _m._tb_range.__enter__()  # type: ignore[attr-defined]
+
+        def leave(_m: torch.nn.Module, _args: object, _out: object) -> None:
+            _m._tb_range.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    return handles
+
+
+def profile_forward(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, top: int = 10, repeats: int = 5
+) -> Profile:
+    """Profile `repeats` forwards after a warm-up; times are per forward."""
+    cuda = ids.is_cuda
+    with torch.inference_mode():
+        for _ in range(3):
+            model(input_ids=ids, attention_mask=mask)
+    handles = _tag_modules(model)
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    try:
+        with torch.profiler.profile(activities=activities) as prof, torch.inference_mode():
+            for _ in range(repeats):
+                with torch.profiler.record_function("kind::forward"):
+                    model(input_ids=ids, attention_mask=mask)
+            if cuda:
+                torch.cuda.synchronize()
+    finally:
+        for handle in handles:
+            handle.remove()
+    events = prof.key_averages()
+
+    def ms(event: object) -> float:  # device time on a GPU, CPU time otherwise
+        total = getattr(event, "device_time_total", 0.0) if cuda else event.cpu_time_total  # type: ignore[attr-defined]
+        return float(total) / 1000 / repeats
+
+    ranges = {e.key.removeprefix("kind::"): ms(e) for e in events if e.key.startswith("kind::")}
+    forward = ranges.pop("forward")
+    kinds = {k: ranges.get(k, 0.0) for k in KINDS if k != "other"}
+    kinds["other"] = max(forward - sum(kinds.values()), 0.0)
+    ops = [e for e in events if not e.key.startswith("kind::")]
+    self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    ranked = sorted(ops, key=self_time, reverse=True)[:top]
+    top_rows = [{"name": e.key[:80], "ms": self_time(e) / 1000 / repeats, "calls": e.count // repeats} for e in ranked]
+    return Profile("cuda" if cuda else "cpu", forward, kinds, top_rows)
+
+
+def backend_module(name: str) -> object:
+    """A Python-backend model file from templates/python, imported the way the server imports it."""
+    import importlib
+    import sys
+    from importlib.resources import files
+
+    folder = str(files("templates") / "python")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+def profile_model(model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int) -> Profile:
+    """Load `model` as the python-torch engine would (precision plan included) and profile one shape."""
+    from builder.source import inspect_model, load_graph_module
+
+    if device == "cuda" and not torch.cuda.is_available():
+        from builder.errors import UserError
+
+        raise UserError("no CUDA device here", hint="use --device cpu, or run on a GPU host")
+    info = inspect_model(model, task)
+    torch_model = backend_module("torch_model")
+    module = torch_model.apply_precision(load_graph_module(info).model, precision).to(device)  # type: ignore[attr-defined]
+    ids = torch.randint(1000, min(info.vocab_size, 20000), (batch, seq_len), device=device)
+    return profile_forward(module, ids, torch.ones_like(ids), top=top)
