@@ -2,8 +2,9 @@
 
 Leaf modules are tagged by kind (embeddings, attention projections, MLP, LayerNorm, head) with
 profiler ranges; whatever runs outside them (the attention core, activations, residual adds) is
-"other". On a GPU the ranges' device time is used and the top kernels are listed; on the CPU,
-operator self time.
+"other". On a GPU the ranges' device time is used and the top kernels are listed; the forward is
+its span on the GPU timeline, so "other" there also holds the GPU's idle gaps between eager
+launches (the launch overhead that CUDA graphs remove). On the CPU, operator self time.
 """
 
 from __future__ import annotations
