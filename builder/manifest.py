@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 MANIFEST = "tritonbuild.json"
 _PACKAGES = ("tritonbuild", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "tritonclient")
@@ -41,6 +42,8 @@ class Manifest:
     precision: str
     parity_max_abs_diff: float | None  # None for engines that serve the PyTorch model itself
     parity_shapes: list[list[int]]
+    onnx_bytes: int | None = None  # size of the served model.onnx (the precision variant on variant engines)
+    fidelity: dict[str, Any] | None = None  # the fidelity gate's report; None when it did not run
     versions: dict[str, str] = field(default_factory=package_versions)
     host: str = field(default_factory=platform.node)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -1,19 +1,31 @@
-"""The make-repo and export commands as plans of steps over the builder's stages."""
+"""The make-repo, export and validate commands as plans of steps over the builder's stages."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from builder.engine_build import EngineOptions, check_prebuilt, engine_artifact, require_tensorrt
 from builder.errors import ConfigError
 from builder.export import OnnxFromModel
+from builder.fidelity import (
+    FidelityError,
+    FidelityOptions,
+    FidelityReport,
+    Reference,
+    VariantResult,
+    evaluate,
+    markdown_table,
+    write_reports,
+)
 from builder.gpus import get_profile
 from builder.manifest import MANIFEST, Manifest
 from builder.parity import ParityReport, check_parity, parity_shapes
-from builder.plan import RepoPlan, plan_repository
+from builder.plan import VARIANT_ENGINES, RepoPlan, plan_repository
+from builder.precision import Compute, PrecisionPlan, Variant, VariantFromOnnx, get_plan
 from builder.repo_writer import check_conflicts, check_writable, publish, stage_model_files, staging_dir
 from builder.source import ModelInfo, inspect_model, load_graph_module, save_tokenizer_json
 from builder.steps import Step, run_steps
@@ -27,6 +39,9 @@ class _Exported:
 
     module: GraphModule
     parity: ParityReport
+    reference: Reference
+    variant: Variant | None = None  # the precision variant a repository serves (variant engines)
+    fidelity: FidelityReport | None = None
 
 
 def _export_steps(info: ModelInfo, onnx_path: Path, state: _Exported) -> list[Step]:
@@ -63,9 +78,10 @@ def export_onnx(model: str, task: str, output: Path, trust_remote_code: bool, ec
     return state.parity
 
 
-def _manifest(info: ModelInfo, plan: RepoPlan, parity: ParityReport | None, precision: str) -> Manifest:
+def _manifest(info: ModelInfo, plan: RepoPlan, state: _Exported, precision: str, served: Path | None) -> Manifest:
     tokenizer = plan.models[0].config
     buckets = dict(tokenizer.parameters)["buckets"]
+    parity = state.parity if served is not None else None
     return Manifest(
         name=plan.name,
         task=info.task.name,
@@ -80,7 +96,56 @@ def _manifest(info: ModelInfo, plan: RepoPlan, parity: ParityReport | None, prec
         precision=precision,
         parity_max_abs_diff=parity.worst if parity else None,
         parity_shapes=[[r.batch, r.seq] for r in parity.results] if parity else [],
+        onnx_bytes=served.stat().st_size if served is not None else None,
+        fidelity=state.fidelity.to_dict() if state.fidelity else None,
     )
+
+
+_NO_BF16 = "ONNX Runtime's CPU provider, which runs the fidelity gate, has no BF16 kernels"
+
+
+def variant_of(onnx_path: Path, plan: PrecisionPlan) -> Variant:
+    """The `plan` variant of an exported graph, written beside it; the FP32 variant is the export itself."""
+    if plan.name == "fp32":
+        return Variant(plan, onnx_path, onnx_path.stat().st_size)
+    return VariantFromOnnx(onnx_path, plan, onnx_path.with_name(f"model.{plan.name}.onnx"))()
+
+
+def _reference_step(info: ModelInfo, state: _Exported, options: FidelityOptions) -> Step:
+    def run() -> None:
+        state.reference = Reference.compute(state.module, info, options)
+
+    return Step(f"PyTorch FP32 reference on {options.texts} texts and on random ids of the same shapes", run)
+
+
+def _variant_steps(
+    model: str, info: ModelInfo, precision: str, onnx_path: Path, state: _Exported, options: FidelityOptions, echo: Echo
+) -> list[Step]:
+    plan = get_plan(precision)
+
+    def write() -> None:
+        state.variant = variant_of(onnx_path, plan)
+
+    def gate() -> None:
+        assert state.variant is not None
+        result = evaluate(state.reference, state.variant)
+        state.fidelity = FidelityReport(model, info.task.name, state.reference.texts, options.gate, (result,))
+        echo(markdown_table(state.fidelity))
+        state.fidelity.raise_on_failure()
+
+    steps = [Step(f"{precision} variant of {onnx_path.name}", write)]
+    if options.enabled:
+        bar = f"min cosine {options.gate.min_cosine}, NaN/Inf rate ≤ {options.gate.max_nonfinite_rate}"
+        steps += [_reference_step(info, state, options), Step(f"fidelity gate on {precision} ({bar})", gate)]
+    return steps
+
+
+def _check_gate(engine: str, precision: str, options: FidelityOptions) -> None:
+    if engine in VARIANT_ENGINES and precision == "bf16" and options.enabled:
+        raise FidelityError(
+            f"cannot gate the bf16 variant: {_NO_BF16}",
+            hint="--no-validate builds it ungated (check it on the GPU), or choose hybrid",
+        )
 
 
 def make_repo(
@@ -96,9 +161,15 @@ def make_repo(
     echo: Echo,
     precision: str = "fp32",
     engine_file: Path | None = None,
+    fidelity: FidelityOptions | None = None,
 ) -> RepoPlan:
-    """`tritonbuild make-repo`: plan, export with parity (ONNX engines), stage, then publish into `output`."""
+    """`tritonbuild make-repo`: plan, export with parity, write and gate the variant, stage, publish into `output`.
+
+    The variant engines serve the precision variant as model.onnx, and only once it passes the fidelity gate
+    (unless `fidelity.enabled` is off); a refused variant leaves `output` as it was.
+    """
     profile = get_profile(gpu)
+    options = fidelity or FidelityOptions()
     if engine_file is not None and engine != "tensorrt":
         raise ConfigError("--engine-file goes with --engine tensorrt")
     if engine == "tensorrt" and engine_file is None:
@@ -106,6 +177,7 @@ def make_repo(
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
     plan = plan_repository(info, name, engine, profile, precision)
+    _check_gate(engine, precision, options)
     if engine_file is not None:
         check_prebuilt(engine_file, profile, precision, info.max_length)
     needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
@@ -114,14 +186,17 @@ def make_repo(
     with staging_dir(output) as stage:
         onnx_path = stage / "export" / "model.onnx"
 
+        def served() -> Path:
+            return state.variant.path if state.variant is not None else onnx_path
+
         def tensorrt_engine(dest: Path) -> None:
             tokenizer = stage / "export" / "tokenizer.json"
             save_tokenizer_json(info, tokenizer)
-            options = EngineOptions(profile, precision, info.max_length)
-            engine_artifact(dest, dest.parent / "model.onnx", tokenizer, options, engine_file, echo)
+            settings = EngineOptions(profile, precision, info.max_length)
+            engine_artifact(dest, dest.parent / "model.onnx", tokenizer, settings, engine_file, echo)
 
         artifacts = {
-            "onnx": lambda dest: shutil.copyfile(onnx_path, dest),
+            "onnx": lambda dest: shutil.copyfile(served(), dest),
             "tokenizer": lambda dest: save_tokenizer_json(info, dest),
             "labels": lambda dest: dest.write_text(json.dumps(list(info.labels)) + "\n"),
             "hf_model": lambda dest: state.module.model.save_pretrained(dest),
@@ -130,15 +205,63 @@ def make_repo(
 
         def stage_files() -> None:
             stage_model_files(plan, stage, artifacts)
-            parity = state.parity if needs_onnx else None
-            _manifest(info, plan, parity, precision).write(stage / plan.name / MANIFEST)
+            _manifest(info, plan, state, precision, served() if needs_onnx else None).write(
+                stage / plan.name / MANIFEST
+            )
             shutil.rmtree(stage / "export", ignore_errors=True)
 
         export_steps = _export_steps(info, onnx_path, state)
+        variant_steps = _variant_steps(model, info, precision, onnx_path, state, options, echo)
         steps = [
             *(export_steps if needs_onnx else export_steps[:1]),
+            *(variant_steps if engine in VARIANT_ENGINES else []),
             Step(f"render and check {len(plan.models)} configs, stage files", stage_files),
             Step(f"publish into {output}", lambda: publish(plan, stage, output)),
         ]
         run_steps(steps, echo)
     return plan
+
+
+def _evaluate_step(onnx_path: Path, plan: PrecisionPlan, state: _Exported, results: list[VariantResult]) -> Step:
+    def run() -> None:
+        variant = variant_of(onnx_path, plan)
+        if plan.compute is Compute.BF16:
+            results.append(VariantResult(plan.name, variant.size_bytes, skipped="no BF16 kernels on the CPU"))
+        else:
+            results.append(evaluate(state.reference, variant))
+
+    return Step(f"{plan.name}: write the variant" + ("" if plan.compute is Compute.BF16 else ", evaluate it"), run)
+
+
+def validate_precisions(
+    model: str,
+    task: str,
+    precisions: Sequence[str],
+    out: Path,
+    *,
+    options: FidelityOptions,
+    skip_bf16: bool,
+    trust_remote_code: bool,
+    echo: Echo,
+) -> FidelityReport:
+    """`tritonbuild validate`: export once, write and evaluate each variant, write the reports, then gate."""
+    plans = [get_plan(p) for p in dict.fromkeys(precisions)]
+    if any(p.compute is Compute.BF16 for p in plans) and not skip_bf16:
+        raise FidelityError(
+            f"bf16 cannot be validated here: {_NO_BF16}",
+            hint="--skip-bf16 writes it and reports its size only; measure BF16 on a GPU (scripts/gpu_bench.py)",
+        )
+    check_writable(out)
+    info = inspect_model(model, task, trust_remote_code)
+    state = _Exported()
+    results: list[VariantResult] = []
+    with tempfile.TemporaryDirectory(prefix="tritonbuild-validate-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        steps = [*_export_steps(info, onnx_path, state), _reference_step(info, state, options)]
+        run_steps(steps + [_evaluate_step(onnx_path, plan, state, results) for plan in plans], echo)
+    report = FidelityReport(model, info.task.name, state.reference.texts, options.gate, tuple(results))
+    json_path, md_path = write_reports(report, out)
+    echo(markdown_table(report))
+    echo(f"wrote {json_path} and {md_path}")
+    report.raise_on_failure()
+    return report

@@ -15,6 +15,7 @@ from builder.modelconfig import (
     TensorSpec,
     check_ensemble,
 )
+from builder.precision import PRESETS
 from builder.source import ModelInfo
 from builder.trt_repo import TENSORRT_ENGINES, tensorrt_model
 
@@ -26,6 +27,9 @@ ENGINES = {
 }
 MAX_TEXT_BYTES = 1_000_000
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
+# Engines whose model.onnx is the precision variant itself (builder.precision), gated by builder.fidelity.
+# onnxruntime-trt is not one: its accelerator applies the precision to the FP32 graph when the server builds.
+VARIANT_ENGINES = ("python-onnxruntime", "onnxruntime")
 # CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
 GRAPH_TOKEN_BUDGET = 32_768
 
@@ -108,6 +112,13 @@ def _torch_model(info: ModelInfo, precision: str, gpu: GpuProfile, common: dict)
     return ModelDirPlan(spec, (*_python_files("torch_model.py"), ("hf", "hf_model")))
 
 
+def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> None:
+    if precision not in PRESETS:
+        raise ConfigError(f"engine {engine} has no precision '{precision}'", hint=f"choose {', '.join(PRESETS)}")
+    if precision == "bf16" and not gpu.bf16:  # ONNX Runtime's CPU provider has no BF16 kernels either
+        raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
+
+
 def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str) -> ModelDirPlan:
     kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     common = {
@@ -122,8 +133,8 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, prec
         return _torch_model(info, precision, gpu, common)
     if engine in TENSORRT_ENGINES:
         return ModelDirPlan(*tensorrt_model(engine, info, precision, gpu, common))
-    if precision != "fp32":
-        raise ConfigError(f"engine {engine} serves fp32 ONNX only so far", hint="use --engine python-torch")
+    if engine in VARIANT_ENGINES:
+        _check_variant_precision(engine, precision, gpu)
     if engine == "python-onnxruntime":
         providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
         spec = ModelConfigSpec(backend="python", parameters=(("providers", providers),), **common)

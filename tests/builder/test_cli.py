@@ -16,7 +16,7 @@ def run(*args: str):
 def test_help_lists_the_commands():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("export", "make-repo", "serve", "gpus", "demo"):
+    for command in ("export", "make-repo", "validate", "serve", "gpus", "demo"):
         assert command in result.output
 
 
@@ -113,3 +113,78 @@ def test_serve_runs_until_ctrl_c(served_repo):
             urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/health/ready", timeout=2)
     finally:
         proc.kill()
+
+
+# --- precision variants and the fidelity gate ---------------------------------------------------------------
+
+
+def test_validate_refuses_bf16_on_the_cpu_before_exporting(tmp_path):
+    result = run("validate", "--precision", "fp32,bf16", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "bf16 cannot be validated here" in result.output
+    assert "has no BF16 kernels" in result.output and "--skip-bf16" in result.output
+    assert not (tmp_path / "out").exists()
+    assert "unknown precision 'fp4'" in run("validate", "--precision", "fp4").output
+
+
+def test_make_repo_refuses_to_gate_bf16_and_names_the_way_out(tmp_path):
+    args = ("make-repo", "--gpu", "a100", "--precision", "bf16", "--output", str(tmp_path / "repo"))
+    result = run(*args)
+    assert (
+        result.exit_code == 1 and "cannot gate the bf16 variant" in result.output and "--no-validate" in result.output
+    )
+    assert "GPU profile cpu has no BF16" in run(*args[:2], "cpu", *args[3:]).output
+
+
+def _distilbert(tiny_models):
+    return ("--model", str(tiny_models["distilbert"]), "--task", "text-classification", "--texts", "8")
+
+
+@pytest.mark.slow
+def test_validate_writes_reports_and_exits_0_when_every_variant_passes(tiny_models, tmp_path):
+    result = run("validate", *_distilbert(tiny_models), "--precision", "fp32,hybrid,bf16", "--skip-bf16",
+                 "--out", str(tmp_path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "fidelity.json").read_text())
+    assert report["passed"] and [v["precision"] for v in report["variants"]] == ["fp32", "hybrid", "bf16"]
+    fp32, hybrid, bf16 = report["variants"]
+    assert [(m["inputs"], m["output"]) for m in hybrid["metrics"]] == [
+        ("real text", "logits"),
+        ("random ids", "logits"),
+    ]
+    assert hybrid["size_bytes"] < fp32["size_bytes"] and bf16["skipped"] and not bf16["metrics"]
+    assert "| hybrid |" in result.output and "| random ids | logits |" in (tmp_path / "fidelity.md").read_text()
+
+
+@pytest.mark.slow
+def test_validate_exits_1_listing_the_failing_variant_after_writing_reports(tiny_models, tmp_path):
+    result = run("validate", *_distilbert(tiny_models), "--precision", "fp16", "--min-cosine", "1.0",
+                 "--out", str(tmp_path))  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error: fp16 of" in result.output and "fp16: logits on real text: min cosine" in result.output
+    assert json.loads((tmp_path / "fidelity.json").read_text())["failed"] == ["fp16"]
+
+
+@pytest.mark.slow
+def test_make_repo_refuses_a_variant_that_misses_the_gate_and_writes_nothing(tiny_models, tmp_path):
+    repo = tmp_path / "repo"
+    result = run("make-repo", *_distilbert(tiny_models), "--precision", "fp16", "--min-cosine", "1.0",
+                 "--output", str(repo))  # fmt: skip
+    assert result.exit_code == 1 and "fidelity gate on fp16 (min cosine 1.0, NaN/Inf rate ≤ 0.0): FAIL" in result.output
+    assert "miss the fidelity gate" in result.output
+    assert not repo.exists() or [p.name for p in repo.iterdir()] == []
+
+
+@pytest.mark.slow
+def test_make_repo_no_validate_serves_the_variant_ungated(tiny_models, tmp_path):
+    import onnx
+
+    repo = tmp_path / "repo"
+    args = ("--model", str(tiny_models["gpt2"]), "--task", "causal-lm", "--name", "g", "--precision", "int8")
+    result = run("make-repo", *args, "--no-validate", "--output", str(repo))
+    assert result.exit_code == 0, result.output
+    assert "fidelity gate" not in result.output
+    served = repo / "g_model" / "1" / "model.onnx"
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(served)).graph.node}
+    manifest = json.loads((repo / "g" / "tritonbuild.json").read_text())
+    assert manifest["precision"] == "int8" and manifest["fidelity"] is None
+    assert manifest["onnx_bytes"] == served.stat().st_size

@@ -54,3 +54,25 @@ def test_invalid_names(minilm, name):
 def test_unknown_engine(minilm):
     with pytest.raises(ConfigError, match="unknown engine"):
         plan_repository(minilm, "m", "tensorflow", get_profile("cpu"))
+
+
+@pytest.mark.parametrize("engine", ["python-onnxruntime", "onnxruntime"])
+@pytest.mark.parametrize(("gpu", "precision"), [("cpu", "fp16"), ("cpu", "hybrid"), ("cpu", "int8"), ("a100", "bf16")])
+def test_onnx_engines_serve_precision_variants(minilm, engine, gpu, precision):
+    """The config does not change with the precision: the variant is the model.onnx the plan places."""
+    plan = plan_repository(minilm, "m", engine, get_profile(gpu), precision)
+    assert plan.models[1].config == plan_repository(minilm, "m", engine, get_profile(gpu)).models[1].config
+    assert ("model.onnx", "onnx") in plan.models[1].files
+
+
+@pytest.mark.parametrize(
+    ("engine", "gpu", "precision", "message"),
+    [
+        ("python-onnxruntime", "cpu", "bf16", "GPU profile cpu has no BF16"),
+        ("onnxruntime", "t4", "bf16", "GPU profile t4 has no BF16"),
+        ("python-onnxruntime", "cpu", "fp8", "engine python-onnxruntime has no precision 'fp8'"),
+    ],
+)
+def test_onnx_engines_refuse_what_the_target_cannot_run(minilm, engine, gpu, precision, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_repository(minilm, "m", engine, get_profile(gpu), precision)
