@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from builder.errors import ConfigError
 from builder.gpus import GpuProfile
@@ -96,7 +97,7 @@ def _batcher(gpu: GpuProfile) -> DynamicBatching:
 _NO_WAIT = DynamicBatching((), 0)
 
 
-def _torch_model(info: ModelInfo, precision: str, gpu: GpuProfile, common: dict) -> ModelDirPlan:
+def _torch_model(info: ModelInfo, precision: str, gpu: GpuProfile, common: dict[str, Any]) -> ModelDirPlan:
     if precision not in TORCH_PRECISIONS:
         raise ConfigError(f"python-torch has no precision '{precision}'", hint=f"choose {', '.join(TORCH_PRECISIONS)}")
     if precision == "bf16" and not gpu.bf16:
@@ -121,7 +122,7 @@ def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> No
 
 def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str) -> ModelDirPlan:
     kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
-    common = {
+    common: dict[str, Any] = {
         "name": f"{name}_model",
         "max_batch_size": gpu.max_batch_size,
         "inputs": _token_tensors(),

@@ -71,19 +71,20 @@ class Profile:
 
 
 def _tag_modules(model: torch.nn.Module) -> list:
+    """Hooks that open a profiler range named after each timed leaf module's kind, and close it."""
+    open_ranges: dict[int, torch.profiler.record_function] = {}
     handles = []
     for name, module in model.named_modules():
         kind = module_kind(name, module)
         if kind is None or any(True for _ in module.children()):
             continue
-        label = f"kind::{kind}"
 
-        def enter(_m: torch.nn.Module, _args: object, label: str = label) -> None:
-            _m._tb_range = torch.profiler.record_function(label)  # type: ignore[attr-defined]
-            _m._tb_range.__enter__()  # type: ignore[attr-defined]
+        def enter(m: torch.nn.Module, _args: object, label: str = f"kind::{kind}") -> None:
+            open_ranges[id(m)] = torch.profiler.record_function(label)
+            open_ranges[id(m)].__enter__()
 
-        def leave(_m: torch.nn.Module, _args: object, _out: object) -> None:
-            _m._tb_range.__exit__(None, None, None)  # type: ignore[attr-defined]
+        def leave(m: torch.nn.Module, _args: object, _out: object) -> None:
+            open_ranges.pop(id(m)).__exit__(None, None, None)
 
         handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     return handles

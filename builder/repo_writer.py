@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -60,7 +60,7 @@ def staging_dir(output: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def stage_model_files(plan: RepoPlan, stage: Path, artifacts: dict[str, ArtifactWriter]) -> None:
+def stage_model_files(plan: RepoPlan, stage: Path, artifacts: Mapping[str, ArtifactWriter]) -> None:
     """Render every config and place every file of the plan under `stage`."""
     templates = files("templates") / "python"
     for model in plan.models:

@@ -91,7 +91,8 @@ class Point:
 
 def plan_points(config: SweepConfig) -> list[Point]:
     """Every point of the grid, in measuring order (load innermost, so a curve fills in first)."""
-    loads = [(c, None) for c in config.concurrency] or [(None, r) for r in config.request_rates]
+    loads: list[tuple[int | None, float | None]] = [(c, None) for c in config.concurrency]
+    loads = loads or [(None, r) for r in config.request_rates]
     return [Point(b, s, c, r) for b in config.batch_sizes for s in config.seq_lens for c, r in loads]
 
 
