@@ -316,7 +316,7 @@ class FidelityReport:
         if self.passed:
             return
         raise FidelityError(
-            f"{', '.join(self.failed())} of {self.model} miss the fidelity gate "
+            f"the fidelity gate refuses {', '.join(self.failed())} of {self.model} "
             f"(min cosine {self.gate.min_cosine}, NaN/Inf rate ≤ {self.gate.max_nonfinite_rate}):\n  "
             + "\n  ".join(self.problems()),
             hint="choose another precision (hybrid keeps softmax and layer norm in FP32), "

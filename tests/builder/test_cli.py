@@ -160,7 +160,10 @@ def test_validate_exits_1_listing_the_failing_variant_after_writing_reports(tiny
     result = run("validate", *_distilbert(tiny_models), "--precision", "fp16", "--min-cosine", "1.0",
                  "--out", str(tmp_path))  # fmt: skip
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "error: fp16 of" in result.output and "fp16: logits on real text: min cosine" in result.output
+    assert (
+        "error: the fidelity gate refuses fp16 of" in result.output
+        and "fp16: logits on real text: min cosine" in result.output
+    )
     assert json.loads((tmp_path / "fidelity.json").read_text())["failed"] == ["fp16"]
 
 
@@ -170,7 +173,7 @@ def test_make_repo_refuses_a_variant_that_misses_the_gate_and_writes_nothing(tin
     result = run("make-repo", *_distilbert(tiny_models), "--precision", "fp16", "--min-cosine", "1.0",
                  "--output", str(repo))  # fmt: skip
     assert result.exit_code == 1 and "fidelity gate on fp16 (min cosine 1.0, NaN/Inf rate ≤ 0.0): FAIL" in result.output
-    assert "miss the fidelity gate" in result.output
+    assert "the fidelity gate refuses fp16" in result.output
     assert not repo.exists() or [p.name for p in repo.iterdir()] == []
 
 

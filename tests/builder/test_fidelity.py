@@ -205,7 +205,7 @@ def test_the_gate_fails_a_perturbed_variant_and_passes_the_good_ones(minilm, res
     report = FidelityReport("minilm", "feature-extraction", reference.texts, Gate(),
                             (results["fp32"], results["hybrid"], broken))  # fmt: skip
     assert report.failed() == ["perturbed"]
-    with pytest.raises(FidelityError, match="perturbed of minilm miss the fidelity gate") as caught:
+    with pytest.raises(FidelityError, match="the fidelity gate refuses perturbed of minilm") as caught:
         report.raise_on_failure()
     assert "perturbed: last_hidden_state on real text: min cosine" in caught.value.message
     assert "perturbed: EMBEDDING on random ids: min cosine" in caught.value.message
