@@ -21,12 +21,21 @@ class UserErrorGroup(click.Group):
             ctx.exit(1)
 
 
+def _number_list(value: str, kind: type[float] | type[int], what: str) -> tuple:
+    try:
+        items = tuple(kind(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of {what}") from None
+    if not items or any(i <= 0 for i in items):
+        raise click.BadParameter(f"'{value}' needs positive {what}")
+    return items
+
+
 def int_list(value: str) -> tuple[int, ...]:
     """Parse '1,8,32' into (1, 8, 32), all positive."""
-    try:
-        items = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
-    if not items or any(i < 1 for i in items):
-        raise click.BadParameter(f"'{value}' needs positive integers")
-    return items
+    return _number_list(value, int, "integers")
+
+
+def float_list(value: str) -> tuple[float, ...]:
+    """Parse '100,200.5' into positive floats."""
+    return _number_list(value, float, "numbers")

@@ -6,22 +6,11 @@ from pathlib import Path
 
 import click
 
-from builder.cli_util import UserErrorGroup, int_list
+from builder.cli_util import UserErrorGroup, float_list, int_list
 from client.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.text_client import PROTOCOLS, ClientConfig
-
-
-def float_list(value: str) -> tuple[float, ...]:
-    """Parse '100,200.5' into positive floats."""
-    try:
-        items = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
-    if not items or any(i <= 0 for i in items):
-        raise click.BadParameter(f"'{value}' needs positive numbers")
-    return items
 
 
 @click.group(cls=UserErrorGroup)
