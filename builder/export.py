@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from builder.errors import OutputError
-from builder.parity import ParityReport, check_parity
 from builder.source import ModelInfo, load_graph_module
 from builder.tasks import GraphModule
 
@@ -69,12 +68,3 @@ class OnnxFromModel:
             assert program is not None
             program.save(str(self.output))
         return self.output
-
-
-def export_and_validate(info: ModelInfo, output: Path) -> ParityReport:
-    """Export `info` to `output` and gate it on FP32 parity with PyTorch; raises ParityError on failure."""
-    module = load_graph_module(info)
-    OnnxFromModel(info, output, module)()
-    report = check_parity(module, output, info)
-    report.raise_on_failure()
-    return report
