@@ -8,28 +8,15 @@ and torch.compile(mode="reduce-overhead") (Inductor's fused kernels, replayed th
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def median_ms(fn: object, repeats: int = 50) -> float:
-    """Median milliseconds of fn() with CUDA events, after a warm-up."""
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from gpu_bench import time_gpu  # same CUDA-event timing as the in-process benchmark
 
 
 def main() -> None:
@@ -66,8 +53,8 @@ def main() -> None:
         row = {
             "batch": batch,
             "seq": seq,
-            "plain_graph_ms": median_ms(graph.replay),
-            "compiled_ms": median_ms(run_compiled),
+            "plain_graph_ms": time_gpu(graph.replay, 50),
+            "compiled_ms": time_gpu(run_compiled, 50),
             "compile_s": compile_s,
         }
         row["seq_per_s_compiled"] = batch / row["compiled_ms"] * 1000
