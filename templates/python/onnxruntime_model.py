@@ -40,4 +40,6 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         """Answer every request; same-length requests run together."""
-        return tb.run_grouped(*tb.token_inputs(requests), self.run, self.output_name)
+        return tb.run_grouped(
+            *tb.token_inputs(requests), self.run, lambda part: [tb.output_tensor(self.output_name, part)]
+        )

@@ -27,6 +27,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def label_tensor(labels: list[str], probs: object) -> object:
+    """The LABEL output: the name of each row's most probable class (probs: numpy array or torch tensor)."""
+    names = np.array([[labels[int(i)].encode()] for i in probs.argmax(axis=1)], dtype=object)
+    return pb_utils.Tensor("LABEL", names)
+
+
 class TritonPythonModel:
     """Turns raw model outputs into the ensemble's public outputs."""
 
@@ -44,8 +50,7 @@ class TritonPythonModel:
         logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
         if self.task == "text-classification":
             probs = softmax(logits)
-            names = np.array([[self.labels[i].encode()] for i in probs.argmax(axis=1)], dtype=object)
-            return [pb_utils.Tensor("LABEL", names), tb.output_tensor("PROBS", probs)]
+            return [label_tensor(self.labels, probs), tb.output_tensor("PROBS", probs)]
         return [tb.output_tensor("LOGITS", logits.astype(np.float32))]
 
     def execute(self, requests: list) -> list:

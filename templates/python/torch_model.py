@@ -8,10 +8,13 @@ The CPU runs the same code without graphs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # isort: off
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 import numpy as np
 import torch
+import fused_transformer
 # isort: on
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "hybrid": torch.float16}
@@ -76,14 +79,50 @@ def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
+KERNELS = ("fused", "fused-tanh-gelu", "hf")
+
+
 def task_output(out: object, task: str, mask: torch.Tensor) -> torch.Tensor:
-    """The graph output of a task, as FP32 (last real token's logits for causal-lm)."""
+    """The graph output of a task from a Hugging Face model's output, as FP32 (last real token for causal-lm)."""
     if task == "feature-extraction":
         return out.last_hidden_state.float()
     if task == "text-classification":
         return out.logits.float()
-    last = mask.sum(dim=1) - 1
-    return out.logits[torch.arange(mask.shape[0], device=mask.device), last].float()
+    return out.logits[last_token(mask)].float()
+
+
+def last_token(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of each row's last real token (right padding)."""
+    return torch.arange(mask.shape[0], device=mask.device), mask.sum(dim=1) - 1
+
+
+def fused_head(model: torch.nn.Module, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The task head on a fused trunk's hidden states, using the model's own head modules."""
+    kind = model.config.model_type
+    if task == "feature-extraction":
+        return lambda hidden, mask: hidden
+    if task == "causal-lm" and kind == "gpt2":  # project only the tokens asked for, not all of them
+        return lambda hidden, mask: model.lm_head(hidden[last_token(mask)])
+    if task == "text-classification" and kind == "bert":
+        return lambda hidden, mask: model.classifier(model.bert.pooler(hidden))
+    if task == "text-classification" and kind == "distilbert":
+        return lambda hidden, mask: model.classifier(torch.relu(model.pre_classifier(hidden[:, 0])))
+    raise fused_transformer.Unsupported(f"{task} head of {kind}")
+
+
+def build_forward(
+    model: torch.nn.Module, task: str, kernels: str
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """forward(ids, mask) → the task's FP32 output: fused kernels where supported, else the model's own forward."""
+    if kernels != "hf":
+        try:
+            trunk = fused_transformer.fuse(model.base_model, gelu_epilogue=kernels == "fused-tanh-gelu")
+            head = fused_head(model, task)
+        except fused_transformer.Unsupported as exc:
+            print(f"fused kernels: {exc} is not supported; running the Hugging Face forward", flush=True)
+        else:
+            return lambda ids, mask: head(trunk(ids, mask), mask).float()
+    return lambda ids, mask: task_output(model(input_ids=ids, attention_mask=mask), task, mask)
 
 
 def from_dlpack(tensor: object) -> np.ndarray:
@@ -100,14 +139,13 @@ class Runner:
 
     def __init__(
         self,
-        model: torch.nn.Module,
-        task: str,
+        forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         device: torch.device,
         max_batch: int,
         seq_buckets: list[int],
         token_budget: int,
     ) -> None:
-        self.model, self.task, self.device = model, task, device
+        self.forward, self.device = forward, device
         self.batches = batch_buckets(max_batch)
         self.graphs: dict[tuple[int, int], tuple] = {}
         if device.type == "cuda":
@@ -117,7 +155,7 @@ class Runner:
     @torch.inference_mode()
     def eager(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One forward pass without graphs."""
-        return task_output(self.model(input_ids=ids, attention_mask=mask), self.task, mask)
+        return self.forward(ids, mask)
 
     def _capture(self, shapes: list[tuple[int, int]]) -> None:
         pool = torch.cuda.graph_pool_handle()
@@ -153,25 +191,41 @@ class Runner:
         return host[:rows].clone()
 
 
+def load_runner(args: dict, finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Runner:
+    """The model in `hf/` with the config's precision and kernels, captured per bucket on a GPU.
+
+    `finish(output, mask)`, when given, runs inside the graphs after the task output.
+    """
+    import transformers
+
+    params = tb.params(args)
+    path = tb.version_file(args, "hf")
+    auto = getattr(transformers, params["auto_class"])
+    gpu = args["model_instance_kind"] == "GPU" and torch.cuda.is_available()
+    device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
+    model = auto.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
+    model = apply_precision(model.eval(), params["precision"]).to(device)
+    forward = build_forward(model, params["task"], params["kernels"])
+    if finish is not None:
+        task_forward = forward
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return finish(task_forward(ids, mask), mask)
+
+    seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
+    max_batch = int(tb.json.loads(args["model_config"])["max_batch_size"])
+    return Runner(forward, device, max_batch, seq_buckets, int(params["graph_token_budget"]))
+
+
 class TritonPythonModel:
-    """Loads the model in `hf/`, applies the precision plan, captures graphs on a GPU."""
+    """Token ids in, the task's raw output out (last hidden state, logits), on a GPU or the CPU."""
 
     def initialize(self, args: dict) -> None:
         """Load, cast, and (on a GPU) capture every bucketed shape before serving."""
-        import transformers
-
-        params = tb.params(args)
         self.output_name = tb.output_names(args)[0]
-        path = tb.version_file(args, "hf")
-        auto = getattr(transformers, params["auto_class"])
-        gpu = args["model_instance_kind"] == "GPU" and torch.cuda.is_available()
-        device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
-        model = auto.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
-        model = apply_precision(model.eval(), params["precision"]).to(device)
-        seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
-        max_batch = int(tb.json.loads(args["model_config"])["max_batch_size"])
-        self.runner = Runner(model, params["task"], device, max_batch, seq_buckets, int(params["graph_token_budget"]))
+        self.runner = load_runner(args)
 
     def execute(self, requests: list) -> list:
         """Answer every request; same-length requests run together."""
-        return tb.run_grouped(*tb.token_inputs(requests, read=from_dlpack), self.runner, self.output_name)
+        inputs = tb.token_inputs(requests, read=from_dlpack)
+        return tb.run_grouped(*inputs, self.runner, lambda part: [tb.output_tensor(self.output_name, part)])

@@ -122,8 +122,11 @@ def token_inputs(requests: list, read: object = None) -> tuple[list, list, list]
     return ids, masks, errors
 
 
-def run_grouped(ids: list, masks: list, errors: list, run: object, output_name: str) -> list:
-    """Run each same-length group of valid requests as one batch through `run(ids, mask)`; one response each."""
+def run_grouped(ids: list, masks: list, errors: list, run: object, outputs: object) -> list:
+    """Run each same-length group of valid requests as one batch through `run(ids, mask)`; one response each.
+
+    `outputs(part)` turns a request's rows of the result into its output tensors.
+    """
     import numpy as np
 
     responses = list(errors)
@@ -132,5 +135,5 @@ def run_grouped(ids: list, masks: list, errors: list, run: object, output_name: 
         members = [valid[i] for i in indices]
         out = run(np.concatenate([ids[i] for i in members]), np.concatenate([masks[i] for i in members]))
         for index, part in zip(members, split_rows(out, [ids[i].shape[0] for i in members]), strict=True):
-            responses[index] = _pb().InferenceResponse(output_tensors=[output_tensor(output_name, part)])
+            responses[index] = _pb().InferenceResponse(output_tensors=outputs(part))
     return responses

@@ -1,0 +1,224 @@
+"""Fused forward passes for BERT, DistilBERT and GPT-2, built from a Hugging Face model's own weights.
+
+The Hugging Face modules launch about 14 kernels per layer (three projection GEMMs, head transposes,
+a separate GELU and residual add). Here each layer is one QKV GEMM, one attention kernel
+(scaled_dot_product_attention picks flash/cuDNN), the output projection and two MLP GEMMs with their
+bias in the cuBLASLt epilogue, and the layer norms: fewer launches at batch 1, less memory traffic at
+batch 32. With `gelu_epilogue` the MLP's GELU also runs in the GEMM epilogue; cuBLASLt only has the
+tanh form, which is GPT-2's own activation but an approximation of BERT's erf GELU, so it is opt-in
+there. The CPU runs the same code, which is how the tests check it against the Hugging Face model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+class Unsupported(ValueError):
+    """The model uses a variant this module does not implement; run the Hugging Face forward instead."""
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A LayerNorm's parameters; FP32 parameters in a half model mean "compute this norm in FP32"."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    eps: float
+
+    @classmethod
+    def of(cls, module: torch.nn.LayerNorm) -> Norm:
+        """The parameters of a torch LayerNorm, in its dtype."""
+        return cls(module.weight.detach(), module.bias.detach(), module.eps)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise the last axis; in the parameters' dtype, returned in the input's."""
+        if self.weight.dtype == x.dtype:
+            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        return F.layer_norm(x.to(self.weight.dtype), x.shape[-1:], self.weight, self.bias, self.eps).to(x.dtype)
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Weight as [out, in] (GPT-2's Conv1D stores [in, out]; it is transposed once here) and bias."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, *modules: torch.nn.Module, transposed: bool = False) -> Linear:
+        """One Linear from several concatenated along the output (Q, K and V into one QKV GEMM)."""
+        weights = [m.weight.detach().t() if transposed else m.weight.detach() for m in modules]
+        return cls(torch.cat(weights).contiguous(), torch.cat([m.bias.detach() for m in modules]))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine map (x W^T + b), its bias in the GEMM epilogue on CUDA."""
+        return F.linear(x, self.weight, self.bias)
+
+    def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor:
+        """The tanh GELU of the affine map, in the cuBLASLt epilogue on CUDA (the CPU kernel would use the erf form)."""
+        if x.is_cuda:
+            return torch._addmm_activation(self.bias, x, self.weight.t(), use_gelu=True)
+        return F.gelu(self(x), approximate="tanh")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One transformer block's weights."""
+
+    qkv: Linear
+    out: Linear
+    norm1: Norm  # BERT: after attention; GPT-2: before it
+    fc1: Linear
+    fc2: Linear
+    norm2: Norm
+
+
+class FusedTransformer:
+    """Token ids and mask in, last hidden state out, [batch, seq, hidden]: the trunk of the model."""
+
+    def __init__(
+        self,
+        embed: list[torch.Tensor],
+        embed_norm: Norm | None,
+        layers: list[Layer],
+        final_norm: Norm | None,
+        heads: int,
+        pre_norm: bool,
+        exact_gelu: bool,
+        gelu_epilogue: bool,
+    ) -> None:
+        self.word, self.position = embed[0], embed[1]
+        self.token_type = embed[2] if len(embed) > 2 else None
+        self.embed_norm, self.layers, self.final_norm = embed_norm, layers, final_norm
+        self.heads, self.pre_norm = heads, pre_norm
+        self.exact_gelu = exact_gelu and not gelu_epilogue
+
+    def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, keep: torch.Tensor | None) -> torch.Tensor:
+        """Self-attention on [tokens, hidden]: one QKV GEMM, one fused attention kernel."""
+        hidden = x.shape[-1]
+        qkv = layer.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep, is_causal=keep is None)
+        return layer.out(ctx.transpose(1, 2).reshape(batch * seq, hidden))
+
+    def mlp(self, x: torch.Tensor, layer: Layer) -> torch.Tensor:
+        """fc1 → GELU → fc2; GELU in fc1's epilogue unless the model's exact (erf) GELU is kept."""
+        if self.exact_gelu:
+            return layer.fc2(F.gelu(layer.fc1(x)))
+        return layer.fc2(layer.fc1.gelu_tanh(x))
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The last hidden state for right-padded ids and their mask."""
+        batch, seq = ids.shape
+        x = self.word[ids] + self.position[:seq]
+        if self.token_type is not None:
+            x = x + self.token_type
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
+        x = x.reshape(batch * seq, -1)
+        # Encoders mask padded keys; the decoder's causal mask already hides right padding from real tokens.
+        keep = None if self.pre_norm else mask.bool()[:, None, None, :]
+        for layer in self.layers:
+            if self.pre_norm:
+                x = x + self.attention(layer.norm1(x), layer, batch, seq, keep)
+                x = x + self.mlp(layer.norm2(x), layer)
+            else:
+                x = layer.norm1(x + self.attention(x, layer, batch, seq, keep))
+                x = layer.norm2(x + self.mlp(x, layer))
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x.view(batch, seq, -1)
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise Unsupported(what)
+
+
+def _bert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+    config = model.config
+    _require(getattr(config, "position_embedding_type", "absolute") == "absolute", "relative position embeddings")
+    _require(config.hidden_act in ("gelu", "gelu_new"), f"activation {config.hidden_act}")
+    _require(not config.is_decoder, "BERT as a decoder")
+    emb = model.embeddings
+    layers = [
+        Layer(
+            Linear.of(b.attention.self.query, b.attention.self.key, b.attention.self.value),
+            Linear.of(b.attention.output.dense),
+            Norm.of(b.attention.output.LayerNorm),
+            Linear.of(b.intermediate.dense),
+            Linear.of(b.output.dense),
+            Norm.of(b.output.LayerNorm),
+        )
+        for b in model.encoder.layer
+    ]
+    embed = [emb.word_embeddings.weight, emb.position_embeddings.weight, emb.token_type_embeddings.weight[0]]
+    exact = config.hidden_act == "gelu"
+    return FusedTransformer(
+        [t.detach() for t in embed], Norm.of(emb.LayerNorm), layers, None, config.num_attention_heads,
+        pre_norm=False, exact_gelu=exact, gelu_epilogue=gelu_epilogue,
+    )  # fmt: skip
+
+
+def _distilbert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+    config = model.config
+    _require(config.activation == "gelu", f"activation {config.activation}")
+    emb = model.embeddings
+    layers = [
+        Layer(
+            Linear.of(b.attention.q_lin, b.attention.k_lin, b.attention.v_lin),
+            Linear.of(b.attention.out_lin),
+            Norm.of(b.sa_layer_norm),
+            Linear.of(b.ffn.lin1),
+            Linear.of(b.ffn.lin2),
+            Norm.of(b.output_layer_norm),
+        )
+        for b in model.transformer.layer
+    ]
+    embed = [emb.word_embeddings.weight.detach(), emb.position_embeddings.weight.detach()]
+    return FusedTransformer(
+        embed, Norm.of(emb.LayerNorm), layers, None, config.n_heads,
+        pre_norm=False, exact_gelu=True, gelu_epilogue=gelu_epilogue,
+    )  # fmt: skip
+
+
+def _gpt2(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+    config = model.config
+    _require(
+        config.activation_function in ("gelu_new", "gelu_pytorch_tanh"), f"activation {config.activation_function}"
+    )
+    _require(config.scale_attn_weights and not config.scale_attn_by_inverse_layer_idx, "non-default attention scale")
+    _require(not getattr(config, "add_cross_attention", False), "cross-attention")
+    conv = {"transposed": True}  # GPT-2's Conv1D keeps weights as [in, out]
+    layers = [
+        Layer(
+            Linear.of(b.attn.c_attn, **conv),
+            Linear.of(b.attn.c_proj, **conv),
+            Norm.of(b.ln_1),
+            Linear.of(b.mlp.c_fc, **conv),
+            Linear.of(b.mlp.c_proj, **conv),
+            Norm.of(b.ln_2),
+        )
+        for b in model.h
+    ]
+    embed = [model.wte.weight.detach(), model.wpe.weight.detach()]
+    # the tanh GELU is GPT-2's own activation: fusing it into the epilogue changes nothing
+    return FusedTransformer(
+        embed, None, layers, Norm.of(model.ln_f), config.n_head, pre_norm=True, exact_gelu=False, gelu_epilogue=True
+    )
+
+
+BUILDERS = {"bert": _bert, "distilbert": _distilbert, "gpt2": _gpt2}
+
+
+def fuse(base_model: torch.nn.Module, gelu_epilogue: bool = False) -> FusedTransformer:
+    """A fused trunk for a Hugging Face base model (BertModel, DistilBertModel, GPT2Model), same device/dtype.
+
+    Raises Unsupported for architectures or options it does not implement.
+    """
+    builder = BUILDERS.get(base_model.config.model_type)
+    _require(builder is not None, f"model type {base_model.config.model_type}")
+    return builder(base_model, gelu_epilogue)

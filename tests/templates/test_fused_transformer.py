@@ -1,0 +1,124 @@
+import copy
+
+import pytest
+import torch
+from fused_transformer import Unsupported, fuse
+from torch_model import apply_precision, build_forward
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models):
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        BertConfig,
+        BertForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    bert_cls = BertForSequenceClassification(
+        BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_labels=3)
+    )
+    loaded = {
+        ("bert", "feature-extraction"): AutoModel.from_pretrained(tiny_models["bert"]),
+        ("bert", "text-classification"): bert_cls,
+        ("distilbert", "feature-extraction"): AutoModel.from_pretrained(tiny_models["distilbert"]),
+        ("distilbert", "text-classification"): AutoModelForSequenceClassification.from_pretrained(
+            tiny_models["distilbert"]
+        ),
+        ("gpt2", "feature-extraction"): AutoModel.from_pretrained(tiny_models["gpt2"]),
+        ("gpt2", "causal-lm"): AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]),
+    }
+    for model in loaded.values():
+        model.config._attn_implementation = "sdpa"
+    return {key: model.eval() for key, model in loaded.items()}
+
+
+def batch(seq: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three right-padded rows: full, half, a single real token."""
+    ids = torch.randint(100, 900, (3, seq), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, seq // 2 :] = 0
+    mask[2, 1:] = 0
+    return ids, mask
+
+
+def valid(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token outputs at real positions only; per-sequence outputs as they are."""
+    return out[mask.bool()] if out.dim() == 3 else out
+
+
+@pytest.mark.parametrize(
+    ("arch", "task"),
+    [
+        ("bert", "feature-extraction"),
+        ("bert", "text-classification"),
+        ("distilbert", "feature-extraction"),
+        ("distilbert", "text-classification"),
+        ("gpt2", "feature-extraction"),
+        ("gpt2", "causal-lm"),
+    ],
+)
+def test_fused_forward_matches_hugging_face_with_padding(models, arch, task):
+    model = models[(arch, task)]
+    ids, mask = batch()
+    with torch.inference_mode():
+        reference = build_forward(model, task, "hf")(ids, mask)
+        fused = build_forward(model, task, "fused")(ids, mask)
+    assert fused.shape == reference.shape
+    torch.testing.assert_close(valid(fused, mask), valid(reference, mask), atol=2e-5, rtol=1e-4)
+
+
+def test_padded_rows_do_not_change_real_tokens(models):
+    trunk = fuse(models[("bert", "feature-extraction")])
+    ids, mask = batch()
+    with torch.inference_mode():
+        alone = trunk(ids[1:2, :8], mask[1:2, :8])
+        padded = trunk(ids, mask)[1:2, :8]
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_tanh_gelu_is_gpt2s_own_and_an_approximation_for_bert(models):
+    ids, mask = batch()
+    with torch.inference_mode():
+        for arch, exact_in_tanh in (("gpt2", True), ("bert", False)):
+            model = models[(arch, "feature-extraction")]
+            a = build_forward(model, "feature-extraction", "fused")(ids, mask)[mask.bool()]
+            b = build_forward(model, "feature-extraction", "fused-tanh-gelu")(ids, mask)[mask.bool()]
+            diff = float((a - b).abs().max())
+            assert (diff < 1e-6) == exact_in_tanh, (arch, diff)
+            assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999
+
+
+def test_hybrid_computes_the_norms_in_fp32(models):
+    model = models[("bert", "feature-extraction")]
+    hybrid = apply_precision(copy.deepcopy(model), "hybrid")
+    trunk = fuse(hybrid)
+    assert trunk.embed_norm.weight.dtype == torch.float32 and trunk.layers[0].qkv.weight.dtype == torch.float16
+    ids, mask = batch()
+    with torch.inference_mode():
+        out = trunk(ids, mask)
+        ref = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert out.dtype == torch.float16 and not torch.isnan(out).any()
+    cosine = torch.nn.functional.cosine_similarity(out[mask.bool()].float(), ref[mask.bool()])
+    assert cosine.min() > 0.999
+
+
+def test_unsupported_variants_fall_back_to_the_hugging_face_forward(models, capsys):
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2ForSequenceClassification
+
+    relative = BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                   position_embedding_type="relative_key")
+    ).eval()  # fmt: skip
+    with pytest.raises(Unsupported, match="relative position"):
+        fuse(relative)
+    gpt2_cls = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=32, n_head=2, pad_token_id=0)).eval()
+    ids, mask = batch()
+    for model, task in ((relative, "feature-extraction"), (gpt2_cls, "text-classification")):
+        with torch.inference_mode():
+            out = build_forward(model, task, "fused")(ids, mask)
+            expected = build_forward(model, task, "hf")(ids, mask)
+        torch.testing.assert_close(out, expected)
+    assert capsys.readouterr().out.count("running the Hugging Face forward") == 2
