@@ -14,7 +14,7 @@ from builder.cli_util import UserErrorGroup
 from builder.fidelity import FidelityOptions, Gate
 from builder.gpus import PROFILES
 from builder.pipeline import export_onnx, make_repo, validate_precisions
-from builder.plan import ENGINES
+from builder.plan import ENGINES, TORCH_KERNELS, ServingOptions
 from builder.server import TritonServer
 from builder.source import DEFAULT_MODEL
 from builder.tasks import TASKS
@@ -109,6 +109,24 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     type=click.Path(path_type=Path, dir_okay=False),
     help="with --engine tensorrt: a verified model.plan built elsewhere (its .build.json beside it)",
 )
+@click.option(
+    "--kernels",
+    type=click.Choice(TORCH_KERNELS),
+    default="fused",
+    show_default=True,
+    help="python-torch: fused BERT/DistilBERT/GPT-2 trunk, the same with GELU in the GEMM epilogue (tanh "
+    "approximation for BERT and DistilBERT), or the Hugging Face modules",
+)
+@click.option(
+    "--single-model",
+    is_flag=True,
+    help="python-torch: tokenizer, model and post-processing in one Python model (one stub hop, for latency)",
+)
+@click.option(
+    "--max-queue-delay-us",
+    type=click.IntRange(min=0),
+    help="the model's dynamic-batching delay [default: the GPU profile's]; 0 for the lowest batch-1 latency",
+)
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
 @click.option(
     "--no-validate", is_flag=True, help="python-onnxruntime, onnxruntime: serve the variant without the fidelity gate"
@@ -124,6 +142,9 @@ def make_repo_cmd(
     output: Path,
     precision: str,
     engine_file: Path | None,
+    kernels: str,
+    single_model: bool,
+    max_queue_delay_us: int | None,
     force: bool,
     no_validate: bool,
     corpus: Path | None,
@@ -151,6 +172,7 @@ def make_repo_cmd(
         precision=precision,
         engine_file=engine_file,
         fidelity=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement, enabled=not no_validate),
+        serving=ServingOptions(kernels, single_model, max_queue_delay_us),
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))

@@ -24,7 +24,7 @@ from builder.fidelity import (
 from builder.gpus import get_profile
 from builder.manifest import MANIFEST, Manifest
 from builder.parity import ParityReport, check_parity, parity_shapes
-from builder.plan import VARIANT_ENGINES, RepoPlan, plan_repository
+from builder.plan import VARIANT_ENGINES, RepoPlan, ServingOptions, plan_repository
 from builder.precision import Compute, PrecisionPlan, Variant, VariantFromOnnx, get_plan
 from builder.repo_writer import check_conflicts, check_writable, publish, stage_model_files, staging_dir
 from builder.source import ModelInfo, inspect_model, load_graph_module, save_tokenizer_json
@@ -162,6 +162,7 @@ def make_repo(
     precision: str = "fp32",
     engine_file: Path | None = None,
     fidelity: FidelityOptions | None = None,
+    serving: ServingOptions | None = None,
 ) -> RepoPlan:
     """`tritonbuild make-repo`: plan, export with parity, write and gate the variant, stage, publish into `output`.
 
@@ -176,7 +177,7 @@ def make_repo(
         require_tensorrt()  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
-    plan = plan_repository(info, name, engine, profile, precision)
+    plan = plan_repository(info, name, engine, profile, precision, serving or ServingOptions())
     _check_gate(engine, precision, options)
     if engine_file is not None:
         check_prebuilt(engine_file, profile, precision, info.max_length)

@@ -34,9 +34,28 @@ VARIANT_ENGINES = ("python-onnxruntime", "onnxruntime")
 # CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
 GRAPH_TOKEN_BUDGET = 32_768
 
+# python-torch kernels (templates/python/torch_model.py): fused trunk, fused with GELU in the GEMM epilogue
+# (tanh form: an approximation for BERT and DistilBERT), or the Hugging Face modules as they are.
+TORCH_KERNELS = ("fused", "fused-tanh-gelu", "hf")
+
 # A file to place in a model's version folder: (name in the folder, what produces it).
 # Producers: "template:<file>" copies templates/python/<file>; "onnx", "tokenizer", "labels" are artifacts.
 FileEntry = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How the repository serves, beyond engine and precision."""
+
+    kernels: str = "fused"  # python-torch: one of TORCH_KERNELS
+    single_model: bool = False  # python-torch: tokenizer, model and post-processing in one Python model
+    max_queue_delay_us: int | None = None  # the model's batching delay; None keeps the GPU profile's
+
+    def __post_init__(self) -> None:
+        if self.kernels not in TORCH_KERNELS:
+            raise ConfigError(f"unknown kernels '{self.kernels}'", hint=f"choose {', '.join(TORCH_KERNELS)}")
+        if self.max_queue_delay_us is not None and self.max_queue_delay_us < 0:
+            raise ConfigError("the batching delay must be >= 0 microseconds")
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ class ModelDirPlan:
 
 @dataclass(frozen=True)
 class RepoPlan:
-    """The four model folders of one deployment, ensemble last."""
+    """The model folders of one deployment (tokenizer, model, post, or a single model), ensemble last."""
 
     name: str
     engine: str
@@ -89,28 +108,39 @@ def _post_io(info: ModelInfo) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec,
     return (graph,), (_fp32("LOGITS", (info.vocab_size,)),)
 
 
-def _batcher(gpu: GpuProfile) -> DynamicBatching:
-    return DynamicBatching(gpu.preferred_batch_sizes, gpu.max_queue_delay_us)
+def _batcher(gpu: GpuProfile, serving: ServingOptions) -> DynamicBatching:
+    delay = gpu.max_queue_delay_us if serving.max_queue_delay_us is None else serving.max_queue_delay_us
+    return DynamicBatching(gpu.preferred_batch_sizes, delay)
 
 
 # Tokenizer and post-processing are cheap: batch whatever is already queued, never wait for more.
 _NO_WAIT = DynamicBatching((), 0)
 
 
-def _torch_model(info: ModelInfo, precision: str, gpu: GpuProfile, common: dict[str, Any]) -> ModelDirPlan:
+def _torch_parameters(info: ModelInfo, precision: str, gpu: GpuProfile, kernels: str) -> tuple[tuple[str, str], ...]:
     if precision not in TORCH_PRECISIONS:
         raise ConfigError(f"python-torch has no precision '{precision}'", hint=f"choose {', '.join(TORCH_PRECISIONS)}")
     if precision == "bf16" and not gpu.bf16:
         raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
-    parameters = (
+    return (
         ("task", info.task.name),
         ("auto_class", info.task.auto_class),
         ("precision", precision),
         ("seq_buckets", ",".join(map(str, gpu.buckets_up_to(info.max_length)))),
         ("graph_token_budget", str(GRAPH_TOKEN_BUDGET)),
+        ("kernels", kernels),
     )
+
+
+_TORCH_FILES = (("fused_transformer.py", "template:fused_transformer.py"), ("hf", "hf_model"))
+
+
+def _torch_model(
+    info: ModelInfo, precision: str, gpu: GpuProfile, kernels: str, common: dict[str, Any]
+) -> ModelDirPlan:
+    parameters = _torch_parameters(info, precision, gpu, kernels)
     spec = ModelConfigSpec(backend="python", parameters=parameters, **common)
-    return ModelDirPlan(spec, (*_python_files("torch_model.py"), ("hf", "hf_model")))
+    return ModelDirPlan(spec, (*_python_files("torch_model.py"), *_TORCH_FILES))
 
 
 def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> None:
@@ -120,18 +150,20 @@ def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> No
         raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
 
 
-def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str) -> ModelDirPlan:
+def _model_config(
+    info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str, serving: ServingOptions
+) -> ModelDirPlan:
     kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     common: dict[str, Any] = {
         "name": f"{name}_model",
         "max_batch_size": gpu.max_batch_size,
         "inputs": _token_tensors(),
         "outputs": (_graph_output(info),),
-        "dynamic_batching": _batcher(gpu),
+        "dynamic_batching": _batcher(gpu, serving),
         "instance_groups": (InstanceGroup(gpu.model_instances, kind),),
     }
     if engine == "python-torch":
-        return _torch_model(info, precision, gpu, common)
+        return _torch_model(info, precision, gpu, serving.kernels, common)
     if engine in TENSORRT_ENGINES:
         return ModelDirPlan(*tensorrt_model(engine, info, precision, gpu, common))
     if engine in VARIANT_ENGINES:
@@ -146,30 +178,94 @@ def _model_config(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, prec
     raise ConfigError(f"unknown engine '{engine}'", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
-def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str = "fp32") -> RepoPlan:
+def _tokenizer_parameters(info: ModelInfo, gpu: GpuProfile) -> tuple[tuple[str, str], ...]:
+    return (
+        ("max_length", str(info.max_length)),
+        ("buckets", ",".join(map(str, gpu.buckets_up_to(info.max_length)))),
+        ("pad_id", str(info.pad_id)),
+        ("max_text_bytes", str(MAX_TEXT_BYTES)),
+    )
+
+
+def _text_in() -> tuple[TensorSpec, ...]:
+    return (TensorSpec("TEXT", "TYPE_STRING", (1,)),)
+
+
+def _passthrough(tensors: tuple[TensorSpec, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((t.name, t.name) for t in tensors)
+
+
+def _single_model(
+    info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str, serving: ServingOptions
+) -> RepoPlan:
+    """One Python model doing TEXT → tokens → PyTorch → public outputs, behind a one-step ensemble NAME.
+
+    One backend-stub round trip per request instead of three: what a batch-1 latency budget needs.
+    """
+    if engine != "python-torch":
+        raise ConfigError("--single-model goes with --engine python-torch")
+    _, outputs = _post_io(info)
+    parameters = (*_tokenizer_parameters(info, gpu), *_torch_parameters(info, precision, gpu, serving.kernels))
+    kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
+    files = (
+        *_python_files("torch_text_model.py"),
+        *((f, f"template:{f}") for f in ("torch_model.py", "tokenizer_model.py", "post_model.py")),
+        *_TORCH_FILES,
+        ("tokenizer.json", "tokenizer"),
+        *((("labels.json", "labels"),) if info.labels else ()),
+    )
+    model = ModelDirPlan(
+        ModelConfigSpec(
+            name=f"{name}_model",
+            backend="python",
+            max_batch_size=gpu.max_batch_size,
+            inputs=_text_in(),
+            outputs=outputs,
+            dynamic_batching=_batcher(gpu, serving),
+            instance_groups=(InstanceGroup(gpu.model_instances, kind),),
+            parameters=parameters,
+        ),
+        files,
+    )
+    ensemble = ModelConfigSpec(
+        name=name,
+        platform="ensemble",
+        max_batch_size=gpu.max_batch_size,
+        inputs=_text_in(),
+        outputs=outputs,
+        steps=(EnsembleStep(model.config.name, (("TEXT", "TEXT"),), _passthrough(outputs)),),
+    )
+    check_ensemble(ensemble, {model.config.name: model.config})
+    return RepoPlan(name, engine, gpu, (model, ModelDirPlan(ensemble, ())))
+
+
+def plan_repository(
+    info: ModelInfo,
+    name: str,
+    engine: str,
+    gpu: GpuProfile,
+    precision: str = "fp32",
+    serving: ServingOptions = ServingOptions(),
+) -> RepoPlan:
     """Plan tokenizer → model → post → ensemble for `info`; raises ConfigError on any inconsistency."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
-    buckets = gpu.buckets_up_to(info.max_length)
+    if serving.single_model:
+        return _single_model(info, name, engine, gpu, precision, serving)
     tokenizer = ModelDirPlan(
         ModelConfigSpec(
             name=f"{name}_tokenizer",
             backend="python",
             max_batch_size=gpu.max_batch_size,
-            inputs=(TensorSpec("TEXT", "TYPE_STRING", (1,)),),
+            inputs=_text_in(),
             outputs=_token_tensors(),
             dynamic_batching=_NO_WAIT,
             instance_groups=(InstanceGroup(gpu.tokenizer_instances, "KIND_CPU"),),
-            parameters=(
-                ("max_length", str(info.max_length)),
-                ("buckets", ",".join(map(str, buckets))),
-                ("pad_id", str(info.pad_id)),
-                ("max_text_bytes", str(MAX_TEXT_BYTES)),
-            ),
+            parameters=_tokenizer_parameters(info, gpu),
         ),
         (*_python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
     )
-    model = _model_config(info, name, engine, gpu, precision)
+    model = _model_config(info, name, engine, gpu, precision, serving)
     post_in, post_out = _post_io(info)
     post_files = _python_files("post_model.py")
     if info.labels:
@@ -191,18 +287,16 @@ def plan_repository(info: ModelInfo, name: str, engine: str, gpu: GpuProfile, pr
         name=name,
         platform="ensemble",
         max_batch_size=gpu.max_batch_size,
-        inputs=(TensorSpec("TEXT", "TYPE_STRING", (1,)),),
+        inputs=_text_in(),
         outputs=post_out,
         steps=(
-            EnsembleStep(tokenizer.config.name, (("TEXT", "TEXT"),), tuple((t.name, t.name) for t in _token_tensors())),
+            EnsembleStep(tokenizer.config.name, (("TEXT", "TEXT"),), _passthrough(_token_tensors())),
             EnsembleStep(
                 model.config.name,
-                tuple((t.name, t.name) for t in _token_tensors()),
+                _passthrough(_token_tensors()),
                 ((info.task.graph_output, info.task.graph_output),),
             ),
-            EnsembleStep(
-                post.config.name, tuple((t.name, t.name) for t in post_in), tuple((t.name, t.name) for t in post_out)
-            ),
+            EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
         ),
     )
     members = {m.config.name: m.config for m in (tokenizer, model, post)}

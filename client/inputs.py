@@ -41,9 +41,10 @@ def find_tokenizer(model: str, tokenizer: Path | None, repo: Path | None) -> Pat
         return tokenizer
     if repo is not None:
         for name in (model.removesuffix("_model"), model):
-            candidate = repo / f"{name}_tokenizer" / "1" / "tokenizer.json"
-            if candidate.is_file():
-                return candidate
+            for folder in (f"{name}_tokenizer", f"{name}_model"):  # the second: a --single-model repository
+                candidate = repo / folder / "1" / "tokenizer.json"
+                if candidate.is_file():
+                    return candidate
     return None
 
 

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "templates" / "python"))
 from tiny_models import make_all
 
 from builder.pipeline import make_repo
+from builder.plan import ServingOptions
 from builder.server import TritonServer
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -25,6 +26,9 @@ DEPLOYMENTS = {
     "dbert": ("distilbert", "text-classification", "python-onnxruntime"),
     "gpt2": ("gpt2", "causal-lm", "python-onnxruntime"),
     "mtorch": ("minilm", "feature-extraction", "python-torch"),
+    # --single-model: tokenizer, PyTorch and post-processing in one Python model
+    "mtext": ("minilm", "feature-extraction", "python-torch", ServingOptions(single_model=True)),
+    "dtext": ("distilbert", "text-classification", "python-torch", ServingOptions(single_model=True)),
 }
 
 
@@ -44,7 +48,7 @@ def model_path(tiny: dict[str, Path], key: str) -> str:
 def served_repo(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
     """A repository with every deployment above, built once through make_repo."""
     repo = tmp_path_factory.mktemp("served") / "repo"
-    for name, (source, task, engine) in DEPLOYMENTS.items():
+    for name, (source, task, engine, *serving) in DEPLOYMENTS.items():
         make_repo(
             model_path(tiny_models, source),
             task,
@@ -55,6 +59,7 @@ def served_repo(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str,
             force=False,
             trust_remote_code=False,
             echo=lambda _: None,
+            serving=serving[0] if serving else None,
         )
     return repo
 

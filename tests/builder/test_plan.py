@@ -2,7 +2,7 @@ import pytest
 
 from builder.errors import ConfigError
 from builder.gpus import get_profile
-from builder.plan import plan_repository
+from builder.plan import ServingOptions, plan_repository
 from builder.source import inspect_model
 
 
@@ -76,3 +76,31 @@ def test_onnx_engines_serve_precision_variants(minilm, engine, gpu, precision):
 def test_onnx_engines_refuse_what_the_target_cannot_run(minilm, engine, gpu, precision, message):
     with pytest.raises(ConfigError, match=message):
         plan_repository(minilm, "m", engine, get_profile(gpu), precision)
+
+
+def test_single_model_plan_is_one_python_model_behind_a_one_step_ensemble(tiny_models):
+    cls = inspect_model(str(tiny_models["distilbert"]), "text-classification")
+    serving = ServingOptions(kernels="fused-tanh-gelu", single_model=True, max_queue_delay_us=0)
+    plan = plan_repository(cls, "c", "python-torch", get_profile("h100"), "fp16", serving)
+    model, ensemble = (m.config for m in plan.models)
+    assert [m.config.name for m in plan.models] == ["c_model", "c"]
+    assert [t.name for t in model.inputs] == ["TEXT"] and model.outputs == ensemble.outputs
+    assert [s.model_name for s in ensemble.steps] == ["c_model"]
+    params = dict(model.parameters)
+    assert params["kernels"] == "fused-tanh-gelu" and params["precision"] == "fp16" and "buckets" in params
+    assert model.dynamic_batching.max_queue_delay_us == 0 and model.instance_groups[0].kind == "KIND_GPU"
+    files = dict(plan.models[0].files)
+    assert files["model.py"] == "template:torch_text_model.py" and files["labels.json"] == "labels"
+    assert {"torch_model.py", "tokenizer_model.py", "post_model.py", "fused_transformer.py", "hf"} <= set(files)
+
+
+def test_serving_options_are_checked(minilm):
+    with pytest.raises(ConfigError, match="--single-model goes with --engine python-torch"):
+        plan_repository(minilm, "e", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(single_model=True))
+    with pytest.raises(ConfigError, match="unknown kernels"):
+        ServingOptions(kernels="magic")
+    with pytest.raises(ConfigError, match=">= 0"):
+        ServingOptions(max_queue_delay_us=-1)
+    plan = plan_repository(minilm, "e", "python-torch", get_profile("h100"), "fp16", ServingOptions(max_queue_delay_us=7))
+    assert plan.models[1].config.dynamic_batching.max_queue_delay_us == 7
+    assert dict(plan.models[1].config.parameters)["kernels"] == "fused"

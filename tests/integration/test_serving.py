@@ -205,3 +205,37 @@ def test_python_torch_engine_serves_the_same_embeddings(server, minilm_reference
     with TextClient(ClientConfig(server.grpc_url, "mtorch")) as client:
         served = client.embed(TEXTS)
     assert _cosines(served, minilm_reference(TEXTS)).min() >= 0.9999
+
+
+def test_single_model_serves_the_same_embeddings_in_one_step(server, served_repo, minilm_reference):
+    assert not (served_repo / "mtext_tokenizer").exists() and not (served_repo / "mtext_post").exists()
+    texts = [*TEXTS, " ".join(SENTENCES)[:100_000]]  # the last one is truncated to the model maximum
+    with TextClient(ClientConfig(server.grpc_url, "mtext")) as client:
+        served = client.embed(texts)
+    assert _cosines(served, minilm_reference(texts)).min() >= 0.9999
+
+
+def test_single_model_classifies_like_pytorch(server, tiny_models):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    texts = ["what a lovely day", "the server fell over again", SENTENCES[5]]
+    with TextClient(ClientConfig(server.http_url, "dtext", "http")) as client:
+        results = client.classify(texts)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["distilbert"])
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["distilbert"]).eval()
+    with torch.inference_mode():
+        probs = torch.softmax(model(**tokenizer(texts, padding=True, return_tensors="pt")).logits, -1).numpy()
+    np.testing.assert_allclose(np.stack([r.probs for r in results]), probs, atol=1e-5)
+    assert [r.label for r in results] == [model.config.id2label[int(i)] for i in probs.argmax(1)]
+
+
+def test_single_model_fails_a_bad_text_alone(server):
+    async def go():
+        async with AsyncTextClient(ClientConfig(server.grpc_url, "mtext")) as client:
+            return await asyncio.gather(
+                *(client.embed([t]) for t in ["good one", b"caf\xc3", "good two"] * 4), return_exceptions=True
+            )
+
+    results = asyncio.run(go())
+    assert [isinstance(r, ClientError) for r in results] == [False, True, False] * 4
+    assert "not valid UTF-8" in results[1].message
