@@ -21,7 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
-from torch_model import Runner, apply_precision  # noqa: E402
+from torch_model import Runner, apply_precision, build_forward  # noqa: E402
+from torch_text_model import sentence_embedding  # noqa: E402
 
 from client.texts import corpus_sentences  # noqa: E402
 
@@ -71,22 +72,36 @@ def time_cpu(fn: object, repeats: int) -> float:
     return statistics.median(times)
 
 
-def plain_graph(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> object:
-    """A CUDA graph of the eager forward at one shape (the FACTS.md baseline), returned as a replay function."""
+def graph_of(fn: object, ids: torch.Tensor, mask: torch.Tensor) -> object:
+    """A CUDA graph of `fn(ids, mask)` at one shape, returned as a replay function (device time only)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream), torch.inference_mode():
         for _ in range(3):
-            model(input_ids=ids, attention_mask=mask)
+            fn(ids, mask)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.inference_mode():
-        model(input_ids=ids, attention_mask=mask)
+        fn(ids, mask)
     return graph.replay
 
 
+def hf_forward(model: torch.nn.Module) -> object:
+    """The Hugging Face forward as fn(ids, mask)."""
+    return lambda ids, mask: model(input_ids=ids, attention_mask=mask)
+
+
+def pooled_forward(model: torch.nn.Module, kernels: str) -> object:
+    """What the --single-model engine runs for feature extraction: trunk, then pooling on the GPU."""
+    forward = build_forward(model, "feature-extraction", kernels)
+    return lambda ids, mask: sentence_embedding(forward(ids, mask), mask)
+
+
+KERNELS = ("fused", "fused-tanh-gelu")
+
+
 def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]], repeats: int) -> list[dict]:
-    """Eager FP32/FP16, plain CUDA-graph FP16 and the engine's runner per precision, at each shape."""
+    """Eager FP32/FP16 and plain CUDA-graph FP16 (baselines), the fused trunks, and the engine end to end."""
     import copy
 
     device = torch.device("cuda")
@@ -97,6 +112,7 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
     for batch, seq in shapes:
         ids = torch.randint(1000, 20000, (batch, seq), device=device)
         mask = torch.ones_like(ids)
+        mask[0, -1] = 0  # one padded token: the masked path, as served (bucket padding)
         host_ids, host_mask = ids.cpu().numpy(), mask.cpu().numpy()
 
         def eager(m: torch.nn.Module, ids: torch.Tensor = ids, mask: torch.Tensor = mask) -> object:
@@ -109,19 +125,20 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
         timings = {
             "eager fp32": time_gpu(eager(variants["fp32"]), repeats),
             "eager fp16": time_gpu(eager(variants["fp16"]), repeats),
-            "cuda-graph fp16 (plain)": time_gpu(plain_graph(variants["fp16"], ids, mask), repeats),
+            "cuda-graph fp16 (plain)": time_gpu(graph_of(hf_forward(variants["fp16"]), ids, mask), repeats),
         }
-        for precision in ("fp16", "hybrid", "bf16"):
-            runner = Runner(
-                variants[precision],
-                "feature-extraction",
-                device,
-                max_batch=batch,
-                seq_buckets=[seq],
-                token_budget=batch * seq,
-            )
-            # the engine's path end to end: host arrays in, host FP32 out (copies included)
-            timings[f"engine {precision} (graphs, host↔device)"] = time_gpu(
+        for kernels in KERNELS:
+            trunk = build_forward(variants["fp16"], "feature-extraction", kernels)
+            timings[f"cuda-graph fp16 {kernels} trunk"] = time_gpu(graph_of(trunk, ids, mask), repeats)
+        for precision, kernels in (
+            ("fp16", "fused"),
+            ("fp16", "fused-tanh-gelu"),
+            ("hybrid", "fused"),
+            ("bf16", "fused"),
+        ):
+            runner = Runner(pooled_forward(variants[precision], kernels), device, batch, [seq], batch * seq)
+            # the engine's path end to end: host arrays in, host embeddings out (copies and sync included)
+            timings[f"engine {precision} {kernels} (host in/out)"] = time_gpu(
                 lambda r=runner, i=host_ids, m=host_mask: r(i, m), repeats
             )
             del runner
@@ -198,15 +215,19 @@ def fidelity(name: str, model: torch.nn.Module, batches: dict[str, list[dict]]) 
     torch.backends.cudnn.allow_tf32 = False
     reference = copy.deepcopy(model).float().to(device)
     rows = []
-    for precision in ("fp16", "hybrid", "bf16"):
-        variant = apply_precision(copy.deepcopy(model), precision).to(device)
+    for precision, kernels in (
+        ("fp16", "hf"), ("fp16", "fused"), ("fp16", "fused-tanh-gelu"), ("hybrid", "fused"), ("bf16", "fused"),
+    ):  # fmt: skip
+        variant = build_forward(
+            apply_precision(copy.deepcopy(model), precision).to(device), "feature-extraction", kernels
+        )
         for source, data in batches.items():
             tok_cos, pool_ref, pool_var, max_diff, nans, count = [], [], [], 0.0, 0, 0
             with torch.inference_mode():
                 for b in data:
                     ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
                     ref = reference(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-                    out = variant(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    out = variant(ids, mask)
                     valid = mask.bool()
                     nans += int(torch.isnan(out[valid]).any(dim=-1).sum())
                     count += int(valid.sum())
@@ -223,6 +244,7 @@ def fidelity(name: str, model: torch.nn.Module, batches: dict[str, list[dict]]) 
                 {
                     "model": name,
                     "precision": precision,
+                    "kernels": kernels,
                     "inputs": source,
                     "tokens": count,
                     "token_cosine_min": float(cos.nan_to_num(-1).min()),
@@ -304,6 +326,7 @@ def main() -> None:
                 [
                     "model",
                     "precision",
+                    "kernels",
                     "inputs",
                     "token_cosine_min",
                     "token_cosine_mean",

@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
-from torch_model import Runner, apply_precision  # noqa: E402
+from torch_model import Runner, apply_precision, build_forward  # noqa: E402
 
 from client.texts import corpus_sentences  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
         ).cpu()
     for precision in ("fp32", "fp16"):
         variant = apply_precision(copy.deepcopy(model), precision).to(device)
-        runner = Runner(variant, "feature-extraction", device, 32, [128], 32 * 128)
+        runner = Runner(build_forward(variant, "feature-extraction", "fused"), device, 32, [128], 32 * 128)
         eager = pooled(runner.eager(ids.to(device), mask.to(device)), mask.to(device)).cpu()
         graph = pooled(runner(ids.numpy(), mask.numpy()), mask)
         print(

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
 from builder.pipeline import make_repo  # noqa: E402
+from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
 from client.measure import MeasurementConfig  # noqa: E402
 from client.records import ResultStore  # noqa: E402
@@ -52,18 +53,17 @@ def bert_base(folder: Path, tokenizer: Path, classifier: bool, smoke: bool) -> P
     return folder
 
 
-def in_process_seq_per_s(model_dir: Path, precision: str, batch: int, seq: int) -> float:
+def in_process_seq_per_s(model_dir: Path, precision: str, kernels: str, batch: int, seq: int) -> float:
     """The engine's own Runner at one shape, outside Triton: the ceiling the server is compared with."""
     import statistics
     import time
 
-    from torch_model import Runner, apply_precision
+    from torch_model import Runner, apply_precision, build_forward
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="sdpa").eval()
-    runner = Runner(
-        apply_precision(model, precision).to(DEVICE), "text-classification", DEVICE, batch, [seq], batch * seq
-    )
+    model = apply_precision(model, precision).to(DEVICE)
+    runner = Runner(build_forward(model, "text-classification", kernels), DEVICE, batch, [seq], batch * seq)
     ids = torch.randint(1000, 20000, (batch, seq)).numpy()
     mask = ids * 0 + 1
     for _ in range(20):
@@ -76,8 +76,8 @@ def in_process_seq_per_s(model_dir: Path, precision: str, batch: int, seq: int) 
     return batch / statistics.median(times)
 
 
-def endpoint_fidelity(server: TritonServer, model_dir: Path, texts: list[str]) -> dict:
-    """Cosine of the served embeddings (ensemble bertfe) against FP32 PyTorch (TF32 off) on real text."""
+def endpoint_fidelity(server: TritonServer, endpoint: str, model_dir: Path, texts: list[str]) -> dict:
+    """Cosine of the served embeddings against FP32 PyTorch (TF32 off) on real text."""
     from transformers import AutoModel, AutoTokenizer
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -88,7 +88,7 @@ def endpoint_fidelity(server: TritonServer, model_dir: Path, texts: list[str]) -
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     reference = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).cpu().numpy()
-    with TextClient(ClientConfig(server.grpc_url, "bertfe")) as client:
+    with TextClient(ClientConfig(server.grpc_url, endpoint)) as client:
         served = np.concatenate([client.embed(texts[i : i + 32]) for i in range(0, len(texts), 32)])
     cosine = (served * reference).sum(1)
     return {
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tokenizer", type=Path, required=True, help="folder with a BERT uncased tokenizer")
     parser.add_argument("--precision", default="fp16")
+    parser.add_argument("--kernels", default="fused", help="python-torch kernels (make-repo --kernels)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-serve"))
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile, short sweeps (CPU check)")
     args = parser.parse_args()
@@ -112,7 +113,18 @@ def main() -> None:
     repo, results = args.work / "repo", args.out / "sweep"
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
-    for model, task, name in ((bert, "text-classification", "bert"), (bertfe, "feature-extraction", "bertfe")):
+    deployments = (
+        (bert, "text-classification", "bert", ServingOptions(args.kernels)),
+        (bertfe, "feature-extraction", "bertfe", ServingOptions(args.kernels)),
+        # the latency deployment: one Python stub, no batching delay
+        (
+            bertfe,
+            "feature-extraction",
+            "bertfe1",
+            ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0),
+        ),
+    )
+    for model, task, name, serving in deployments:
         make_repo(
             str(model),
             task,
@@ -124,17 +136,25 @@ def main() -> None:
             trust_remote_code=False,
             echo=print,
             precision=args.precision,
+            serving=serving,
         )
     summary: dict = {
         "precision": args.precision,
-        "in_process_seq_per_s_32x128": in_process_seq_per_s(bert, args.precision, 32, 128),
+        "kernels": args.kernels,
+        "in_process_seq_per_s_32x128": in_process_seq_per_s(bert, args.precision, args.kernels, 32, 128),
     }
     print(json.dumps(summary), flush=True)
     seconds = 0.5 if args.smoke else 2.0
     window = MeasurementConfig(window_s=seconds, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=seconds)
     with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=600) as server:
         store = ResultStore(results)
-        plan = (("bert_model", 32, (1, 2, 4, 8)), ("bert", 1, (1, 2, 4, 8)), ("bertfe", 1, (1, 4)))
+        plan = (
+            ("bert_model", 32, (1, 2, 4, 8)),
+            ("bertfe1", 1, (1, 2, 4, 8)),
+            ("bertfe1_model", 1, (1,)),  # the same model without the ensemble in front
+            ("bert", 1, (1, 4)),
+            ("bertfe", 1, (1,)),
+        )
         for model, batch, levels in plan:  # the bare model first: it needs no BYTES tensors
             config = SweepConfig(
                 ClientConfig(server.grpc_url, model),
@@ -150,18 +170,22 @@ def main() -> None:
             except ClientError as exc:
                 summary.setdefault("errors", {})[model] = exc.message
                 print(f"{model}: {exc.message}", flush=True)
-        try:
-            summary["endpoint_fidelity"] = endpoint_fidelity(server, bertfe, corpus_sentences()[:256])
-        except ClientError as exc:
-            summary.setdefault("errors", {})["endpoint_fidelity"] = exc.message
+        for endpoint in ("bertfe", "bertfe1"):
+            try:
+                summary[f"endpoint_fidelity_{endpoint}"] = endpoint_fidelity(
+                    server, endpoint, bertfe, corpus_sentences()[:256]
+                )
+            except ClientError as exc:
+                summary.setdefault("errors", {})[f"endpoint_fidelity_{endpoint}"] = exc.message
     records = store.load()
     shutil.copy(store.path, args.out / "results.jsonl")  # the report is drawn from it afterwards
     print(markdown_table(records), flush=True)
     best = max((r for r in records if r.model == "bert_model"), key=lambda r: r.throughput_seq_per_s)
     summary["served_model_only_best_seq_per_s"] = best.throughput_seq_per_s
     summary["served_over_in_process"] = best.throughput_seq_per_s / summary["in_process_seq_per_s_32x128"]
-    ensemble_b1 = [r for r in records if r.model == "bert" and r.concurrency == 1]
-    summary["ensemble_b1_c1_p50_ms"] = ensemble_b1[0].latency_p50_ms if ensemble_b1 else None
+    for model in ("bert", "bertfe", "bertfe1", "bertfe1_model"):
+        b1 = [r for r in records if r.model == model and r.batch_size == 1 and r.concurrency == 1]
+        summary[f"{model}_b1_c1_p50_ms"] = b1[0].latency_p50_ms if b1 else None
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 
