@@ -19,9 +19,22 @@ def test_module_kinds():
 
 @pytest.mark.slow
 def test_profile_command_on_the_cpu(tiny_models, tmp_path):
-    result = CliRunner().invoke(main, ["profile", "--model", str(tiny_models["distilbert"]), "--task",
-                                       "text-classification", "--batch", "2", "--seq-len", "32", "--out",
-                                       str(tmp_path)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "profile",
+            "--model",
+            str(tiny_models["distilbert"]),
+            "--task",
+            "text-classification",
+            "--batch",
+            "2",
+            "--seq-len",
+            "32",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "profile.json").read_text())
     assert set(data["kinds_ms"]) == set(KINDS) and data["forward_ms"] > 0
