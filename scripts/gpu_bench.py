@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
+from fused_transformer import fuse  # noqa: E402
 from torch_model import Runner, apply_precision, build_forward  # noqa: E402
 from torch_text_model import sentence_embedding  # noqa: E402
 
@@ -93,11 +94,7 @@ def hf_forward(model: torch.nn.Module) -> object:
 
 def pooled_forward(model: torch.nn.Module, kernels: str) -> object:
     """What the --single-model engine runs for feature extraction: trunk, then pooling on the GPU."""
-    forward = build_forward(model, "feature-extraction", kernels)
-    return lambda ids, mask: sentence_embedding(forward(ids, mask), mask)
-
-
-KERNELS = ("fused", "fused-tanh-gelu")
+    return build_forward(model, "feature-extraction", kernels, finish=sentence_embedding)
 
 
 def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]], repeats: int) -> list[dict]:
@@ -127,9 +124,13 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
             "eager fp16": time_gpu(eager(variants["fp16"]), repeats),
             "cuda-graph fp16 (plain)": time_gpu(graph_of(hf_forward(variants["fp16"]), ids, mask), repeats),
         }
-        for kernels in KERNELS:
-            trunk = build_forward(variants["fp16"], "feature-extraction", kernels)
-            timings[f"cuda-graph fp16 {kernels} trunk"] = time_gpu(graph_of(trunk, ids, mask), repeats)
+        trunks = {
+            "fused trunk, add+norm eager": fuse(variants["fp16"], gelu_epilogue=False, compile_norms=False),
+            "fused trunk": fuse(variants["fp16"], gelu_epilogue=False),
+            "fused-tanh-gelu trunk": fuse(variants["fp16"], gelu_epilogue=True),
+        }
+        for label, trunk in trunks.items():
+            timings[f"cuda-graph fp16 {label}"] = time_gpu(graph_of(trunk, ids, mask), repeats)
         for precision, kernels in (
             ("fp16", "fused"),
             ("fp16", "fused-tanh-gelu"),

@@ -26,6 +26,5 @@ if [ "$what" != serve ]; then
   python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log"
 fi
 if [ "$what" != inprocess ]; then
-  python3 scripts/stub_probe.py "$out" 2>&1 | tail -30
   python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" 2>&1 | tee "$out/serve.log"
 fi

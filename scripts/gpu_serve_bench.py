@@ -146,7 +146,7 @@ def main() -> None:
     print(json.dumps(summary), flush=True)
     seconds = 0.5 if args.smoke else 2.0
     window = MeasurementConfig(window_s=seconds, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=seconds)
-    with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=600) as server:
+    with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=360) as server:
         store = ResultStore(results)
         plan = (
             ("bert_model", 32, (1, 2, 4, 8)),

@@ -17,6 +17,14 @@ import torch
 import torch.nn.functional as F
 
 
+def add_norm(
+    x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual sum x + y and its LayerNorm (pre-norm blocks keep the sum, post-norm blocks drop it)."""
+    total = x + y
+    return total, Norm(weight, bias, eps)(total)
+
+
 class Unsupported(ValueError):
     """The model uses a variant this module does not implement; run the Hugging Face forward instead."""
 
@@ -90,18 +98,34 @@ class FusedTransformer:
         pre_norm: bool,
         exact_gelu: bool,
         gelu_epilogue: bool,
+        compile_norms: bool,
     ) -> None:
         self.word, self.position = embed[0], embed[1]
         self.token_type = embed[2] if len(embed) > 2 else None
         self.embed_norm, self.layers, self.final_norm = embed_norm, layers, final_norm
         self.heads, self.pre_norm = heads, pre_norm
         self.exact_gelu = exact_gelu and not gelu_epilogue
+        # On CUDA, torch.compile fuses each residual add with its LayerNorm into one kernel (eager: two).
+        self.compile_norms = compile_norms
+        self.compiled_add_norm: object = None  # created on the first CUDA call: importing the compiler is slow
 
-    def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, keep: torch.Tensor | None) -> torch.Tensor:
+    def add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
+        """add_norm, compiled on CUDA unless compiling failed once (then eager, with a message)."""
+        if self.compile_norms and x.is_cuda:
+            try:
+                if self.compiled_add_norm is None:
+                    self.compiled_add_norm = torch.compile(add_norm, dynamic=True)
+                return self.compiled_add_norm(x, y, norm.weight, norm.bias, norm.eps)
+            except Exception as exc:  # no compiler, an unsupported GPU: the eager ops give the same result
+                print(f"fused kernels: compiling add+LayerNorm failed ({exc!r}); running it eagerly", flush=True)
+                self.compile_norms = False
+        return add_norm(x, y, norm.weight, norm.bias, norm.eps)
+
+    def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, bias: torch.Tensor | None) -> torch.Tensor:
         """Self-attention on [tokens, hidden]: one QKV GEMM, one fused attention kernel."""
         hidden = x.shape[-1]
         qkv = layer.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep, is_causal=keep is None)
+        ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, is_causal=bias is None)
         return layer.out(ctx.transpose(1, 2).reshape(batch * seq, hidden))
 
     def mlp(self, x: torch.Tensor, layer: Layer) -> torch.Tensor:
@@ -119,17 +143,20 @@ class FusedTransformer:
         if self.embed_norm is not None:
             x = self.embed_norm(x)
         x = x.reshape(batch * seq, -1)
-        # Encoders mask padded keys; the decoder's causal mask already hides right padding from real tokens.
-        keep = None if self.pre_norm else mask.bool()[:, None, None, :]
+        if self.pre_norm:
+            # The causal mask already hides right padding from every real token.
+            h = self.layers[0].norm1(x)
+            for i, layer in enumerate(self.layers):
+                x, h = self.add_norm(x, self.attention(h, layer, batch, seq, None), layer.norm2)
+                following = self.layers[i + 1].norm1 if i + 1 < len(self.layers) else self.final_norm
+                x, h = self.add_norm(x, self.mlp(h, layer), following)
+            return h.view(batch, seq, -1)
+        # The additive key mask is built once per forward (a boolean mask is converted again in every layer).
+        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, torch.finfo(x.dtype).min)
+        bias = bias[:, None, None, :]
         for layer in self.layers:
-            if self.pre_norm:
-                x = x + self.attention(layer.norm1(x), layer, batch, seq, keep)
-                x = x + self.mlp(layer.norm2(x), layer)
-            else:
-                x = layer.norm1(x + self.attention(x, layer, batch, seq, keep))
-                x = layer.norm2(x + self.mlp(x, layer))
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+            x = self.add_norm(x, self.attention(x, layer, batch, seq, bias), layer.norm1)[1]
+            x = self.add_norm(x, self.mlp(x, layer), layer.norm2)[1]
         return x.view(batch, seq, -1)
 
 
@@ -138,7 +165,7 @@ def _require(condition: bool, what: str) -> None:
         raise Unsupported(what)
 
 
-def _bert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+def _bert(model: torch.nn.Module, gelu_epilogue: bool, compile_norms: bool) -> FusedTransformer:
     config = model.config
     _require(getattr(config, "position_embedding_type", "absolute") == "absolute", "relative position embeddings")
     _require(config.hidden_act in ("gelu", "gelu_new"), f"activation {config.hidden_act}")
@@ -159,11 +186,11 @@ def _bert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
     exact = config.hidden_act == "gelu"
     return FusedTransformer(
         [t.detach() for t in embed], Norm.of(emb.LayerNorm), layers, None, config.num_attention_heads,
-        pre_norm=False, exact_gelu=exact, gelu_epilogue=gelu_epilogue,
+        pre_norm=False, exact_gelu=exact, gelu_epilogue=gelu_epilogue, compile_norms=compile_norms,
     )  # fmt: skip
 
 
-def _distilbert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+def _distilbert(model: torch.nn.Module, gelu_epilogue: bool, compile_norms: bool) -> FusedTransformer:
     config = model.config
     _require(config.activation == "gelu", f"activation {config.activation}")
     emb = model.embeddings
@@ -181,11 +208,11 @@ def _distilbert(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer
     embed = [emb.word_embeddings.weight.detach(), emb.position_embeddings.weight.detach()]
     return FusedTransformer(
         embed, Norm.of(emb.LayerNorm), layers, None, config.n_heads,
-        pre_norm=False, exact_gelu=True, gelu_epilogue=gelu_epilogue,
+        pre_norm=False, exact_gelu=True, gelu_epilogue=gelu_epilogue, compile_norms=compile_norms,
     )  # fmt: skip
 
 
-def _gpt2(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
+def _gpt2(model: torch.nn.Module, gelu_epilogue: bool, compile_norms: bool) -> FusedTransformer:
     config = model.config
     _require(
         config.activation_function in ("gelu_new", "gelu_pytorch_tanh"), f"activation {config.activation_function}"
@@ -207,18 +234,20 @@ def _gpt2(model: torch.nn.Module, gelu_epilogue: bool) -> FusedTransformer:
     embed = [model.wte.weight.detach(), model.wpe.weight.detach()]
     # the tanh GELU is GPT-2's own activation: fusing it into the epilogue changes nothing
     return FusedTransformer(
-        embed, None, layers, Norm.of(model.ln_f), config.n_head, pre_norm=True, exact_gelu=False, gelu_epilogue=True
-    )
+        embed, None, layers, Norm.of(model.ln_f), config.n_head,
+        pre_norm=True, exact_gelu=False, gelu_epilogue=True, compile_norms=compile_norms,
+    )  # fmt: skip
 
 
 BUILDERS = {"bert": _bert, "distilbert": _distilbert, "gpt2": _gpt2}
 
 
-def fuse(base_model: torch.nn.Module, gelu_epilogue: bool = False) -> FusedTransformer:
+def fuse(base_model: torch.nn.Module, gelu_epilogue: bool = False, compile_norms: bool = True) -> FusedTransformer:
     """A fused trunk for a Hugging Face base model (BertModel, DistilBertModel, GPT2Model), same device/dtype.
 
-    Raises Unsupported for architectures or options it does not implement.
+    compile_norms: fuse each residual add with its LayerNorm through torch.compile when running on CUDA
+    (the CPU always runs them eagerly). Raises Unsupported for architectures or options not implemented.
     """
     builder = BUILDERS.get(base_model.config.model_type)
     _require(builder is not None, f"model type {base_model.config.model_type}")
-    return builder(base_model, gelu_epilogue)
+    return builder(base_model, gelu_epilogue, compile_norms)

@@ -79,7 +79,7 @@ def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
-KERNELS = ("fused", "fused-tanh-gelu", "hf")
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def task_output(out: object, task: str, mask: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,7 @@ def last_token(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(mask.shape[0], device=mask.device), mask.sum(dim=1) - 1
 
 
-def fused_head(model: torch.nn.Module, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def fused_head(model: torch.nn.Module, task: str) -> Forward:
     """The task head on a fused trunk's hidden states, using the model's own head modules."""
     kind = model.config.model_type
     if task == "feature-extraction":
@@ -110,10 +110,12 @@ def fused_head(model: torch.nn.Module, task: str) -> Callable[[torch.Tensor, tor
     raise fused_transformer.Unsupported(f"{task} head of {kind}")
 
 
-def build_forward(
-    model: torch.nn.Module, task: str, kernels: str
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """forward(ids, mask) → the task's FP32 output: fused kernels where supported, else the model's own forward."""
+def build_forward(model: torch.nn.Module, task: str, kernels: str, finish: Forward | None = None) -> Forward:
+    """forward(ids, mask) → the task's output as FP32: fused kernels where supported, else the model's own forward.
+
+    `finish(output, mask)` runs on the output before the cast to FP32 (pooling while it is still FP16).
+    """
+    finish = finish or (lambda out, mask: out)
     if kernels != "hf":
         try:
             trunk = fused_transformer.fuse(model.base_model, gelu_epilogue=kernels == "fused-tanh-gelu")
@@ -121,8 +123,8 @@ def build_forward(
         except fused_transformer.Unsupported as exc:
             print(f"fused kernels: {exc} is not supported; running the Hugging Face forward", flush=True)
         else:
-            return lambda ids, mask: head(trunk(ids, mask), mask).float()
-    return lambda ids, mask: task_output(model(input_ids=ids, attention_mask=mask), task, mask)
+            return lambda ids, mask: finish(head(trunk(ids, mask), mask), mask).float()
+    return lambda ids, mask: finish(task_output(model(input_ids=ids, attention_mask=mask), task, mask), mask).float()
 
 
 def from_dlpack(tensor: object) -> np.ndarray:
@@ -139,7 +141,7 @@ class Runner:
 
     def __init__(
         self,
-        forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        forward: Forward,
         device: torch.device,
         max_batch: int,
         seq_buckets: list[int],
@@ -161,17 +163,19 @@ class Runner:
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream()
         for batch, seq in shapes:
-            ids, mask = (torch.from_numpy(a).to(self.device) for a in capture_inputs(batch, seq))
+            # ids and mask share one device buffer, so a request needs one host-to-device copy
+            tokens = torch.from_numpy(np.stack(capture_inputs(batch, seq))).to(self.device)
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning
-                    self.eager(ids, mask)
+                for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning, compilation
+                    self.eager(tokens[0], tokens[1])
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=pool):
-                out = self.eager(ids, mask)
+                out = self.eager(tokens[0], tokens[1])
+            staged = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
             host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
-            self.graphs[(batch, seq)] = (graph, ids, mask, out, host)
+            self.graphs[(batch, seq)] = (graph, tokens, staged, out, host)
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """Outputs for a batch of one length, as a CPU FP32 tensor with one row per input row."""
@@ -181,20 +185,21 @@ class Runner:
         if entry is None:
             out = self.eager(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
             return out.cpu()
-        graph, static_ids, static_mask, static_out, host = entry
+        graph, tokens, staged, static_out, host = entry
         padded_ids, padded_mask = pad_rows(ids, mask, bucket)
-        static_ids.copy_(torch.from_numpy(padded_ids), non_blocking=True)
-        static_mask.copy_(torch.from_numpy(padded_mask), non_blocking=True)
+        staged[0].copy_(torch.from_numpy(padded_ids))  # pinned: the copy below is asynchronous
+        staged[1].copy_(torch.from_numpy(padded_mask))
+        tokens.copy_(staged, non_blocking=True)
         graph.replay()
         host.copy_(static_out, non_blocking=True)
-        torch.cuda.current_stream().synchronize()
+        torch.cuda.current_stream().synchronize()  # also what keeps `staged` free until the next call
         return host[:rows].clone()
 
 
-def load_runner(args: dict, finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Runner:
+def load_runner(args: dict, finish: Forward | None = None) -> Runner:
     """The model in `hf/` with the config's precision and kernels, captured per bucket on a GPU.
 
-    `finish(output, mask)`, when given, runs inside the graphs after the task output.
+    `finish(output, mask)`, when given, runs inside the graphs on the task output (see build_forward).
     """
     import transformers
 
@@ -205,13 +210,7 @@ def load_runner(args: dict, finish: Callable[[torch.Tensor, torch.Tensor], torch
     device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
     model = auto.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
     model = apply_precision(model.eval(), params["precision"]).to(device)
-    forward = build_forward(model, params["task"], params["kernels"])
-    if finish is not None:
-        task_forward = forward
-
-        def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return finish(task_forward(ids, mask), mask)
-
+    forward = build_forward(model, params["task"], params["kernels"], finish)
     seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
     max_batch = int(tb.json.loads(args["model_config"])["max_batch_size"])
     return Runner(forward, device, max_batch, seq_buckets, int(params["graph_token_budget"]))

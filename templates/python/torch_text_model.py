@@ -11,6 +11,7 @@ from __future__ import annotations
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 
 tb.use_stub_numpy()  # TEXT is a BYTES input: the 2.51 stub decodes those right only under numpy 1.x
+tb.hide_unimportable("sklearn", "scipy")  # their numpy 2 builds break transformers under numpy 1.x
 import torch
 import post_model
 import tokenizer_model
@@ -21,15 +22,19 @@ pb_utils = tb.pb_utils
 
 
 def sentence_embedding(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens, then L2 normalisation (as post_model does on the host)."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    """Mean over real tokens, then L2 normalisation (as post_model does on the host).
+
+    The masked sum is one batched GEMM in the model's dtype (FP32 accumulation), not a per-element
+    product and reduction over the whole hidden state.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(1)
+    pooled = torch.bmm(weights, hidden).squeeze(1).float() / mask.sum(dim=1, keepdim=True).clamp(min=1)
     return torch.nn.functional.normalize(pooled, dim=1)
 
 
 FINISH = {
     "feature-extraction": sentence_embedding,
-    "text-classification": lambda logits, mask: torch.softmax(logits, dim=-1),
+    "text-classification": lambda logits, mask: torch.softmax(logits.float(), dim=-1),
     "causal-lm": None,
 }
 

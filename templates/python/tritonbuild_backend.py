@@ -43,6 +43,24 @@ def use_stub_numpy() -> None:
         sys.path.insert(0, os.environ["TRITONBUILD_STUB_NUMPY"])
 
 
+def hide_unimportable(*names: str) -> None:
+    """Make optional packages that fail to import look absent (sys.modules[name] = None).
+
+    Under the stub's numpy 1.x (use_stub_numpy), the host's SciPy and scikit-learn builds for numpy 2
+    fail to import, and transformers, which imports them whenever they are installed, fails with them.
+    Marked absent, they are skipped: nothing in inference needs them.
+    """
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an ImportError, or whatever a half-compatible extension raises
+            for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[loaded]
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
 def params(args: dict) -> dict[str, str]:
     """The string parameters of the model's config.pbtxt."""
     return {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
