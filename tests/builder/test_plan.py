@@ -96,11 +96,15 @@ def test_single_model_plan_is_one_python_model_behind_a_one_step_ensemble(tiny_m
 
 def test_serving_options_are_checked(minilm):
     with pytest.raises(ConfigError, match="--single-model goes with --engine python-torch"):
-        plan_repository(minilm, "e", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(single_model=True))
+        plan_repository(
+            minilm, "e", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(single_model=True)
+        )
     with pytest.raises(ConfigError, match="unknown kernels"):
         ServingOptions(kernels="magic")
     with pytest.raises(ConfigError, match=">= 0"):
         ServingOptions(max_queue_delay_us=-1)
-    plan = plan_repository(minilm, "e", "python-torch", get_profile("h100"), "fp16", ServingOptions(max_queue_delay_us=7))
+    plan = plan_repository(
+        minilm, "e", "python-torch", get_profile("h100"), "fp16", ServingOptions(max_queue_delay_us=7)
+    )
     assert plan.models[1].config.dynamic_batching.max_queue_delay_us == 7
     assert dict(plan.models[1].config.parameters)["kernels"] == "fused"
