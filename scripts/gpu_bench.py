@@ -157,6 +157,31 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
     return rows
 
 
+def kernel_table(fn: object, ids: torch.Tensor, mask: torch.Tensor, steps: int = 5, top: int = 15) -> list[dict]:
+    """The GPU kernels of `fn(ids, mask)` (run eagerly: the same kernels a graph replays), by time per call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        for _ in range(3):
+            fn(ids, mask)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                fn(ids, mask)
+            torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+    kernels.sort(key=lambda e: -e.self_device_time_total)
+    rows = [
+        {"kernel": e.key[:100], "ms_per_call": e.self_device_time_total / 1000 / steps, "launches": e.count // steps}
+        for e in kernels
+    ]
+    total = sum(r["ms_per_call"] for r in rows)
+    return [
+        {"kernel": "(all kernels)", "ms_per_call": total, "launches": sum(r["launches"] for r in rows)},
+        *rows[:top],
+    ]
+
+
 def cpu_anchor(models: dict[str, torch.nn.Module], threads: int) -> list[dict]:
     """CPU FP32 at 1 × 128, for the GPU-vs-CPU speedup."""
     torch.set_num_threads(threads)
@@ -305,6 +330,19 @@ def main() -> None:
         ]
         result["speed"] = speed
         print(table(speed, ["model", "batch", "seq", "variant", "median_ms", "seq_per_s"]), flush=True)
+        result["kernels"] = {}
+        import copy
+
+        bert = apply_precision(copy.deepcopy(models["bert-base"]), "fp16").cuda()
+        for batch in (1, 32):
+            ids = torch.randint(1000, 20000, (batch, 128), device="cuda")
+            mask = torch.ones_like(ids)
+            mask[0, -1] = 0
+            rows = kernel_table(fuse(bert, gelu_epilogue=True), ids, mask)
+            result["kernels"][f"bert-base fp16 fused-tanh-gelu {batch}x128"] = rows
+            print(f"bert-base fp16 fused-tanh-gelu {batch}x128", flush=True)
+            print(table(rows, ["kernel", "ms_per_call", "launches"]), flush=True)
+        del bert
     result["cpu"] = cpu_anchor(models, threads=torch.get_num_threads())
     print(table(result["cpu"], ["model", "batch", "seq", "variant", "median_ms"]), flush=True)
     (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))

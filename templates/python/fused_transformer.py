@@ -22,7 +22,8 @@ def add_norm(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The residual sum x + y and its LayerNorm (pre-norm blocks keep the sum, post-norm blocks drop it)."""
     total = x + y
-    return total, Norm(weight, bias, eps)(total)
+    normed = F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps)
+    return total, normed.to(total.dtype)
 
 
 class Unsupported(ValueError):
@@ -44,8 +45,6 @@ class Norm:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis; in the parameters' dtype, returned in the input's."""
-        if self.weight.dtype == x.dtype:
-            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
         return F.layer_norm(x.to(self.weight.dtype), x.shape[-1:], self.weight, self.bias, self.eps).to(x.dtype)
 
 
