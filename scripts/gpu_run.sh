@@ -2,7 +2,8 @@
 # Everything the GPU host needs, in one call, from carried files only (no registry there):
 # unpack the Triton bundle (scripts/make_triton_bundle.sh), install the carried client wheels,
 # then the in-process benchmark (gpu_bench.py) and/or the served benchmark (gpu_serve_bench.py).
-#   usage: scripts/gpu_run.sh OUT_DIR [inprocess|serve|all] [MINILM_DIR] [TOKENIZER_DIR]
+#   usage: [KERNELS=fused-tanh-gelu] scripts/gpu_run.sh OUT_DIR [inprocess|serve|all] [MINILM_DIR] [TOKENIZER_DIR]
+#   KERNELS: the served models' make-repo --kernels (default fused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1; what=${2:-all}; minilm=${3:-.bundle/minilm-fp16}; tokenizer=${4:-.bundle/minilm-tokenizer}
@@ -26,5 +27,5 @@ if [ "$what" != serve ]; then
   python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log"
 fi
 if [ "$what" != inprocess ]; then
-  python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" 2>&1 | tee "$out/serve.log"
+  python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --kernels "${KERNELS:-fused}" 2>&1 | tee "$out/serve.log"
 fi
