@@ -10,8 +10,8 @@ from __future__ import annotations
 # isort: off
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 
-tb.use_stub_numpy()  # TEXT is a BYTES input: the 2.51 stub decodes those right only under numpy 1.x
-tb.hide_unimportable("sklearn", "scipy")  # their numpy 2 builds break transformers under numpy 1.x
+if tb.use_stub_numpy():  # TEXT is a BYTES input: the 2.51 stub decodes those right only under numpy 1.x
+    tb.hide_modules("sklearn", "scipy")  # their numpy 2 builds break transformers under numpy 1.x
 import torch
 import post_model
 import tokenizer_model

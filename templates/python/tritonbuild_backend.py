@@ -32,33 +32,30 @@ def _pb() -> object:
     return __getattr__("pb_utils")
 
 
-def use_stub_numpy() -> None:
+def use_stub_numpy() -> bool:
     """Put TRITONBUILD_STUB_NUMPY (a numpy 1.x folder) first, for models that exchange numpy arrays.
 
     The 2.51 backend stub's pybind11 predates numpy 2: under numpy 2, BYTES inputs decode as garbage
     and numpy outputs arrive empty (seen on a GPU host). The stub loads numpy lazily, so a model that
-    imports a numpy 1.x first is safe. Models that run PyTorch skip this and pass tensors by DLPack.
+    imports a numpy 1.x first is safe. The token-id PyTorch model skips this and passes tensors by
+    DLPack; the single text model needs it for TEXT and hides what breaks under it (hide_modules).
+    Returns whether it put the numpy 1.x first.
     """
     if os.environ.get("TRITONBUILD_STUB_NUMPY") and "numpy" not in sys.modules:
         sys.path.insert(0, os.environ["TRITONBUILD_STUB_NUMPY"])
+        return True
+    return False
 
 
-def hide_unimportable(*names: str) -> None:
-    """Make optional packages that fail to import look absent (sys.modules[name] = None).
+def hide_modules(*names: str) -> None:
+    """Make installed packages look absent (sys.modules[name] = None): optional imports then skip them.
 
-    Under the stub's numpy 1.x (use_stub_numpy), the host's SciPy and scikit-learn builds for numpy 2
-    fail to import, and transformers, which imports them whenever they are installed, fails with them.
-    Marked absent, they are skipped: nothing in inference needs them.
+    Under the stub's numpy 1.x (use_stub_numpy) the host's SciPy and scikit-learn, built for numpy 2,
+    import half-way and break transformers, which imports them whenever they are installed (seen on the
+    H100 host); marked absent, they are skipped. Inference needs neither.
     """
-    import importlib
-
     for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # an ImportError, or whatever a half-compatible extension raises
-            for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-                del sys.modules[loaded]
-            sys.modules[name] = None  # type: ignore[assignment]
+        sys.modules[name] = None  # type: ignore[assignment]
 
 
 def params(args: dict) -> dict[str, str]:
