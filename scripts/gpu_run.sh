@@ -2,7 +2,7 @@
 # Everything the GPU host needs, in one call, from carried files only (no registry there):
 # unpack the Triton bundle (scripts/make_triton_bundle.sh), install the carried client wheels,
 # then the in-process benchmark (gpu_bench.py) and/or the served benchmark (gpu_serve_bench.py).
-#   usage: [KERNELS=fused-tanh-gelu] scripts/gpu_run.sh OUT_DIR [inprocess|serve|all] [MINILM_DIR] [TOKENIZER_DIR]
+#   usage: [KERNELS=fused-tanh-gelu] scripts/gpu_run.sh OUT_DIR [inprocess|serve|probe|all] [MINILM_DIR] [TOKENIZER_DIR]
 #   KERNELS: the served models' make-repo --kernels (default fused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +23,11 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}:$work/site
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
 
-if [ "$what" != serve ]; then
+if [ "$what" = inprocess ] || [ "$what" = all ]; then
   python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log"
 fi
-if [ "$what" != inprocess ]; then
+if [ "$what" = probe ]; then  # the Python-backend stub's own round trip (scripts/stub_overhead_probe.py)
+  python3 scripts/stub_overhead_probe.py "$out" "$tokenizer" 2>&1 | tail -30
+elif [ "$what" != inprocess ]; then
   python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --kernels "${KERNELS:-fused}" 2>&1 | tee "$out/serve.log"
 fi

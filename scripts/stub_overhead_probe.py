@@ -1,0 +1,130 @@
+"""What one Python-backend stub round trip costs on this host, next to the work a text model does.
+
+Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by DLPack) and
+`noop_text` (a BYTES TEXT in, read with the stub's numpy, like the tokenizer). For each: client p50
+over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
+difference is the stub hand-over. Then the tokenizer's own encode() in-process for a 128-token text.
+Writes OUT/stub_overhead.json.   python scripts/stub_overhead_probe.py OUT TOKENIZER_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+
+from builder.server import TritonServer  # noqa: E402
+
+MODEL = """
+import time
+import tritonbuild_backend as tb
+if "{input}" == "TEXT":
+    tb.use_stub_numpy()
+import numpy as np
+
+class TritonPythonModel:
+    def execute(self, requests):
+        start = time.perf_counter()
+        responses = []
+        for request in requests:
+            tensor = tb.pb_utils.get_input_tensor_by_name(request, "{input}")
+            if "{input}" == "TEXT":
+                tensor.as_numpy()
+            else:
+                import torch
+                torch.utils.dlpack.from_dlpack(tensor.to_dlpack())
+            took = np.full((1, 1), (time.perf_counter() - start) * 1e6, dtype=np.float32)
+            responses.append(tb.pb_utils.InferenceResponse(output_tensors=[tb.output_tensor("EXEC_US", took)]))
+        return responses
+"""
+CONFIG = """name: "{name}"
+backend: "python"
+max_batch_size: 8
+input {{ name: "{input}" data_type: {dtype} dims: [ -1 ] }}
+output {{ name: "EXEC_US" data_type: TYPE_FP32 dims: [ 1 ] }}
+dynamic_batching {{ }}
+instance_group {{ count: 1 kind: KIND_CPU }}
+"""
+MODELS = {"noop_ids": ("input_ids", "TYPE_INT64"), "noop_text": ("TEXT", "TYPE_STRING")}
+
+
+def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
+    """Client p50 at concurrency 1, server compute_infer per request, and the model's own time."""
+    import numpy as np
+    import tritonclient.grpc as grpc
+
+    client = grpc.InferenceServerClient(server.grpc_url)
+    tensor_name, dtype = MODELS[name]
+    if dtype == "TYPE_STRING":
+        item = grpc.InferInput(tensor_name, [1, 1], "BYTES")
+        item.set_data_from_numpy(np.array([[b"a sentence of about the usual length " * 12]], dtype=object))
+    else:
+        item = grpc.InferInput(tensor_name, [1, 128], "INT64")
+        item.set_data_from_numpy(np.ones((1, 128), dtype=np.int64))
+    client_ms, model_us = [], []
+    for i in range(requests + 200):
+        start = time.perf_counter()
+        result = client.infer(name, [item])
+        if i >= 200:  # warm-up first
+            client_ms.append((time.perf_counter() - start) * 1000)
+            model_us.append(float(result.as_numpy("EXEC_US")[0, 0]))
+    stats = client.get_inference_statistics(name).model_stats[0].inference_stats
+    count = stats.success.count
+    return {
+        "client_p50_ms": statistics.median(client_ms),
+        "server_compute_infer_us": stats.compute_infer.ns / count / 1000,
+        "server_queue_us": stats.queue.ns / count / 1000,
+        "model_execute_us": statistics.median(model_us),
+    }
+
+
+def tokenizer_us(tokenizer_dir: Path) -> float:
+    """tokenizer_model's encode() for one 128-token text, in-process (median of 2000)."""
+    import numpy as np
+    import tokenizer_model
+
+    model = tokenizer_model.TritonPythonModel()
+    model.buckets, model.pad_id, model.max_text_bytes = [16, 32, 64, 128], 0, 1_000_000
+    from tokenizers import Tokenizer
+
+    model.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    model.tokenizer.no_padding()
+    model.tokenizer.enable_truncation(128)
+    text = np.array([[b"a sentence of about the usual length " * 12]], dtype=object)
+    times = []
+    for _ in range(2000):
+        start = time.perf_counter()
+        model.encode(text)
+        times.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Serve the no-op models, measure, write JSON."""
+    out, tokenizer_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"tokenizer_encode_us": tokenizer_us(tokenizer_dir)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (tensor, dtype) in MODELS.items():
+            version = Path(tmp) / name / "1"
+            version.mkdir(parents=True)
+            (version.parent / "config.pbtxt").write_text(CONFIG.format(name=name, input=tensor, dtype=dtype))
+            (version / "model.py").write_text(MODEL.replace("{input}", tensor))
+            (version / "tritonbuild_backend.py").write_text(
+                (ROOT / "templates/python/tritonbuild_backend.py").read_text()
+            )
+        with TritonServer(Path(tmp), log_path=out / "stub_overhead.log") as server:
+            for name in MODELS:
+                result[name] = measure(server, name)
+    (out / "stub_overhead.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
