@@ -96,6 +96,7 @@ def tokenizer_us(tokenizer_dir: Path) -> float:
     model.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
     model.tokenizer.no_padding()
     model.tokenizer.enable_truncation(128)
+    model.encode_batch = getattr(model.tokenizer, "encode_batch_fast", model.tokenizer.encode_batch)
     text = np.array([[b"a sentence of about the usual length " * 12]], dtype=object)
     times = []
     for _ in range(2000):

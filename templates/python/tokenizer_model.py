@@ -73,11 +73,13 @@ class TritonPythonModel:
         self.tokenizer = Tokenizer.from_file(path)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
+        # Without character offsets (unused here) when this tokenizers release can: about 20% less time.
+        self.encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
 
     def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokenize a request's texts into bucket-padded arrays."""
         texts = decode_texts(items, self.max_text_bytes)
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.encode_batch(texts)
         return pad_to_bucket([e.ids for e in encodings], self.pad_id, self.buckets)
 
     def execute(self, requests: list) -> list:
