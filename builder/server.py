@@ -103,8 +103,10 @@ class TritonServer:
         metrics_port: int = 0,
         log_path: Path | None = None,
         startup_timeout_s: float = 180.0,
+        python_backend_config: tuple[str, ...] = (),
     ) -> None:
         self.repo = repo.resolve()
+        self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()
@@ -144,6 +146,7 @@ class TritonServer:
             "--exit-on-error=true",
             "--disable-auto-complete-config",
             "--exit-timeout-secs=10",
+            *(f"--backend-config=python,{setting}" for setting in self.python_backend_config),
         ]
 
     def start(self) -> TritonServer:

@@ -34,13 +34,17 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             tensor = tb.pb_utils.get_input_tensor_by_name(request, "{input}")
+            outputs = []
             if "{input}" == "TEXT":
                 tensor.as_numpy()
             else:
                 import torch
                 torch.utils.dlpack.from_dlpack(tensor.to_dlpack())
+                if HIDDEN:  # what a feature-extraction model hands to post-processing at 1 x 128 (BERT-base)
+                    outputs.append(tb.output_tensor("HIDDEN", torch.zeros((1, 128, 768))))
             took = np.full((1, 1), (time.perf_counter() - start) * 1e6, dtype=np.float32)
-            responses.append(tb.pb_utils.InferenceResponse(output_tensors=[tb.output_tensor("EXEC_US", took)]))
+            outputs.append(tb.output_tensor("EXEC_US", took))
+            responses.append(tb.pb_utils.InferenceResponse(output_tensors=outputs))
         return responses
 """
 CONFIG = """name: "{name}"
@@ -48,10 +52,19 @@ backend: "python"
 max_batch_size: 8
 input {{ name: "{input}" data_type: {dtype} dims: [ -1 ] }}
 output {{ name: "EXEC_US" data_type: TYPE_FP32 dims: [ 1 ] }}
+{hidden}
 dynamic_batching {{ }}
-instance_group {{ count: 1 kind: KIND_CPU }}
+instance_group {{ count: 1 kind: {kind} }}
 """
-MODELS = {"noop_ids": ("input_ids", "TYPE_INT64"), "noop_text": ("TEXT", "TYPE_STRING")}
+HIDDEN_OUTPUT = 'output { name: "HIDDEN" data_type: TYPE_FP32 dims: [ -1, 768 ] }'
+MODELS = {
+    "noop_ids": ("input_ids", "TYPE_INT64", False),
+    "noop_text": ("TEXT", "TYPE_STRING", False),
+    "noop_hidden": ("input_ids", "TYPE_INT64", True),  # also returns a 1 x 128 x 768 FP32 tensor (393 kB)
+    "noop_hidden_gpu": ("input_ids", "TYPE_INT64", True),  # the same on a GPU instance, as the engine runs
+}
+# The Python backend's shared-memory pool: its defaults, then a 64 MiB start and growth step.
+SHM_SETTINGS = {"default": (), "shm 64 MiB": ("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864")}
 
 
 def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
@@ -60,7 +73,7 @@ def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
     import tritonclient.grpc as grpc
 
     client = grpc.InferenceServerClient(server.grpc_url)
-    tensor_name, dtype = MODELS[name]
+    tensor_name, dtype, _ = MODELS[name]
     if dtype == "TYPE_STRING":
         item = grpc.InferInput(tensor_name, [1, 1], "BYTES")
         item.set_data_from_numpy(np.array([[b"a sentence of about the usual length " * 12]], dtype=object))
@@ -111,18 +124,21 @@ def main() -> None:
     out, tokenizer_dir = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"tokenizer_encode_us": tokenizer_us(tokenizer_dir)}
+    backend_helper = (ROOT / "templates/python/tritonbuild_backend.py").read_text()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (tensor, dtype) in MODELS.items():
+        for name, (tensor, dtype, hidden) in MODELS.items():
             version = Path(tmp) / name / "1"
             version.mkdir(parents=True)
-            (version.parent / "config.pbtxt").write_text(CONFIG.format(name=name, input=tensor, dtype=dtype))
-            (version / "model.py").write_text(MODEL.replace("{input}", tensor))
-            (version / "tritonbuild_backend.py").write_text(
-                (ROOT / "templates/python/tritonbuild_backend.py").read_text()
-            )
-        with TritonServer(Path(tmp), log_path=out / "stub_overhead.log") as server:
-            for name in MODELS:
-                result[name] = measure(server, name)
+            kind = "KIND_GPU" if name.endswith("_gpu") else "KIND_CPU"
+            hidden_output = HIDDEN_OUTPUT if hidden else ""
+            config = CONFIG.format(name=name, input=tensor, dtype=dtype, hidden=hidden_output, kind=kind)
+            (version.parent / "config.pbtxt").write_text(config)
+            (version / "model.py").write_text(MODEL.replace("{input}", tensor).replace("HIDDEN:", f"{hidden}:"))
+            (version / "tritonbuild_backend.py").write_text(backend_helper)
+        for label, settings in SHM_SETTINGS.items():
+            log = out / f"stub_overhead_{label.replace(' ', '_')}.log"
+            with TritonServer(Path(tmp), log_path=log, python_backend_config=settings) as server:
+                result[label] = {name: measure(server, name) for name in MODELS}
     (out / "stub_overhead.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
