@@ -10,6 +10,7 @@ Writes OUT/stub_overhead.json.   python scripts/stub_overhead_probe.py OUT TOKEN
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,8 +62,9 @@ MODELS = {
     "noop_ids": ("input_ids", "TYPE_INT64", False),
     "noop_text": ("TEXT", "TYPE_STRING", False),
     "noop_hidden": ("input_ids", "TYPE_INT64", True),  # also returns a 1 x 128 x 768 FP32 tensor (393 kB)
-    "noop_hidden_gpu": ("input_ids", "TYPE_INT64", True),  # the same on a GPU instance, as the engine runs
 }
+if shutil.which("nvidia-smi"):
+    MODELS["noop_hidden_gpu"] = ("input_ids", "TYPE_INT64", True)  # the same on a GPU instance, as the engine runs
 # The Python backend's shared-memory pool: its defaults, then a 64 MiB start and growth step.
 SHM_SETTINGS = {"default": (), "shm 64 MiB": ("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864")}
 
