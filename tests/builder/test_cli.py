@@ -191,3 +191,23 @@ def test_make_repo_no_validate_serves_the_variant_ungated(tiny_models, tmp_path)
     manifest = json.loads((repo / "g" / "tritonbuild.json").read_text())
     assert manifest["precision"] == "int8" and manifest["fidelity"] is None
     assert manifest["onnx_bytes"] == served.stat().st_size
+
+
+def test_make_repo_single_model_options_reach_the_config(tmp_path):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    result = run(
+        "make-repo", "--engine", "python-torch", "--single-model", "--kernels", "hf",
+        "--max-queue-delay-us", "0", "--output", str(tmp_path / "repo"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["minilm", "minilm_model"]
+    config = text_format.Parse(
+        (tmp_path / "repo/minilm_model/config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    assert [i.name for i in config.input] == ["TEXT"] and config.parameters["kernels"].string_value == "hf"
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0
+    assert (tmp_path / "repo/minilm_model/1/tokenizer.json").is_file()
+    refused = run("make-repo", "--single-model", "--output", str(tmp_path / "other"))
+    assert refused.exit_code == 1 and "--single-model goes with --engine python-torch" in refused.output

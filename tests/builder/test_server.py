@@ -81,3 +81,11 @@ def test_platforms_the_bundle_lacks_point_to_the_ngc_container(tmp_path):
     with pytest.raises(ServerError, match="onnxruntime_onnx") as err:
         check_servable(tmp_path)
     assert "serve_ngc.sh" in err.value.hint
+
+
+def test_python_backend_settings_reach_the_backend(tmp_path):
+    _python_model(tmp_path, "double")
+    with TritonServer(tmp_path, python_backend_config=("shm-default-byte-size=16777216",)) as server:
+        assert server.is_alive()
+        log = server.log_path.read_text()
+    assert '"shm-default-byte-size":"16777216"' in log  # the server's own table of backend settings
