@@ -270,14 +270,29 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
 @click.option("--seq-len", type=int, default=128, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="operators (CPU) or kernels (GPU) to list")
+@click.option(
+    "--kernels",
+    type=click.Choice(TORCH_KERNELS),
+    default="fused",
+    show_default=True,
+    help="what python-torch runs (make-repo --kernels); hf: the Hugging Face modules",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write profile.json and profile.md here")
 def profile(
-    model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int, out: Path | None
+    model: str,
+    task: str,
+    precision: str,
+    batch: int,
+    seq_len: int,
+    device: str,
+    top: int,
+    kernels: str,
+    out: Path | None,
 ) -> None:
     """Time breakdown of one forward pass (embeddings, attention, MLP, LayerNorm, head) and top kernels."""
     from builder.profile import profile_model
 
-    result = profile_model(model, task, precision, batch, seq_len, device, top)
+    result = profile_model(model, task, precision, batch, seq_len, device, top, kernels)
     click.echo(result.table())
     if out:
         result.write(out)

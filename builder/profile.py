@@ -10,6 +10,7 @@ launches (the launch overhead that CUDA graphs remove). On the CPU, operator sel
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,21 +91,34 @@ def _tag_modules(model: torch.nn.Module) -> list:
     return handles
 
 
+Forward = Callable[[torch.Tensor, torch.Tensor], object]
+
+
 def profile_forward(
-    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, top: int = 10, repeats: int = 5
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    top: int = 10,
+    repeats: int = 5,
+    run: Forward | None = None,
 ) -> Profile:
-    """Profile `repeats` forwards after a warm-up; times are per forward."""
+    """Profile `repeats` forwards after a warm-up; times are per forward.
+
+    `run(ids, mask)` defaults to the model's own forward; the model's leaf modules are tagged either way
+    (a fused forward names its own parts, and reuses the model's head modules).
+    """
     cuda = ids.is_cuda
+    run = run or (lambda i, m: model(input_ids=i, attention_mask=m))
     with torch.inference_mode():
         for _ in range(3):
-            model(input_ids=ids, attention_mask=mask)
+            run(ids, mask)
     handles = _tag_modules(model)
     activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
     try:
         with torch.profiler.profile(activities=activities) as prof, torch.inference_mode():
             for _ in range(repeats):
                 with torch.profiler.record_function("kind::forward"):
-                    model(input_ids=ids, attention_mask=mask)
+                    run(ids, mask)
             if cuda:
                 torch.cuda.synchronize()
     finally:
@@ -139,8 +153,10 @@ def backend_module(name: str) -> object:
     return importlib.import_module(name)
 
 
-def profile_model(model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int) -> Profile:
-    """Load `model` as the python-torch engine would (precision plan included) and profile one shape."""
+def profile_model(
+    model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int, kernels: str = "hf"
+) -> Profile:
+    """Load `model` as the python-torch engine would (precision plan and kernels included), profile one shape."""
     from builder.source import inspect_model, load_graph_module
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -150,5 +166,23 @@ def profile_model(model: str, task: str, precision: str, batch: int, seq_len: in
     info = inspect_model(model, task)
     torch_model = backend_module("torch_model")
     module = torch_model.apply_precision(load_graph_module(info).model, precision).to(device)  # type: ignore[attr-defined]
-    ids = torch.randint(1000, min(info.vocab_size, 20000), (batch, seq_len), device=device)
-    return profile_forward(module, ids, torch.ones_like(ids), top=top)
+    # ordinary word ids: above the special tokens at the start of most vocabularies, within small ones
+    ids = torch.randint(min(1000, info.vocab_size // 2), min(info.vocab_size, 20000), (batch, seq_len), device=device)
+    forward: Forward | None = None
+    if kernels != "hf":
+        fused = backend_module("fused_transformer")
+        try:
+            trunk = fused.fuse(module.base_model, gelu_epilogue=kernels == "fused-tanh-gelu")  # type: ignore[attr-defined]
+            head = torch_model.fused_head(module, task)  # type: ignore[attr-defined]
+        except fused.Unsupported as exc:  # type: ignore[attr-defined]
+            from builder.errors import UserError
+
+            raise UserError(f"fused kernels: {exc} is not supported", hint="use --kernels hf") from None
+        trunk.profile_ranges = True
+
+        def fused_forward(i: torch.Tensor, m: torch.Tensor) -> object:
+            return head(trunk(i, m), m)
+
+        forward = fused_forward
+
+    return profile_forward(module, ids, torch.ones_like(ids), top=top, run=forward)

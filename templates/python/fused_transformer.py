@@ -11,6 +11,7 @@ there. The CPU runs the same code, which is how the tests check it against the H
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -107,9 +108,18 @@ class FusedTransformer:
         # On CUDA, torch.compile fuses each residual add with its LayerNorm into one kernel (eager: two).
         self.compile_norms = compile_norms
         self.compiled_add_norm: object = None  # created on the first CUDA call: importing the compiler is slow
+        self.profile_ranges = False  # `tritonbuild profile`: name each part's kernels by kind
+
+    def part(self, kind: str) -> contextlib.AbstractContextManager:
+        """A profiler range named like builder.profile's module kinds, when profiling."""
+        return torch.profiler.record_function(f"kind::{kind}") if self.profile_ranges else contextlib.nullcontext()
 
     def add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
         """add_norm, compiled on CUDA unless compiling failed once (then eager, with a message)."""
+        with self.part("layernorm"):
+            return self._add_norm(x, y, norm)
+
+    def _add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
         if self.compile_norms and x.is_cuda:
             try:
                 if self.compiled_add_norm is None:
@@ -127,28 +137,33 @@ class FusedTransformer:
     def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, bias: torch.Tensor | None) -> torch.Tensor:
         """Self-attention on [tokens, hidden]: one QKV GEMM, one fused attention kernel."""
         hidden = x.shape[-1]
-        qkv = layer.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        with self.part("attention projections"):
+            qkv = layer.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
         ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, is_causal=bias is None)
-        return layer.out(ctx.transpose(1, 2).reshape(batch * seq, hidden))
+        with self.part("attention projections"):
+            return layer.out(ctx.transpose(1, 2).reshape(batch * seq, hidden))
 
     def mlp(self, x: torch.Tensor, layer: Layer) -> torch.Tensor:
         """fc1 → GELU → fc2; GELU in fc1's epilogue unless the model's exact (erf) GELU is kept."""
-        if self.exact_gelu:
-            return layer.fc2(F.gelu(layer.fc1(x)))
-        return layer.fc2(layer.fc1.gelu_tanh(x))
+        with self.part("mlp"):
+            if self.exact_gelu:
+                return layer.fc2(F.gelu(layer.fc1(x)))
+            return layer.fc2(layer.fc1.gelu_tanh(x))
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The last hidden state for right-padded ids and their mask."""
         batch, seq = ids.shape
-        x = self.word[ids] + self.position[:seq]
-        if self.token_type is not None:
-            x = x + self.token_type
-        if self.embed_norm is not None:
-            x = self.embed_norm(x)
-        x = x.reshape(batch * seq, -1)
+        with self.part("embeddings"):
+            x = self.word[ids] + self.position[:seq]
+            if self.token_type is not None:
+                x = x + self.token_type
+            if self.embed_norm is not None:
+                x = self.embed_norm(x)
+            x = x.reshape(batch * seq, -1)
         if self.pre_norm:
             # The causal mask already hides right padding from every real token.
-            h = self.layers[0].norm1(x)
+            with self.part("layernorm"):
+                h = self.layers[0].norm1(x)
             for i, layer in enumerate(self.layers):
                 x, h = self.add_norm(x, self.attention(h, layer, batch, seq, None), layer.norm2)
                 following = self.layers[i + 1].norm1 if i + 1 < len(self.layers) else self.final_norm

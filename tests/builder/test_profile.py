@@ -48,3 +48,16 @@ def test_profile_on_a_missing_gpu_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     result = CliRunner().invoke(main, ["profile", "--device", "cuda"])
     assert result.exit_code == 1 and "no CUDA device" in result.output
+
+
+@pytest.mark.slow
+def test_profile_of_the_fused_kernels_names_their_parts(tiny_models, tmp_path):
+    args = ["profile", "--model", str(tiny_models["distilbert"]), "--task", "text-classification", "--batch", "2"]
+    result = CliRunner().invoke(main, [*args, "--seq-len", "32", "--kernels", "fused", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    kinds = json.loads((tmp_path / "profile.json").read_text())["kinds_ms"]
+    for kind in ("embeddings", "attention projections", "mlp", "layernorm", "head"):
+        assert kinds[kind] > 0, kind  # the fused trunk's own ranges, and the model's head module
+    gpt2 = ["profile", "--model", str(tiny_models["gpt2"]), "--task", "text-classification", "--kernels", "fused"]
+    refused = CliRunner().invoke(main, gpt2)
+    assert refused.exit_code == 1 and "--kernels hf" in refused.output
