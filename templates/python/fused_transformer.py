@@ -12,19 +12,25 @@ there. The CPU runs the same code, which is how the tests check it against the H
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 
+def norm_of_sum(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm(x + y), for post-norm blocks: compiled, the sum itself is never written to memory."""
+    total = x + y
+    return F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps).to(total.dtype)
+
+
 def add_norm(
     x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The residual sum x + y and its LayerNorm (pre-norm blocks keep the sum, post-norm blocks drop it)."""
+    """The residual sum x + y and its LayerNorm, for pre-norm blocks (the sum is the next residual)."""
     total = x + y
-    normed = F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps)
-    return total, normed.to(total.dtype)
+    return total, F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps).to(total.dtype)
 
 
 class Unsupported(ValueError):
@@ -107,7 +113,7 @@ class FusedTransformer:
         self.exact_gelu = exact_gelu and not gelu_epilogue
         # On CUDA, torch.compile fuses each residual add with its LayerNorm into one kernel (eager: two).
         self.compile_norms = compile_norms
-        self.compiled_add_norm: object = None  # created on the first CUDA call: importing the compiler is slow
+        self.compiled: dict = {}  # made on the first CUDA call: importing the compiler is slow
         self.profile_ranges = False  # `tritonbuild profile`: name each part's kernels by kind
 
     def part(self, kind: str) -> contextlib.AbstractContextManager:
@@ -115,24 +121,30 @@ class FusedTransformer:
         return torch.profiler.record_function(f"kind::{kind}") if self.profile_ranges else contextlib.nullcontext()
 
     def add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
-        """add_norm, compiled on CUDA unless compiling failed once (then eager, with a message)."""
+        """add_norm: the sum and its norm, in one kernel on CUDA."""
         with self.part("layernorm"):
-            return self._add_norm(x, y, norm)
+            return self._fused(add_norm, x, y, norm)
 
-    def _add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
+    def norm_of_sum(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> torch.Tensor:
+        """norm_of_sum: the norm only, in one kernel on CUDA."""
+        with self.part("layernorm"):
+            return self._fused(norm_of_sum, x, y, norm)
+
+    def _fused(self, fn: Callable, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> object:
+        """`fn`, compiled on CUDA unless compiling failed once (then eager, with a message)."""
         if self.compile_norms and x.is_cuda:
             try:
-                if self.compiled_add_norm is None:
-                    self.compiled_add_norm = torch.compile(add_norm)
+                if fn not in self.compiled:
+                    self.compiled[fn] = torch.compile(fn)
                 # One kernel for every token count, specialised to the hidden size: with that dynamic too,
                 # the reduction loops and was slower than eager at 4,096 tokens (measured on an H100).
                 torch._dynamo.mark_dynamic(x, 0)
                 torch._dynamo.mark_dynamic(y, 0)
-                return self.compiled_add_norm(x, y, norm.weight, norm.bias, norm.eps)
+                return self.compiled[fn](x, y, norm.weight, norm.bias, norm.eps)
             except Exception as exc:  # no compiler, an unsupported GPU: the eager ops give the same result
                 print(f"fused kernels: compiling add+LayerNorm failed ({exc!r}); running it eagerly", flush=True)
                 self.compile_norms = False
-        return add_norm(x, y, norm.weight, norm.bias, norm.eps)
+        return fn(x, y, norm.weight, norm.bias, norm.eps)
 
     def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, bias: torch.Tensor | None) -> torch.Tensor:
         """Self-attention on [tokens, hidden]: one QKV GEMM, one fused attention kernel."""
@@ -173,8 +185,8 @@ class FusedTransformer:
         bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, torch.finfo(x.dtype).min)
         bias = bias[:, None, None, :]
         for layer in self.layers:
-            x = self.add_norm(x, self.attention(x, layer, batch, seq, bias), layer.norm1)[1]
-            x = self.add_norm(x, self.mlp(x, layer), layer.norm2)[1]
+            x = self.norm_of_sum(x, self.attention(x, layer, batch, seq, bias), layer.norm1)
+            x = self.norm_of_sum(x, self.mlp(x, layer), layer.norm2)
         return x.view(batch, seq, -1)
 
 
