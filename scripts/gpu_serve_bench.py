@@ -115,6 +115,8 @@ def main() -> None:
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),
+        # the same three-step ensemble without the profile's batching delay: what the delay costs at batch 1
+        (bert, "text-classification", "bert0", ServingOptions(args.kernels, max_queue_delay_us=0)),
         (bertfe, "feature-extraction", "bertfe", ServingOptions(args.kernels)),
         # the latency deployment: one Python stub, no batching delay
         (
@@ -153,6 +155,7 @@ def main() -> None:
             ("bertfe1", 1, (1, 2, 4, 8)),
             ("bertfe1_model", 1, (1,)),  # the same model without the ensemble in front
             ("bert", 1, (1, 4)),
+            ("bert0", 1, (1,)),
             ("bertfe", 1, (1,)),
         )
         for model, batch, levels in plan:  # the bare model first: it needs no BYTES tensors
@@ -183,7 +186,7 @@ def main() -> None:
     best = max((r for r in records if r.model == "bert_model"), key=lambda r: r.throughput_seq_per_s)
     summary["served_model_only_best_seq_per_s"] = best.throughput_seq_per_s
     summary["served_over_in_process"] = best.throughput_seq_per_s / summary["in_process_seq_per_s_32x128"]
-    for model in ("bert", "bertfe", "bertfe1", "bertfe1_model"):
+    for model in ("bert", "bert0", "bertfe", "bertfe1", "bertfe1_model"):
         b1 = [r for r in records if r.model == model and r.batch_size == 1 and r.concurrency == 1]
         summary[f"{model}_b1_c1_p50_ms"] = b1[0].latency_p50_ms if b1 else None
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
