@@ -227,16 +227,8 @@ def _single_model(
         ),
         files,
     )
-    ensemble = ModelConfigSpec(
-        name=name,
-        platform="ensemble",
-        max_batch_size=gpu.max_batch_size,
-        inputs=_text_in(),
-        outputs=outputs,
-        steps=(EnsembleStep(model.config.name, (("TEXT", "TEXT"),), _passthrough(outputs)),),
-    )
-    check_ensemble(ensemble, {model.config.name: model.config})
-    return RepoPlan(name, engine, gpu, (model, ModelDirPlan(ensemble, ())))
+    steps = (EnsembleStep(model.config.name, (("TEXT", "TEXT"),), _passthrough(outputs)),)
+    return _with_ensemble(name, engine, gpu, (model,), steps)
 
 
 def plan_repository(
@@ -283,22 +275,28 @@ def plan_repository(
         ),
         post_files,
     )
+    steps = (
+        EnsembleStep(tokenizer.config.name, (("TEXT", "TEXT"),), _passthrough(_token_tensors())),
+        EnsembleStep(
+            model.config.name, _passthrough(_token_tensors()), ((info.task.graph_output, info.task.graph_output),)
+        ),
+        EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
+    )
+    return _with_ensemble(name, engine, gpu, (tokenizer, model, post), steps)
+
+
+def _with_ensemble(
+    name: str, engine: str, gpu: GpuProfile, members: tuple[ModelDirPlan, ...], steps: tuple[EnsembleStep, ...]
+) -> RepoPlan:
+    """The plan: `members`, then the ensemble NAME (TEXT in, the last step's outputs out), cross-checked."""
+    last = next(m.config for m in members if m.config.name == steps[-1].model_name)
     ensemble = ModelConfigSpec(
         name=name,
         platform="ensemble",
         max_batch_size=gpu.max_batch_size,
         inputs=_text_in(),
-        outputs=post_out,
-        steps=(
-            EnsembleStep(tokenizer.config.name, (("TEXT", "TEXT"),), _passthrough(_token_tensors())),
-            EnsembleStep(
-                model.config.name,
-                _passthrough(_token_tensors()),
-                ((info.task.graph_output, info.task.graph_output),),
-            ),
-            EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
-        ),
+        outputs=last.outputs,
+        steps=steps,
     )
-    members = {m.config.name: m.config for m in (tokenizer, model, post)}
-    check_ensemble(ensemble, members)
-    return RepoPlan(name, engine, gpu, (tokenizer, model, post, ModelDirPlan(ensemble, ())))
+    check_ensemble(ensemble, {m.config.name: m.config for m in members})
+    return RepoPlan(name, engine, gpu, (*members, ModelDirPlan(ensemble, ())))

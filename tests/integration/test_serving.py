@@ -93,11 +93,12 @@ def test_dynamic_batching_merges_concurrent_requests(server):
     assert executions1 - executions0 < 64, "no two requests were batched together"
 
 
-def test_text_classification_matches_pytorch(server, tiny_models):
+@pytest.mark.parametrize("deployment", ["dbert", "dtext"])  # dtext: --single-model, python-torch
+def test_text_classification_matches_pytorch(server, tiny_models, deployment):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     texts = ["what a lovely day", "the server fell over again", SENTENCES[5]]
-    with TextClient(ClientConfig(server.http_url, "dbert", "http")) as client:
+    with TextClient(ClientConfig(server.http_url, deployment, "http")) as client:
         results = client.classify(texts)
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["distilbert"])
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["distilbert"]).eval()
@@ -155,15 +156,20 @@ def test_huge_text_is_truncated_not_rejected(server, minilm_reference):
     assert _cosines(served, minilm_reference([text]))[0] >= 0.9999
 
 
-def test_one_bad_request_does_not_fail_its_neighbours(server):
+@pytest.mark.parametrize(
+    ("deployment", "bad", "message"),
+    [("minilm", "", "is empty"), ("mtext", b"caf\xc3", "not valid UTF-8")],  # mtext: --single-model
+)
+def test_one_bad_request_does_not_fail_its_neighbours(server, deployment, bad, message):
     async def go():
-        async with AsyncTextClient(ClientConfig(server.grpc_url, "minilm")) as client:
+        async with AsyncTextClient(ClientConfig(server.grpc_url, deployment)) as client:
             return await asyncio.gather(
-                *(client.embed([t]) for t in ["good one", "", "good two"] * 4), return_exceptions=True
+                *(client.embed([t]) for t in ["good one", bad, "good two"] * 4), return_exceptions=True
             )
 
     results = asyncio.run(go())
     assert [isinstance(r, ClientError) for r in results] == [False, True, False] * 4
+    assert message in results[1].message
 
 
 def test_wrong_input_name_and_dtype_are_rejected_by_triton(server):
@@ -213,29 +219,3 @@ def test_single_model_serves_the_same_embeddings_in_one_step(server, served_repo
     with TextClient(ClientConfig(server.grpc_url, "mtext")) as client:
         served = client.embed(texts)
     assert _cosines(served, minilm_reference(texts)).min() >= 0.9999
-
-
-def test_single_model_classifies_like_pytorch(server, tiny_models):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    texts = ["what a lovely day", "the server fell over again", SENTENCES[5]]
-    with TextClient(ClientConfig(server.http_url, "dtext", "http")) as client:
-        results = client.classify(texts)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_models["distilbert"])
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["distilbert"]).eval()
-    with torch.inference_mode():
-        probs = torch.softmax(model(**tokenizer(texts, padding=True, return_tensors="pt")).logits, -1).numpy()
-    np.testing.assert_allclose(np.stack([r.probs for r in results]), probs, atol=1e-5)
-    assert [r.label for r in results] == [model.config.id2label[int(i)] for i in probs.argmax(1)]
-
-
-def test_single_model_fails_a_bad_text_alone(server):
-    async def go():
-        async with AsyncTextClient(ClientConfig(server.grpc_url, "mtext")) as client:
-            return await asyncio.gather(
-                *(client.embed([t]) for t in ["good one", b"caf\xc3", "good two"] * 4), return_exceptions=True
-            )
-
-    results = asyncio.run(go())
-    assert [isinstance(r, ClientError) for r in results] == [False, True, False] * 4
-    assert "not valid UTF-8" in results[1].message
