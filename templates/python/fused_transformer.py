@@ -1,12 +1,13 @@
 """Fused forward passes for BERT, DistilBERT and GPT-2, built from a Hugging Face model's own weights.
 
 The Hugging Face modules launch about 14 kernels per layer (three projection GEMMs, head transposes,
-a separate GELU and residual add). Here each layer is one QKV GEMM, one attention kernel
-(scaled_dot_product_attention picks flash/cuDNN), the output projection and two MLP GEMMs with their
-bias in the cuBLASLt epilogue, and the layer norms: fewer launches at batch 1, less memory traffic at
-batch 32. With `gelu_epilogue` the MLP's GELU also runs in the GEMM epilogue; cuBLASLt only has the
-tanh form, which is GPT-2's own activation but an approximation of BERT's erf GELU, so it is opt-in
-there. The CPU runs the same code, which is how the tests check it against the Hugging Face model.
+a separate GELU, residual adds, the mask converted per layer). Here each layer is one QKV GEMM, one
+attention kernel (scaled_dot_product_attention picks flash/cuDNN), the output projection and two MLP
+GEMMs with their bias in the cuBLASLt epilogue, and each residual add fused with its LayerNorm (one
+torch.compile'd kernel on CUDA): fewer launches at batch 1, less memory traffic at batch 32. With
+`gelu_epilogue` the MLP's GELU also runs in the GEMM epilogue; cuBLASLt only has the tanh form, which
+is GPT-2's own activation but an approximation of BERT's erf GELU, so it is opt-in there. The CPU runs
+the same code eagerly, which is how the tests check it against the Hugging Face model.
 """
 
 from __future__ import annotations
