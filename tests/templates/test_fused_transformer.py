@@ -122,3 +122,33 @@ def test_unsupported_variants_fall_back_to_the_hugging_face_forward(models, caps
             expected = build_forward(model, task, "hf")(ids, mask)
         torch.testing.assert_close(out, expected)
     assert capsys.readouterr().out.count("running the Hugging Face forward") == 2
+
+
+def test_bf16_keeps_the_residual_and_norms_in_fp32_and_is_closer_for_it(models):
+    from fused_transformer import BUILDERS
+    from transformers import AutoTokenizer
+
+    from builder.source import resolve_path
+    from client.texts import corpus_sentences
+
+    model = models[("bert", "feature-extraction")]
+    tokens = AutoTokenizer.from_pretrained(resolve_path("minilm"))(
+        corpus_sentences()[:64], padding=True, return_tensors="pt"
+    )
+    ids, mask = tokens["input_ids"], tokens["attention_mask"]
+    bf16 = apply_precision(copy.deepcopy(model), "bf16")
+    wide, narrow = fuse(bf16), BUILDERS["bert"](bf16, False, False)
+    assert (
+        wide.wide
+        and wide.layers[0].norm1.weight.dtype == torch.float32
+        and wide.layers[0].qkv.weight.dtype == torch.bfloat16
+    )
+    with torch.inference_mode():
+        reference = model(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
+        out_wide, out_narrow = wide(ids, mask), narrow(ids, mask)
+    assert out_wide.dtype == torch.float32 and out_narrow.dtype == torch.bfloat16
+
+    def worst(out: torch.Tensor) -> float:
+        return float(torch.nn.functional.cosine_similarity(out[mask.bool()].float(), reference).min())
+
+    assert worst(out_wide) > worst(out_narrow) and worst(out_wide) > 0.9995
