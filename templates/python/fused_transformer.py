@@ -198,7 +198,7 @@ class FusedTransformer:
             x = self.word[ids] + self.position[:seq]
             if self.token_type is not None:
                 x = x + self.token_type
-            low = self.layers[0].qkv.weight.dtype  # the GEMMs' dtype
+            low = x.dtype  # the model's dtype: GEMM inputs and attention
             x = x.reshape(batch * seq, -1).float() if self.wide else x.reshape(batch * seq, -1)
             if self.embed_norm is not None:
                 x = self.embed_norm(x)
