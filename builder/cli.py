@@ -156,6 +156,8 @@ def make_repo_cmd(
 ) -> None:
     """Build a model repository: tokenizer → model → post, wired by an ensemble called NAME.
 
+    With python-torch --single-model the three are one Python model behind a one-step ensemble NAME.
+
     With python-onnxruntime or onnxruntime the model is the precision variant, served only if it passes the
     fidelity gate of `tritonbuild validate`.
     """
