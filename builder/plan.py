@@ -242,6 +242,8 @@ def plan_repository(
     """Plan tokenizer → model → post → ensemble for `info`; raises ConfigError on any inconsistency."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
+    if engine != "python-torch" and serving.kernels != ServingOptions.kernels:
+        raise ConfigError("--kernels goes with --engine python-torch")
     if serving.single_model:
         return _single_model(info, name, engine, gpu, precision, serving)
     tokenizer = ModelDirPlan(

@@ -99,6 +99,8 @@ def test_serving_options_are_checked(minilm):
         plan_repository(
             minilm, "e", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(single_model=True)
         )
+    with pytest.raises(ConfigError, match="--kernels goes with --engine python-torch"):
+        plan_repository(minilm, "e", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(kernels="hf"))
     with pytest.raises(ConfigError, match="unknown kernels"):
         ServingOptions(kernels="magic")
     with pytest.raises(ConfigError, match=">= 0"):
