@@ -57,7 +57,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     default=Path("repo"),
     show_default=True,
-    help="model repository to find MODEL_tokenizer/1/tokenizer.json in",
+    help="model repository to find the tokenizer.json of MODEL_tokenizer (or of MODEL_model, --single-model) in",
 )
 @click.option(
     "--metrics-url", default=None, help="Prometheus endpoint for GPU metrics, e.g. http://127.0.0.1:8002/metrics"
