@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from fused_transformer import Unsupported, fuse
 from torch_model import apply_precision, build_forward
 
@@ -142,6 +143,7 @@ def test_bf16_keeps_the_residual_and_norms_in_fp32_and_is_closer_for_it(models):
         wide.wide
         and wide.layers[0].norm1.weight.dtype == torch.float32
         and wide.layers[0].qkv.weight.dtype == torch.bfloat16
+        and not wide.exact_gelu  # GELU in fc1's epilogue: one rounding to BF16, not two
     )
     with torch.inference_mode():
         reference = model(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
@@ -152,3 +154,18 @@ def test_bf16_keeps_the_residual_and_norms_in_fp32_and_is_closer_for_it(models):
         return float(torch.nn.functional.cosine_similarity(out[mask.bool()].float(), reference).min())
 
     assert worst(out_wide) > worst(out_narrow) and worst(out_wide) > 0.9995
+
+
+def test_the_epilogue_gelu_rounds_once_to_half_precision():
+    from fused_transformer import Linear
+
+    gen = torch.Generator().manual_seed(0)
+    weight, bias, x = (torch.randn(*shape, generator=gen) for shape in ((256, 64), (256,), (32, 64)))
+    for dtype in (torch.bfloat16, torch.float16):
+        linear = Linear(weight.to(dtype), bias.to(dtype))
+        exact = F.gelu(F.linear(x.to(dtype).float(), linear.weight.float(), linear.bias.float()), approximate="tanh")
+        once = linear.gelu_tanh(x.to(dtype))
+        twice = F.gelu(F.linear(x.to(dtype), linear.weight, linear.bias), approximate="tanh")
+        assert once.dtype == dtype
+        assert torch.equal(once, exact.to(dtype))
+        assert (once.float() - exact).abs().mean() < (twice.float() - exact).abs().mean()
