@@ -131,6 +131,12 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
         }
         for label, trunk in trunks.items():
             timings[f"cuda-graph fp16 {label}"] = time_gpu(graph_of(trunk, ids, mask), repeats)
+        full = torch.ones_like(mask)  # every row batch × seq real tokens: the mask-free path
+        for label in ("fused trunk", "fused-tanh-gelu trunk"):
+            trunk = trunks[label]
+            timings[f"cuda-graph fp16 {label}, full rows"] = time_gpu(
+                graph_of(lambda i, m, t=trunk: t(i, m, True), ids, full), repeats
+            )
         for precision, kernels in (
             ("fp16", "fused"),
             ("fp16", "fused-tanh-gelu"),
@@ -142,6 +148,10 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
             timings[f"engine {precision} {kernels} (host in/out)"] = time_gpu(
                 lambda r=runner, i=host_ids, m=host_mask: r(i, m), repeats
             )
+            if precision == "fp16":
+                timings[f"engine {precision} {kernels} (host in/out), full rows"] = time_gpu(
+                    lambda r=runner, i=host_ids, m=host_mask * 0 + 1: r(i, m), repeats
+                )
             del runner
         for variant, ms in timings.items():
             rows.append(
@@ -334,13 +344,15 @@ def main() -> None:
         import copy
 
         bert = apply_precision(copy.deepcopy(models["bert-base"]), "fp16").cuda()
-        for batch in (1, 32):
+        trunk = fuse(bert, gelu_epilogue=True)
+        for batch, full in ((1, False), (32, False), (32, True)):
             ids = torch.randint(1000, 20000, (batch, 128), device="cuda")
             mask = torch.ones_like(ids)
-            mask[0, -1] = 0
-            rows = kernel_table(fuse(bert, gelu_epilogue=True), ids, mask)
-            result["kernels"][f"bert-base fp16 fused-tanh-gelu {batch}x128"] = rows
-            print(f"bert-base fp16 fused-tanh-gelu {batch}x128", flush=True)
+            mask[0, -1] = 0 if not full else 1
+            rows = kernel_table(lambda i, m, f=full: trunk(i, m, f), ids, mask)
+            label = f"bert-base fp16 fused-tanh-gelu {batch}x128{', full rows' if full else ''}"
+            result["kernels"][label] = rows
+            print(label, flush=True)
             print(table(rows, ["kernel", "ms_per_call", "launches"]), flush=True)
         del bert
     result["cpu"] = cpu_anchor(models, threads=torch.get_num_threads())

@@ -2,7 +2,8 @@
 # Everything the GPU host needs, in one call, from carried files only (no registry there):
 # unpack the Triton bundle (scripts/make_triton_bundle.sh), install the carried client wheels,
 # then the in-process benchmark (gpu_bench.py) and/or the served benchmark (gpu_serve_bench.py).
-#   usage: [KERNELS=fused-tanh-gelu] scripts/gpu_run.sh OUT_DIR [inprocess|serve|probe|all] [MINILM_DIR] [TOKENIZER_DIR]
+#   usage: [KERNELS=fused-tanh-gelu] scripts/gpu_run.sh OUT_DIR [inprocess|serve|probe|trunk|all] [MINILM_DIR] [TOKENIZER_DIR]
+#   probe: the Python-backend stub's own round trip; trunk: variants of the fused trunk (gpu_trunk_probe.py)
 #   KERNELS: the served models' make-repo --kernels (default fused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +12,18 @@ mkdir -p "$out"
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
 
+if [ "$what" = trunk ]; then  # needs nothing carried; cuBLASLt's workspace is read once, at start-up
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
+  python3 scripts/gpu_trunk_probe.py "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"
+  CUBLASLT_WORKSPACE_SIZE=262144 python3 scripts/gpu_trunk_probe.py "$out/trunk_probe_lt256mib.json" --no-autotune \
+    2>&1 | tee "$out/trunk_probe_lt256mib.log"
+  exit 0
+fi
 if [ "$what" != inprocess ]; then
   tar -xJf .bundle/triton-bundle.tar.xz -C "$work"
   export TRITONBUILD_TRITONSERVER=$work/pytriton/tritonserver
+  # perf_analyzer (client/perf_analyzer.py finds it on PATH) and its libcudart.so.12 and libb64
+  export PATH=$work/perf_analyzer/bin:$PATH LD_LIBRARY_PATH=$work/perf_analyzer/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .bundle/wheels/*.whl
   # The 2.51 backend stub's pybind11 predates numpy 2: BYTES inputs and numpy outputs come out corrupt
   # under the host's numpy 2. Tokenizer and post-processing import this numpy 1.26 first (use_stub_numpy).

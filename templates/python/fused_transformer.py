@@ -42,6 +42,29 @@ def add_norm(
     return total, F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps).to(y.dtype)
 
 
+def embed(
+    ids: torch.Tensor,
+    word: torch.Tensor,
+    position: torch.Tensor,
+    token_type: torch.Tensor | None,
+    norm: tuple[torch.Tensor, torch.Tensor, float] | None,
+    wide: bool,
+) -> torch.Tensor:
+    """Word + position (+ token type) embeddings as [tokens, hidden], FP32 when wide, LayerNorm'ed if `norm`.
+
+    Compiled, the gather, the adds and the norm are one kernel (eager: four or five).
+    """
+    x = word[ids] + position[: ids.shape[1]]
+    if token_type is not None:
+        x = x + token_type
+    x = x.reshape(-1, x.shape[-1])
+    x = x.float() if wide else x
+    if norm is None:
+        return x
+    weight, bias, eps = norm
+    return F.layer_norm(x.to(weight.dtype), x.shape[-1:], weight, bias, eps).to(x.dtype)
+
+
 class Unsupported(ValueError):
     """The model uses a variant this module does not implement; run the Hugging Face forward instead."""
 
@@ -156,38 +179,46 @@ class FusedTransformer:
     def add_norm(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
         """add_norm: the sum and its norm, in one kernel on CUDA."""
         with self.part("layernorm"):
-            return self._fused(add_norm, x, y, norm)
+            return self._compiled(add_norm, (x, y), norm.weight, norm.bias, norm.eps)
 
     def norm_of_sum(self, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
         """The norm of the sum as the next residual and as the next GEMM input (the same tensor unless wide)."""
         with self.part("layernorm"):
             if self.wide:
-                return self._fused(norm_pair, x, y, norm)
-            normed = self._fused(norm_of_sum, x, y, norm)
+                return self._compiled(norm_pair, (x, y), norm.weight, norm.bias, norm.eps)
+            normed = self._compiled(norm_of_sum, (x, y), norm.weight, norm.bias, norm.eps)
             return normed, normed
 
-    def _fused(self, fn: Callable, x: torch.Tensor, y: torch.Tensor, norm: Norm) -> object:
-        """`fn`, compiled on CUDA unless compiling failed once (then eager, with a message)."""
-        if self.compile_norms and x.is_cuda:
+    def _compiled(self, fn: Callable, inputs: tuple[torch.Tensor, ...], *params: object) -> object:
+        """fn(*inputs, *params), compiled on CUDA unless compiling failed once (then eager, with a message).
+
+        Compiled for any size of the inputs' leading axes (tokens; or batch and length for ids) and
+        specialised to the rest: with the hidden size dynamic too, the LayerNorm reduction loops and
+        was slower than eager at 4,096 tokens (measured on an H100).
+        """
+        if self.compile_norms and inputs[0].is_cuda:
             try:
                 if fn not in self.compiled:
                     self.compiled[fn] = torch.compile(fn)
-                # One kernel for every token count, specialised to the hidden size: with that dynamic too,
-                # the reduction loops and was slower than eager at 4,096 tokens (measured on an H100).
-                torch._dynamo.mark_dynamic(x, 0)
-                torch._dynamo.mark_dynamic(y, 0)
-                return self.compiled[fn](x, y, norm.weight, norm.bias, norm.eps)
+                for tensor in inputs:
+                    leading = tensor.dim() if tensor.dtype == torch.int64 else tensor.dim() - 1
+                    for dim in range(leading):
+                        if tensor.shape[dim] > 1:  # a size-1 axis is specialised, not marked
+                            torch._dynamo.mark_dynamic(tensor, dim)
+                return self.compiled[fn](*inputs, *params)
             except Exception as exc:  # no compiler, an unsupported GPU: the eager ops give the same result
-                print(f"fused kernels: compiling add+LayerNorm failed ({exc!r}); running it eagerly", flush=True)
+                print(f"fused kernels: compiling {fn.__name__} failed ({exc!r}); running it eagerly", flush=True)
                 self.compile_norms = False
-        return fn(x, y, norm.weight, norm.bias, norm.eps)
+        return fn(*inputs, *params)
 
-    def attention(self, x: torch.Tensor, layer: Layer, batch: int, seq: int, bias: torch.Tensor | None) -> torch.Tensor:
+    def attention(
+        self, x: torch.Tensor, layer: Layer, batch: int, seq: int, bias: torch.Tensor | None, causal: bool
+    ) -> torch.Tensor:
         """Self-attention on [tokens, hidden]: one QKV GEMM, one fused attention kernel."""
         hidden = x.shape[-1]
         with self.part("attention projections"):
             qkv = layer.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, is_causal=bias is None)
+        ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, is_causal=causal)
         with self.part("attention projections"):
             return layer.out(ctx.transpose(1, 2).reshape(batch * seq, hidden))
 
@@ -198,33 +229,35 @@ class FusedTransformer:
                 return layer.fc2(F.gelu(layer.fc1(x)))
             return layer.fc2(layer.fc1.gelu_tanh(x))
 
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The last hidden state for right-padded ids and their mask (FP32 when widened)."""
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, full: bool = False) -> torch.Tensor:
+        """The last hidden state for right-padded ids and their mask (FP32 when widened).
+
+        full: no row is padded (the mask is all ones), so attention runs without a mask: a faster
+        kernel for encoders. A graph captured with it must only be replayed for such batches.
+        """
         batch, seq = ids.shape
         with self.part("embeddings"):
-            x = self.word[ids] + self.position[:seq]
-            if self.token_type is not None:
-                x = x + self.token_type
-            low = x.dtype  # the model's dtype: GEMM inputs and attention
-            x = x.reshape(batch * seq, -1).float() if self.wide else x.reshape(batch * seq, -1)
-            if self.embed_norm is not None:
-                x = self.embed_norm(x)
+            norm = self.embed_norm
+            norm_args = (norm.weight, norm.bias, norm.eps) if norm else None
+            x = self._compiled(embed, (ids,), self.word, self.position, self.token_type, norm_args, self.wide)
+            low = self.word.dtype  # the model's dtype: GEMM inputs and attention
         if self.pre_norm:
             # The causal mask already hides right padding from every real token.
             with self.part("layernorm"):
                 h = self.layers[0].norm1(x).to(low)
             for i, layer in enumerate(self.layers):
-                x, h = self.add_norm(x, self.attention(h, layer, batch, seq, None), layer.norm2)
+                x, h = self.add_norm(x, self.attention(h, layer, batch, seq, None, True), layer.norm2)
                 if i + 1 < len(self.layers):
                     x, h = self.add_norm(x, self.mlp(h, layer), self.layers[i + 1].norm1)
             with self.part("layernorm"):
                 return self.final_norm(x + self.mlp(h, self.layers[-1])).view(batch, seq, -1)
-        # The additive key mask is built once per forward (a boolean mask is converted again in every layer).
-        bias = torch.zeros(mask.shape, dtype=low, device=x.device).masked_fill_(mask == 0, torch.finfo(low).min)
-        bias = bias[:, None, None, :]
+        bias = None
+        if not full:  # the additive key mask, built once (a boolean mask is converted again in every layer)
+            bias = torch.zeros(mask.shape, dtype=low, device=x.device).masked_fill_(mask == 0, torch.finfo(low).min)
+            bias = bias[:, None, None, :]
         h = x.to(low)
         for layer in self.layers:
-            x, h = self.norm_of_sum(x, self.attention(h, layer, batch, seq, bias), layer.norm1)
+            x, h = self.norm_of_sum(x, self.attention(h, layer, batch, seq, bias, False), layer.norm1)
             x, h = self.norm_of_sum(x, self.mlp(h, layer), layer.norm2)
         return x.view(batch, seq, -1)
 

@@ -8,7 +8,9 @@ The CPU runs the same code without graphs.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # isort: off
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
@@ -79,7 +81,23 @@ def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Finish = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, mask) → output
+
+
+@dataclass(frozen=True)
+class Forward:
+    """forward(ids, mask, full) → the task's output as FP32.
+
+    full promises that no row is padded; where `mask_free`, it selects a faster path (attention
+    without a mask), which the Runner captures as graphs of their own.
+    """
+
+    run: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+    mask_free: bool = False
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, full: bool = False) -> torch.Tensor:
+        """Run it."""
+        return self.run(ids, mask, full)
 
 
 def task_output(out: object, task: str, mask: torch.Tensor) -> torch.Tensor:
@@ -96,7 +114,7 @@ def last_token(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(mask.shape[0], device=mask.device), mask.sum(dim=1) - 1
 
 
-def fused_head(model: torch.nn.Module, task: str) -> Forward:
+def fused_head(model: torch.nn.Module, task: str) -> Finish:
     """The task head on a fused trunk's hidden states, using the model's own head modules."""
     kind = model.config.model_type
     if task == "feature-extraction":
@@ -110,12 +128,12 @@ def fused_head(model: torch.nn.Module, task: str) -> Forward:
     raise fused_transformer.Unsupported(f"{task} head of {kind}")
 
 
-def build_forward(model: torch.nn.Module, task: str, kernels: str, finish: Forward | None = None) -> Forward:
-    """forward(ids, mask) → the task's output as FP32: fused kernels where supported, else the model's own forward.
+def build_forward(model: torch.nn.Module, task: str, kernels: str, finish: Finish | None = None) -> Forward:
+    """The task's forward: fused kernels where supported, else the model's own forward.
 
     `finish(output, mask)` runs on the output before the cast to FP32 (pooling while it is still FP16).
     """
-    finish = finish or (lambda out, mask: out)
+    end = finish or (lambda out, mask: out)
     if kernels != "hf":
         try:
             trunk = fused_transformer.fuse(model.base_model, gelu_epilogue=kernels == "fused-tanh-gelu")
@@ -123,8 +141,13 @@ def build_forward(model: torch.nn.Module, task: str, kernels: str, finish: Forwa
         except fused_transformer.Unsupported as exc:
             print(f"fused kernels: {exc} is not supported; running the Hugging Face forward", flush=True)
         else:
-            return lambda ids, mask: finish(head(trunk(ids, mask), mask), mask).float()
-    return lambda ids, mask: finish(task_output(model(input_ids=ids, attention_mask=mask), task, mask), mask).float()
+            return Forward(
+                lambda ids, mask, full: end(head(trunk(ids, mask, full), mask), mask).float(),
+                mask_free=not trunk.pre_norm,  # decoders' causal attention needs no padding mask anyway
+            )
+    return Forward(
+        lambda ids, mask, full: end(task_output(model(input_ids=ids, attention_mask=mask), task, mask), mask).float()
+    )
 
 
 def from_dlpack(tensor: object) -> np.ndarray:
@@ -155,36 +178,38 @@ class Runner:
             self._capture(shapes)
 
     @torch.inference_mode()
-    def eager(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def eager(self, ids: torch.Tensor, mask: torch.Tensor, full: bool = False) -> torch.Tensor:
         """One forward pass without graphs."""
-        return self.forward(ids, mask)
+        return self.forward(ids, mask, full)
 
     def _capture(self, shapes: list[tuple[int, int]]) -> None:
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream()
-        for batch, seq in shapes:
+        for (batch, seq), full in itertools.product(shapes, (False, True) if self.forward.mask_free else (False,)):
             # ids and mask share one device buffer, so a request needs one host-to-device copy
-            tokens = torch.from_numpy(np.stack(capture_inputs(batch, seq))).to(self.device)
+            ids, mask = capture_inputs(batch, seq)
+            tokens = torch.from_numpy(np.stack((ids, mask * 0 + 1 if full else mask))).to(self.device)
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning, compilation
-                    self.eager(tokens[0], tokens[1])
+                    self.eager(tokens[0], tokens[1], full)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=pool):
-                out = self.eager(tokens[0], tokens[1])
+                out = self.eager(tokens[0], tokens[1], full)
             staged = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
             host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
-            self.graphs[(batch, seq)] = (graph, tokens, staged, out, host)
+            self.graphs[(batch, seq, full)] = (graph, tokens, staged, out, host)
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """Outputs for a batch of one length, as a CPU FP32 tensor with one row per input row."""
         rows, seq = ids.shape
+        full = self.forward.mask_free and bool(mask.all())  # padding rows repeat a real row: still full
         bucket = bucket_for(rows, self.batches)
-        entry = self.graphs.get((bucket, seq)) if bucket else None
+        entry = self.graphs.get((bucket, seq, full)) if bucket else None
         if entry is None:
-            out = self.eager(torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device))
-            return out.cpu()
+            ids_, mask_ = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+            return self.eager(ids_, mask_, full).cpu()
         graph, tokens, staged, static_out, host = entry
         padded_ids, padded_mask = pad_rows(ids, mask, bucket)
         staged[0].copy_(torch.from_numpy(padded_ids))  # pinned: the copy below is asynchronous
@@ -196,7 +221,7 @@ class Runner:
         return host[:rows].clone()
 
 
-def load_runner(args: dict, finish: Forward | None = None) -> Runner:
+def load_runner(args: dict, finish: Finish | None = None) -> Runner:
     """The model in `hf/` with the config's precision and kernels, captured per bucket on a GPU.
 
     `finish(output, mask)`, when given, runs inside the graphs on the task output (see build_forward).

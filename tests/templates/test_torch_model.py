@@ -92,3 +92,42 @@ def test_a_model_fed_an_all_ones_mask_ignores_padding_later(minilm):
         a = minilm(input_ids=ids, attention_mask=full).last_hidden_state[0, :8]
         b = minilm(input_ids=ids, attention_mask=padded).last_hidden_state[0, :8]
     assert not torch.allclose(a, b, atol=1e-3)
+
+
+def test_full_rows_skip_the_mask_only_where_the_trunk_can(minilm, tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    gpt2 = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
+    assert build_forward(minilm, "feature-extraction", "fused").mask_free
+    assert not build_forward(minilm, "feature-extraction", "hf").mask_free
+    assert not build_forward(gpt2, "causal-lm", "fused").mask_free  # causal attention needs no padding mask
+
+
+def test_the_mask_free_path_gives_the_masked_answer_for_full_rows(minilm):
+    forward = build_forward(minilm, "feature-extraction", "fused")
+    ids = torch.randint(1000, 5000, (2, 16), generator=torch.Generator().manual_seed(0))
+    full, padded = torch.ones_like(ids), torch.ones_like(ids)
+    padded[1, 10:] = 0
+    with torch.inference_mode():
+        torch.testing.assert_close(forward(ids, full, True), forward(ids, full), atol=1e-5, rtol=1e-5)
+        # the promise matters: a padded batch through the mask-free path attends to its padding
+        assert not torch.allclose(forward(ids, padded, True)[1, :10], forward(ids, padded)[1, :10], atol=1e-3)
+
+
+def test_the_runner_takes_the_mask_free_path_only_for_full_batches(minilm):
+    calls = []
+    inner = build_forward(minilm, "feature-extraction", "fused")
+
+    def spy(ids: torch.Tensor, mask: torch.Tensor, full: bool) -> torch.Tensor:
+        calls.append(full)
+        return inner(ids, mask, full)
+
+    runner = Runner(
+        type(inner)(spy, mask_free=True), torch.device("cpu"), max_batch=4, seq_buckets=[8], token_budget=32
+    )
+    ids = np.random.default_rng(0).integers(1000, 5000, (2, 8))
+    mask = np.ones_like(ids)
+    runner(ids, mask)
+    mask[1, 5:] = 0
+    runner(ids, mask)
+    assert calls == [True, False]
