@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -79,13 +80,19 @@ class PerfAnalyzerUnstable(PerfAnalyzerError):
 
 
 def find_binary() -> Path:
-    """The perf_analyzer that pip installed: next to this Python, else listed in tritonclient's files."""
+    """The perf_analyzer that pip installed (next to this Python, else listed in tritonclient's files), else on PATH.
+
+    PATH covers a binary unpacked from a bundle (scripts/make_triton_bundle.sh) on a host without a registry.
+    """
     candidates = [Path(sys.executable).parent / BINARY, Path(sysconfig.get_path("scripts")) / BINARY]
     try:
         listed = files("tritonclient") or []
         candidates += [Path(str(f.locate())) for f in listed if f.name == BINARY]
     except PackageNotFoundError:
         pass
+    on_path = shutil.which(BINARY)
+    if on_path:
+        candidates.append(Path(on_path))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate

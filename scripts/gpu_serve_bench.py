@@ -40,12 +40,16 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SMOKE_CONFIG = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
-def bert_base(folder: Path, tokenizer: Path, classifier: bool, smoke: bool) -> Path:
-    """A random-weight BERT-base (classifier or bare encoder) with a 30522-entry uncased tokenizer."""
+# all-MiniLM-L6-v2's shape: the bundled model's speed without carrying its weights
+MINILM_CONFIG = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}
+
+
+def bert_base(folder: Path, tokenizer: Path, classifier: bool, smoke: bool, shape: dict | None = None) -> Path:
+    """A random-weight BERT-base (classifier or bare encoder; or `shape`) with a 30522-entry uncased tokenizer."""
     from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(num_labels=2, **(SMOKE_CONFIG if smoke else {}))
+    config = BertConfig(num_labels=2, **(SMOKE_CONFIG if smoke else shape or {}))
     model = BertForSequenceClassification(config) if classifier else BertModel(config)
     model.eval().save_pretrained(folder)
     for name in TOKENIZER_FILES:
@@ -74,6 +78,52 @@ def in_process_seq_per_s(model_dir: Path, precision: str, kernels: str, batch: i
         runner(ids, mask)
         times.append(time.perf_counter() - start)
     return batch / statistics.median(times)
+
+
+def median_us(fn: object, repeats: int = 300) -> float:
+    """Median wall time of fn() in µs, after a warm-up."""
+    import statistics
+    import time
+
+    for _ in range(20):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
+def batch1_phases(model_dir: Path, precision: str, kernels: str, seq: int) -> dict:
+    """What one batch-1 request of the single model costs inside its stub, phase by phase, outside Triton."""
+    import random
+
+    import tokenizer_model
+    from torch_model import Runner, apply_precision, build_forward
+    from torch_text_model import sentence_embedding
+    from transformers import AutoModel
+
+    from client.inputs import TextSource, load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir / "tokenizer.json")
+    text = TextSource(tokenizer).text_of_length(seq, random.Random(0))
+    tokenizer.no_padding()
+    items = np.array([text.encode()], dtype=object)
+
+    def tokenize() -> tuple[np.ndarray, np.ndarray]:  # what tokenizer_model.encode does
+        encodings = tokenizer.encode_batch_fast(tokenizer_model.decode_texts(items, 1 << 20))
+        return tokenizer_model.pad_to_bucket([e.ids for e in encodings], 0, [seq])
+
+    model = apply_precision(AutoModel.from_pretrained(model_dir, attn_implementation="sdpa").eval(), precision)
+    runner = Runner(build_forward(model.to(DEVICE), "feature-extraction", kernels, sentence_embedding), DEVICE, 1,
+                    [seq], seq)  # fmt: skip
+    ids, mask = tokenize()
+    return {
+        "tokenize_us": median_us(tokenize),
+        "runner_us": median_us(lambda: runner(ids, mask)),
+        "request_us": median_us(lambda: runner(*tokenize())),
+    }
 
 
 def endpoint_fidelity(server: TritonServer, endpoint: str, model_dir: Path, texts: list[str]) -> dict:
@@ -113,18 +163,16 @@ def main() -> None:
     repo, results = args.work / "repo", args.out / "sweep"
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
+    minilm = bert_base(args.work / "minilm", args.tokenizer, classifier=False, smoke=args.smoke, shape=MINILM_CONFIG)
+    single = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),
         # the same three-step ensemble without the profile's batching delay: what the delay costs at batch 1
         (bert, "text-classification", "bert0", ServingOptions(args.kernels, max_queue_delay_us=0)),
         (bertfe, "feature-extraction", "bertfe", ServingOptions(args.kernels)),
-        # the latency deployment: one Python stub, no batching delay
-        (
-            bertfe,
-            "feature-extraction",
-            "bertfe1",
-            ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0),
-        ),
+        # the latency deployment: one Python stub, no batching delay; and the same at MiniLM's size
+        (bertfe, "feature-extraction", "bertfe1", single),
+        (minilm, "feature-extraction", "minilm1", single),
     )
     for model, task, name, serving in deployments:
         make_repo(
@@ -145,20 +193,26 @@ def main() -> None:
         "kernels": args.kernels,
         "in_process_seq_per_s_32x128": in_process_seq_per_s(bert, args.precision, args.kernels, 32, 128),
     }
+    for name, folder in (("bertfe1", bertfe), ("minilm1", minilm)):
+        summary[f"{name}_in_process_b1"] = batch1_phases(folder, args.precision, args.kernels, 128)
     print(json.dumps(summary), flush=True)
     seconds = 0.5 if args.smoke else 2.0
     window = MeasurementConfig(window_s=seconds, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=seconds)
     with TritonServer(repo, log_path=args.out / "tritonserver.log", startup_timeout_s=360) as server:
         store = ResultStore(results)
+        tb, pa = "tritonbench", "perf_analyzer"  # batch 1 also through NVIDIA's C++ client: less client overhead
         plan = (
-            ("bert_model", 32, (1, 2, 4, 8)),
-            ("bertfe1", 1, (1, 2, 4, 8)),
-            ("bertfe1_model", 1, (1,)),  # the same model without the ensemble in front
-            ("bert", 1, (1, 4)),
-            ("bert0", 1, (1,)),
-            ("bertfe", 1, (1,)),
+            ("bert_model", 32, (1, 2, 4, 8), tb),
+            ("bertfe1", 1, (1, 2, 4, 8), tb),
+            ("bertfe1", 1, (1,), pa),
+            ("bertfe1_model", 1, (1,), pa),  # the same model without the ensemble in front
+            ("minilm1", 1, (1,), tb),
+            ("minilm1", 1, (1,), pa),
+            ("bert", 1, (1, 4), tb),
+            ("bert0", 1, (1,), tb),
+            ("bertfe", 1, (1,), tb),
         )
-        for model, batch, levels in plan:  # the bare model first: it needs no BYTES tensors
+        for model, batch, levels, engine in plan:  # the bare model first: it needs no BYTES tensors
             config = SweepConfig(
                 ClientConfig(server.grpc_url, model),
                 (batch,),
@@ -166,6 +220,7 @@ def main() -> None:
                 concurrency=levels,
                 measurement=window,
                 variant=args.precision,
+                engine=engine,
                 metrics_url=server.metrics_url,
             )
             try:
@@ -186,9 +241,10 @@ def main() -> None:
     best = max((r for r in records if r.model == "bert_model"), key=lambda r: r.throughput_seq_per_s)
     summary["served_model_only_best_seq_per_s"] = best.throughput_seq_per_s
     summary["served_over_in_process"] = best.throughput_seq_per_s / summary["in_process_seq_per_s_32x128"]
-    for model in ("bert", "bert0", "bertfe", "bertfe1", "bertfe1_model"):
-        b1 = [r for r in records if r.model == model and r.batch_size == 1 and r.concurrency == 1]
-        summary[f"{model}_b1_c1_p50_ms"] = b1[0].latency_p50_ms if b1 else None
+    for model, _, _, engine in plan:
+        b1 = [r for r in records if (r.model, r.engine, r.batch_size, r.concurrency) == (model, engine, 1, 1)]
+        if b1:
+            summary[f"{model}_b1_c1_p50_ms_{engine}"] = b1[0].latency_p50_ms
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

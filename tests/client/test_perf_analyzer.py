@@ -6,6 +6,7 @@ import ctypes
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +248,23 @@ def test_missing_cuda_runtime_is_named():
     with pytest.raises(PerfAnalyzerLibraryError, match=r"libcudart\.so\.12 is missing") as caught:
         binary_version(find_binary(), {"PATH": os.environ.get("PATH", "")})
     assert "nvidia-cuda-runtime-cu12" in str(caught.value)
+
+
+def test_a_binary_on_path_is_found_when_pip_installed_none(tmp_path, monkeypatch):
+    import sysconfig
+
+    from client import perf_analyzer
+
+    installed = find_binary()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr(perf_analyzer, "files", lambda package: [])
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(PerfAnalyzerNotFound, match="tritonclient 2.51.0"):
+        find_binary()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "perf_analyzer").symlink_to(installed)
+    assert find_binary() == tmp_path / "bin" / "perf_analyzer"
 
 
 def test_missing_binary_is_a_clear_error(tmp_path):
