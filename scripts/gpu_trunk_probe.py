@@ -6,6 +6,7 @@ trunk) and changes one thing:
   - nomask: no attention mask when no row is padded (the trunk's `full` path, which the engine adopted);
   - sdpa-*: the masked attention through each SDPA backend that takes a mask;
   - residual-epilogue: each residual add folded into the GEMM (C = residual, beta = 1);
+  - kn: GEMM weights stored [in, out], another layout for cuBLASLt to choose kernels for;
   - two-streams: the batch as two halves on two streams inside one graph, so that one half's
     LayerNorms and attention overlap the other's GEMMs.
 Then Inductor's max-autotune times Triton GEMM templates against cuBLAS for the four GEMM shapes.
@@ -144,6 +145,35 @@ def static_norms(trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tens
 static_norm = torch.compile(ft.norm_of_sum, dynamic=False) if torch.cuda.is_available() else ft.norm_of_sum
 
 
+class LinearKN(ft.Linear):
+    """A Linear whose weight is stored [in, out]: the GEMM reads it untransposed (another cuBLASLt layout)."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x W + b."""
+        return torch.addmm(self.bias, x, self.weight)
+
+    def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor:
+        """GELU(x W + b) in the epilogue."""
+        return torch._addmm_activation(self.bias, x, self.weight, use_gelu=True)
+
+
+def kn_layout(trunk: ft.FusedTransformer, names: tuple[str, ...]) -> ft.FusedTransformer:
+    """A copy of the trunk with the named GEMMs' weights stored [in, out]."""
+    import copy
+    import dataclasses
+
+    other = copy.copy(trunk)
+    kn = {name: None for name in names}
+    other.layers = [
+        dataclasses.replace(
+            layer,
+            **{n: LinearKN(getattr(layer, n).weight.t().contiguous(), getattr(layer, n).bias) for n in kn},
+        )
+        for layer in trunk.layers
+    ]
+    return other
+
+
 def two_streams(trunk: object, ids: torch.Tensor, mask: torch.Tensor, streams: list) -> torch.Tensor:
     """The two halves of the batch on two streams, joined at the end."""
     if not torch.cuda.is_available():
@@ -225,9 +255,11 @@ def main() -> None:
 
         ids = torch.randint(1000, 20000, (32, 128), device=device)
         mask = torch.ones_like(ids)
+        kn_all = kn_layout(trunk, ("qkv", "out", "fc1", "fc2"))
         result["kernels"] = {
             "shipped (masked)": kernel_table(trunk, ids, mask, top=20),
-            "bias-in-norm nomask": kernel_table(lambda i, m: bias_in_norm(trunk, i, None, {}), ids, mask, top=20),
+            "nomask": kernel_table(lambda i, m: trunk(i, m, True), ids, mask, top=20),
+            "nomask kn all": kernel_table(lambda i, m: kn_all(i, m, True), ids, mask, top=20),
         }
     if device.type == "cuda" and not args.no_autotune:
         result["gemms"] = autotune_gemms(32 * 128, config.hidden_size, config.intermediate_size)
@@ -251,6 +283,10 @@ def variants_for(trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tens
     variants["bias-in-norm nomask kn-weights"] = lambda: bias_in_norm(trunk, ids, None, kn)
     variants["nomask flash"] = lambda: _with_backend(backends.FLASH_ATTENTION, trunk, ids, mask, True)
     variants["nomask cudnn"] = lambda: _with_backend(backends.CUDNN_ATTENTION, trunk, ids, mask, True)
+    every, residual = kn_layout(trunk, ("qkv", "out", "fc1", "fc2")), kn_layout(trunk, ("out", "fc2"))
+    variants["nomask kn all"] = lambda: every(ids, mask, True)
+    variants["nomask kn out+fc2"] = lambda: residual(ids, mask, True)
+    variants["masked kn all"] = lambda: every(ids, mask)
     if ids.shape[0] > 1:
         variants["two-streams"] = lambda: two_streams(trunk, ids, mask, streams)
         variants["two-streams nomask"] = lambda: two_streams(lambda i, m: trunk(i, m, True), ids, mask, streams)
