@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-serve"))
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile, short sweeps (CPU check)")
     args = parser.parse_args()
+    # A served model is one per process; this one compiles the fused kernels for many models and dtypes.
+    torch._dynamo.config.recompile_limit = 64
     gpu = "cpu" if args.smoke else "h100"
     repo, results = args.work / "repo", args.out / "sweep"
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
