@@ -97,17 +97,24 @@ def _norm_sum_bias(x: torch.Tensor, y: torch.Tensor, b: torch.Tensor, w: torch.T
 norm_sum_bias = torch.compile(_norm_sum_bias, dynamic=False) if torch.cuda.is_available() else _norm_sum_bias
 
 
+def embedded(
+    trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """BERT's normed embeddings as [tokens, hidden] and the FP16 additive attention mask (None: no mask)."""
+    x = trunk.embed_norm((trunk.word[ids] + trunk.position[: ids.shape[1]] + trunk.token_type).flatten(0, 1))
+    if mask is None:
+        return x, None
+    bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, -65504.0)
+    return x, bias[:, None, None, :]
+
+
 def bias_in_norm(trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tensor | None, kn: dict) -> torch.Tensor:
     """The post-norm trunk with the out and fc2 GEMMs bias-free (plain cuBLAS mm), their bias added in the norm.
 
     mask None: no attention mask. kn: weight → the same weight stored [in, out] (other GEMM layouts).
     """
     batch, seq = ids.shape
-    x = trunk.embed_norm((trunk.word[ids] + trunk.position[:seq] + trunk.token_type).reshape(batch * seq, -1))
-    bias = None
-    if mask is not None:
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, -65504.0)
-        bias = bias[:, None, None, :]
+    x, bias = embedded(trunk, ids, mask)
     hidden = x.shape[-1]
 
     def mm(h: torch.Tensor, linear: ft.Linear) -> torch.Tensor:
@@ -127,11 +134,7 @@ def bias_in_norm(trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tens
 def static_norms(trunk: ft.FusedTransformer, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """The shipped post-norm trunk with its add+LayerNorm kernels compiled for static shapes."""
     batch, seq = ids.shape
-    x = trunk.embed_norm((trunk.word[ids] + trunk.position[:seq] + trunk.token_type).reshape(batch * seq, -1))
-    bias = None
-    if mask is not None:
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, -65504.0)
-        bias = bias[:, None, None, :]
+    x, bias = embedded(trunk, ids, mask)
     hidden = x.shape[-1]
     for layer in trunk.layers:
         qkv = layer.qkv(x).view(batch, seq, 3, trunk.heads, hidden // trunk.heads).permute(2, 0, 3, 1, 4)
