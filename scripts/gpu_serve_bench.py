@@ -24,6 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
+from gpu_bench import time_cpu  # noqa: E402
+
 from builder.pipeline import make_repo  # noqa: E402
 from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
@@ -60,9 +62,6 @@ def bert_base(folder: Path, tokenizer: Path, classifier: bool, smoke: bool, shap
 
 def in_process_seq_per_s(model_dir: Path, precision: str, kernels: str, batch: int, seq: int) -> float:
     """The engine's own Runner at one shape, outside Triton: the ceiling the server is compared with."""
-    import statistics
-    import time
-
     from torch_model import Runner, apply_precision, build_forward
     from transformers import AutoModelForSequenceClassification
 
@@ -70,30 +69,9 @@ def in_process_seq_per_s(model_dir: Path, precision: str, kernels: str, batch: i
     model = apply_precision(model, precision).to(DEVICE)
     runner = Runner(build_forward(model, "text-classification", kernels), DEVICE, batch, [seq], batch * seq)
     ids = torch.randint(1000, 20000, (batch, seq)).numpy()
-    mask = ids * 0 + 1
-    for _ in range(20):
-        runner(ids, mask)
-    times = []
-    for _ in range(200):  # the runner returns host tensors, so it has synchronised when it returns
-        start = time.perf_counter()
-        runner(ids, mask)
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
-
-
-def median_us(fn: object, repeats: int = 300) -> float:
-    """Median wall time of fn() in µs, after a warm-up."""
-    import statistics
-    import time
-
-    for _ in range(20):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    mask = np.ones_like(ids)
+    # the runner returns host tensors, so it has synchronised when it returns: wall time is its time
+    return batch / time_cpu(lambda: runner(ids, mask), 200) * 1e3
 
 
 def batch1_phases(model_dir: Path, precision: str, kernels: str, seq: int) -> dict:
@@ -121,9 +99,9 @@ def batch1_phases(model_dir: Path, precision: str, kernels: str, seq: int) -> di
                     [seq], seq)  # fmt: skip
     ids, mask = tokenize()
     return {
-        "tokenize_us": median_us(tokenize),
-        "runner_us": median_us(lambda: runner(ids, mask)),
-        "request_us": median_us(lambda: runner(*tokenize())),
+        "tokenize_us": time_cpu(tokenize, 300) * 1e3,
+        "runner_us": time_cpu(lambda: runner(ids, mask), 300) * 1e3,
+        "request_us": time_cpu(lambda: runner(*tokenize()), 300) * 1e3,
     }
 
 

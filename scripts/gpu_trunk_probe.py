@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python"), str(ROOT / "scripts")]
 
 import fused_transformer as ft  # noqa: E402
+from gpu_bench import graph_of, kernel_table, time_cpu  # noqa: E402
 from torch_model import apply_precision  # noqa: E402
 
 SMOKE = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
@@ -36,27 +37,15 @@ SMOKE = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "i
 
 def graph_ms(fn: object, rounds: int = 7, replays: int = 50) -> float:
     """Median time of one replay of fn() captured as a CUDA graph (CPU: of one eager call)."""
-    import time
-
     if not torch.cuda.is_available():
-        start = time.perf_counter()
-        fn()
-        return (time.perf_counter() - start) * 1e3
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+        return time_cpu(fn, 1)
+    replay = graph_of(lambda ids, mask: fn(), None, None)
     times = []
-    for _ in range(rounds):
+    for _ in range(rounds):  # replays back to back, as a server at full load runs them
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(replays):
-            graph.replay()
+            replay()
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / replays)
@@ -256,8 +245,6 @@ def main() -> None:
                 result["rows"].append(row)
                 print(row, flush=True)
     if device.type == "cuda":  # where the time of the shipped and the leanest variant goes
-        from gpu_bench import kernel_table
-
         ids = torch.randint(1000, 20000, (32, 128), device=device)
         mask = torch.ones_like(ids)
         kn_all = kn_layout(trunk, ("qkv", "out", "fc1", "fc2"))

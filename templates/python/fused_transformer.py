@@ -20,10 +20,16 @@ import torch
 import torch.nn.functional as F
 
 
+def layer_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """LayerNorm of the last axis, computed in the parameters' dtype and returned in `dtype` (default: x's)."""
+    return F.layer_norm(x.to(weight.dtype), x.shape[-1:], weight, bias, eps).to(dtype or x.dtype)
+
+
 def norm_of_sum(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """LayerNorm(x + y), for post-norm blocks: compiled, the sum itself is never written to memory."""
-    total = x + y
-    return F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps).to(total.dtype)
+    return layer_norm(x + y, weight, bias, eps)
 
 
 def norm_pair(
@@ -39,7 +45,7 @@ def add_norm(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For pre-norm blocks: the sum x + y (the next residual) and its LayerNorm in the GEMMs' (y's) dtype."""
     total = x + y
-    return total, F.layer_norm(total.to(weight.dtype), total.shape[-1:], weight, bias, eps).to(y.dtype)
+    return total, layer_norm(total, weight, bias, eps, y.dtype)
 
 
 def embed(
@@ -61,8 +67,7 @@ def embed(
     x = x.float() if wide else x
     if norm is None:
         return x
-    weight, bias, eps = norm
-    return F.layer_norm(x.to(weight.dtype), x.shape[-1:], weight, bias, eps).to(x.dtype)
+    return layer_norm(x, *norm)
 
 
 class Unsupported(ValueError):
@@ -84,7 +89,7 @@ class Norm:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis; in the parameters' dtype, returned in the input's."""
-        return F.layer_norm(x.to(self.weight.dtype), x.shape[-1:], self.weight, self.bias, self.eps).to(x.dtype)
+        return layer_norm(x, self.weight, self.bias, self.eps)
 
 
 @dataclass(frozen=True)

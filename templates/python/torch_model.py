@@ -172,7 +172,7 @@ class Runner:
     ) -> None:
         self.forward, self.device = forward, device
         self.batches = batch_buckets(max_batch)
-        self.graphs: dict[tuple[int, int], tuple] = {}
+        self.graphs: dict[tuple[int, int, bool], tuple] = {}  # (batch, length, no padded row) → graph
         if device.type == "cuda":
             shapes = [(b, s) for s in seq_buckets for b in self.batches if b * s <= token_budget]
             self._capture(shapes)
@@ -188,7 +188,7 @@ class Runner:
         for (batch, seq), full in itertools.product(shapes, (False, True) if self.forward.mask_free else (False,)):
             # ids and mask share one device buffer, so a request needs one host-to-device copy
             ids, mask = capture_inputs(batch, seq)
-            tokens = torch.from_numpy(np.stack((ids, mask * 0 + 1 if full else mask))).to(self.device)
+            tokens = torch.from_numpy(np.stack((ids, np.ones_like(mask) if full else mask))).to(self.device)
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):  # warm-up outside the graph: cuBLAS handles, autotuning, compilation
