@@ -1,0 +1,402 @@
+"""Where the python-torch engine's host side stalls on a GPU host (issue 11): measurements, not guesses.
+
+`inprocess`: in one process, the host operations of a request (clone, allocation, copies, tokenizing,
+the Runner) timed on a fresh process, after CUDA starts, after a BERT-base Runner captures its graphs,
+and after each mitigation in turn (one intra-op thread, the compile workers shut down, large
+allocations kept off mmap); with a census of every thread's CPU time on the host while idle, timer and
+wake-up latencies, and py-spy's native stacks during the slow call. `--settings fixed` starts the
+process with the thread settings of the fix instead.
+
+`served`: a BERT-base 3-step ensemble served by the bundled tritonserver; a census of every process's
+threads while idle and under perf_analyzer load, py-spy dumps of every backend stub, and the server's
+per-model breakdown.
+
+  python scripts/host_stall_probe.py inprocess --out DIR --tokenizer DIR [--settings default|fixed]
+  python scripts/host_stall_probe.py served --out DIR --tokenizer DIR --work DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FIXED_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "TORCHINDUCTOR_COMPILE_THREADS": "1",
+}
+
+
+def read_threads() -> dict[tuple[int, int], tuple[str, str, int]]:
+    """(pid, tid) → (thread name, process command, CPU ticks) for every thread on the host."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                found[(int(pid), int(tid))] = (
+                    stat[stat.index("(") + 1 : stat.rindex(")")],
+                    command,
+                    int(fields[11]) + int(fields[12]),
+                )
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def read_cpu() -> list[int]:
+    """The aggregate /proc/stat cpu line: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:9]]
+
+
+def census(seconds: float, top: int = 15) -> dict:
+    """CPU used by every thread on the host over `seconds`: busy cores, steal, the top threads and processes."""
+    t0, c0 = read_threads(), read_cpu()
+    time.sleep(seconds)
+    t1, c1 = read_threads(), read_cpu()
+    total = sum(c1) - sum(c0) or 1
+    cpu = [b - a for a, b in zip(c0, c1, strict=True)]
+    used = {k: (v[0], v[1], v[2] - t0[k][2]) for k, v in t1.items() if k in t0}
+    threads = sorted(used.items(), key=lambda kv: -kv[1][2])[:top]
+    per_process: dict[int, list] = {}
+    for (pid, _), (_, command, ticks) in used.items():
+        entry = per_process.setdefault(pid, [command, 0, 0])
+        entry[1] += ticks
+        entry[2] += 1
+    processes = sorted(per_process.items(), key=lambda kv: -kv[1][1])[:top]
+    cores = os.cpu_count() or 1
+    return {
+        "seconds": seconds,
+        "busy_cores": round((total - cpu[3] - cpu[4]) / total * cores, 2),
+        "steal_pct": round(cpu[7] / total * 100, 2),
+        "threads_on_host": len(t1),
+        "top_threads": [
+            {
+                "pid": pid,
+                "tid": tid,
+                "name": name,
+                "cpu_pct": round(ticks / CLK_TCK / seconds * 100, 1),
+                "process": cmd[:80],
+            }
+            for (pid, tid), (name, cmd, ticks) in threads
+        ],
+        "top_processes": [
+            {"pid": pid, "cpu_pct": round(t / CLK_TCK / seconds * 100, 1), "threads": n, "process": cmd[:100]}
+            for pid, (cmd, t, n) in processes
+        ],
+    }
+
+
+def median_us(fn, repeats: int = 200) -> float:
+    """Median microseconds of fn() (host clock; everything timed here is synchronous)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e6)
+    return round(statistics.median(times), 2)
+
+
+def latencies() -> dict:
+    """Timer and wake-up latencies: what any short sleep or futex hand-over costs on this host."""
+    ready, done = threading.Event(), threading.Event()
+    woke: list[float] = []
+
+    def waiter() -> None:
+        while True:
+            ready.wait()
+            ready.clear()
+            woke.append(time.perf_counter())
+            done.set()
+
+    threading.Thread(target=waiter, daemon=True).start()
+    handovers = []
+    for _ in range(200):
+        time.sleep(0.002)  # let the waiter block, as an idle stub does
+        start = time.perf_counter()
+        ready.set()
+        done.wait()
+        done.clear()
+        handovers.append((woke[-1] - start) * 1e6)
+    return {
+        "sleep_100us_actual_us": median_us(lambda: time.sleep(1e-4), 50),
+        "sleep_1ms_actual_us": median_us(lambda: time.sleep(1e-3), 50),
+        "thread_wakeup_us_p50": round(statistics.median(handovers), 1),
+        "thread_wakeup_us_max": round(max(handovers), 1),
+        "python_loop_1e5_us": median_us(lambda: sum(range(100_000)), 20),
+    }
+
+
+def host_ops(torch, tokenizer, pinned: bool) -> dict:
+    """The host operations of one request, each timed alone."""
+    import numpy as np
+
+    small = torch.empty((32, 128, 24), dtype=torch.float32)  # 393 kB
+    large = torch.empty((32, 128, 768), dtype=torch.float32)  # 12.6 MB
+    small.fill_(1.0)
+    large.fill_(1.0)
+    dest_small, dest_large = torch.empty_like(small), torch.empty_like(large)
+    ops = {
+        "clone_393kB_us": median_us(lambda: small.clone()),
+        "clone_12.6MB_us": median_us(lambda: large.clone(), 50),
+        "copy_into_393kB_us": median_us(lambda: dest_small.copy_(small)),
+        "copy_into_12.6MB_us": median_us(lambda: dest_large.copy_(large), 50),
+        "torch_empty_393kB_us": median_us(lambda: torch.empty((32, 128, 24))),
+        "numpy_copy_393kB_us": median_us(lambda: np.array(small.numpy(), copy=True)),
+        "numpy_concatenate_tokens_us": median_us(lambda: np.concatenate([np.ones((1, 128), np.int64)] * 32)),
+        "torch_threads": torch.get_num_threads(),
+        "process_threads": len(os.listdir("/proc/self/task")),
+    }
+    if pinned:
+        pin_small = torch.empty((32, 128, 24), dtype=torch.float32, pin_memory=True)
+        pin_small.fill_(1.0)
+        ops["clone_pinned_393kB_us"] = median_us(lambda: pin_small.clone())
+        ops["clone_of_pinned_is_pinned"] = bool(pin_small.clone().is_pinned())
+        ops["slice_clone_pinned_393kB_us"] = median_us(lambda: pin_small[:32].clone())
+    if tokenizer is not None:
+        text = "the quick brown fox jumps over the lazy dog " * 14
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        ops["tokenize_128_tokens_us"] = median_us(lambda: encode([text]))
+        ops["tokenize_32x128_tokens_us"] = median_us(lambda: encode([text] * 32), 50)
+    return ops
+
+
+def children() -> list[str]:
+    """Child processes of this one (the compile workers, when there are any)."""
+    me, found = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            if stat[stat.rindex(")") + 2 :].split()[1] == me:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found.append(f.read().replace(b"\0", b" ").decode()[:120])
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def pyspy(pid: int, out: Path, seconds: float, work) -> str:
+    """py-spy's native stacks of `pid` (raw collapsed format) while `work` runs; '' without py-spy."""
+    binary = shutil.which("py-spy")
+    if binary is None:
+        return "py-spy not found"
+    proc = subprocess.Popen(
+        [binary, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--native",
+         "--threads", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    time.sleep(0.5)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        work()
+    output, _ = proc.communicate(timeout=60)
+    return output[-400:]
+
+
+def top_stacks(raw: Path, count: int = 12) -> list[str]:
+    """The heaviest leaf-most frames of a py-spy raw file, as 'samples  stack tail'."""
+    if not raw.is_file():
+        return []
+    rows = []
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if samples.isdigit():
+            rows.append((int(samples), ";".join(stack.split(";")[-6:])[-300:]))
+    rows.sort(reverse=True)
+    return [f"{n:6d}  {s}" for n, s in rows[:count]]
+
+
+def build_runner(torch, batch_shapes: list[tuple[int, int]]):
+    """A random-weight BERT-base classifier, fp16, fused-tanh-gelu, captured at `batch_shapes` (as served)."""
+    from torch_model import Runner, apply_precision, build_forward
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(num_labels=2)).eval()
+    model.config._attn_implementation = "sdpa"
+    model = apply_precision(model, "fp16").to("cuda")
+    forward = build_forward(model, "text-classification", "fused-tanh-gelu")
+    runner = Runner(forward, torch.device("cuda"), 32, [128], 32 * 128)
+    return runner
+
+
+def runner_ops(runner) -> dict:
+    """Runner.__call__ at 1 × 128 and 32 × 128 (no padded row, one padded token)."""
+    import numpy as np
+
+    ids1 = np.random.default_rng(0).integers(1000, 20000, (1, 128))
+    ids32 = np.random.default_rng(1).integers(1000, 20000, (32, 128))
+    padded = np.ones_like(ids32)
+    padded[0, -1] = 0
+    return {
+        "runner_1x128_us": median_us(lambda: runner(ids1, np.ones_like(ids1))),
+        "runner_32x128_full_us": median_us(lambda: runner(ids32, np.ones_like(ids32))),
+        "runner_32x128_one_pad_us": median_us(lambda: runner(ids32, padded)),
+    }
+
+
+def inprocess(args: argparse.Namespace) -> None:
+    """Host operations through the life of one engine process, and each mitigation's effect."""
+    if args.settings == "fixed":
+        os.environ.update(FIXED_ENV)
+    import torch
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
+    report: dict = {
+        "settings": args.settings,
+        "env": {k: os.environ.get(k) for k in FIXED_ENV},
+        "cores": os.cpu_count(),
+    }
+    report["parallel_info"] = torch.__config__.parallel_info()
+    report["latencies_fresh"] = latencies()
+    report["fresh"] = host_ops(torch, tokenizer, pinned=False)
+    report["census_fresh_idle"] = census(2)
+    torch.zeros(1, device="cuda")
+    report["cuda_started"] = host_ops(torch, tokenizer, pinned=True)
+    start = time.perf_counter()
+    runner = build_runner(torch, [(1, 128), (32, 128)])
+    report["capture_s"] = round(time.perf_counter() - start, 1)
+    report["children_after_capture"] = children()
+    report["after_capture"] = {**host_ops(torch, tokenizer, pinned=True), **runner_ops(runner)}
+    report["latencies_after_capture"] = latencies()
+    report["census_after_capture_idle"] = census(3)
+    small = torch.empty((32, 128, 24))
+    report["pyspy_clone"] = pyspy(os.getpid(), args.out / f"pyspy_clone_{args.settings}.txt", 4, lambda: small.clone())
+    report["pyspy_clone_top"] = top_stacks(args.out / f"pyspy_clone_{args.settings}.txt")
+    print(json.dumps({k: report[k] for k in ("fresh", "after_capture")}, indent=1), flush=True)
+    steps = []
+    torch.set_num_threads(1)
+    steps.append(("torch.set_num_threads(1)", {**host_ops(torch, tokenizer, True), **runner_ops(runner)}))
+    try:
+        from torch._inductor.async_compile import shutdown_compile_workers
+
+        shutdown_compile_workers()
+        time.sleep(1)
+        steps.append(("compile workers shut down", {**host_ops(torch, tokenizer, True), **runner_ops(runner)}))
+    except ImportError as exc:
+        steps.append(("compile workers shut down", {"error": str(exc)}))
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD: large blocks from the heap, no mmap/munmap per call
+    libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+    steps.append(("large allocations off mmap", {**host_ops(torch, tokenizer, True), **runner_ops(runner)}))
+    report["mitigations"] = steps
+    report["children_at_end"] = children()
+    report["census_at_end_idle"] = census(2)
+    (args.out / f"inprocess_{args.settings}.json").write_text(json.dumps(report, indent=1))
+    for label, ops in steps:
+        print(label, json.dumps(ops), flush=True)
+    print("census after capture:", json.dumps(report["census_after_capture_idle"], indent=1), flush=True)
+    print("\n".join(report["pyspy_clone_top"]), flush=True)
+
+
+def stub_pids() -> dict[int, str]:
+    """pid → model name of every Python backend stub on the host."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"triton_python_backend_stub"):
+            found[int(pid)] = argv[1].decode(errors="replace").rsplit("/", 3)[-3] if len(argv) > 1 else "?"
+    return found
+
+
+def served(args: argparse.Namespace) -> None:
+    """The 3-step BERT-base ensemble, served: census idle and under load, stub stacks, server breakdown."""
+    import tempfile
+
+    from gpu_serve_bench import bert_base
+
+    from builder.pipeline import make_repo
+    from builder.plan import ServingOptions
+    from builder.server import TritonServer
+    from client.measure import MeasurementConfig
+    from client.records import ResultStore
+    from client.report import markdown_table
+    from client.sweep import SweepConfig, run_sweep
+    from client.text_client import ClientConfig
+
+    repo = args.work / "repo"
+    model = bert_base(args.work / "bert-cls", args.tokenizer, classifier=True, smoke=False)
+    make_repo(str(model), "text-classification", "bert", "python-torch", "h100", repo, force=True,
+              trust_remote_code=False, echo=print, precision="fp16", serving=ServingOptions("fused-tanh-gelu"))  # fmt: skip
+    report: dict = {}
+    window = MeasurementConfig(window_s=2.0, stability_pct=10, stable_windows=3, max_trials=5, warmup_s=1.0)
+    with TritonServer(repo, log_path=args.out / "tritonserver_served_probe.log", startup_timeout_s=360) as server:
+        stubs = stub_pids()
+        report["stubs"] = stubs
+        report["census_idle"] = census(3)
+        dumps = {}
+        for pid, name in stubs.items():
+            result = subprocess.run(
+                ["py-spy", "dump", "--pid", str(pid), "--native"], capture_output=True, text=True, timeout=60
+            )
+            dumps[f"{name}:{pid}"] = (result.stdout + result.stderr)[-3000:]
+        report["stub_dumps_idle"] = dumps
+        store = ResultStore(Path(tempfile.mkdtemp()))
+        loaded: dict = {}
+
+        def under_load() -> None:
+            time.sleep(2)
+            loaded["census"] = census(3)
+
+        for model_name, batch, level in (("bert", 1, 1), ("bert_model", 32, 4), ("bert", 1, 16)):
+            thread = threading.Thread(target=under_load)
+            thread.start()
+            config = SweepConfig(ClientConfig(server.grpc_url, model_name), (batch,), (128,), concurrency=(level,),
+                                 measurement=window, engine="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+            try:
+                run_sweep(config, store, echo=print, repo=repo, progress=False)
+            except Exception as exc:  # a probe: record what failed and go on to the next point
+                report.setdefault("errors", []).append(f"{model_name}: {exc}")
+            thread.join()
+            report[f"census_load_{model_name}_b{batch}_c{level}"] = loaded.pop("census", None)
+        records = store.load()
+        report["points"] = [r.to_json() for r in records]
+        print(markdown_table(records), flush=True)
+    (args.out / "served_probe.json").write_text(json.dumps(report, indent=1, default=str))
+    for key in [k for k in report if k.startswith("census")]:
+        print(key, json.dumps(report[key], indent=1), flush=True)
+    for name, dump in report["stub_dumps_idle"].items():
+        print(f"--- {name}\n{dump[-1500:]}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("inprocess", "served"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--settings", choices=("default", "fixed"), default="default")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/stall-probe"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    inprocess(args) if args.mode == "inprocess" else served(args)
+
+
+if __name__ == "__main__":
+    main()
