@@ -43,8 +43,14 @@ if [ "$what" = diag ]; then
     python3 scripts/host_stall_probe.py inprocess --out "$out" --tokenizer "$tokenizer" --settings $settings 2>&1 |
       grep -v "Loading weights" | tee "$out/stall_inprocess_$settings.log"
   done
-  python3 scripts/host_stall_probe.py served --out "$out" --tokenizer "$tokenizer" --work "$work/probe" 2>&1 |
-    grep -v "Loading weights" | tee "$out/stall_served.log"
+  # served: the backend files of an older commit first when carried (.bundle/templates-COMMIT), then these
+  for old in .bundle/templates-*; do
+    [ -d "$old" ] || continue
+    timeout "${DIAG_SERVED_S:-240}" python3 scripts/host_stall_probe.py served --out "$out" --tokenizer "$tokenizer" \
+      --work "$work/probe" --templates "$old" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_$(basename "$old").log" || true
+  done
+  timeout "${DIAG_SERVED_S:-240}" python3 scripts/host_stall_probe.py served --out "$out" --tokenizer "$tokenizer" \
+    --work "$work/probe" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_current.log" || true
 elif [ "$what" = probe ]; then  # the Python-backend stub's own round trip (scripts/stub_overhead_probe.py)
   python3 scripts/stub_overhead_probe.py "$out" "$tokenizer" 2>&1 | tail -30
 elif [ "$what" != inprocess ]; then

@@ -4,15 +4,15 @@
 the Runner) timed on a fresh process, after CUDA starts, after a BERT-base Runner captures its graphs,
 and after each mitigation in turn (one intra-op thread, the compile workers shut down, large
 allocations kept off mmap); with a census of every thread's CPU time on the host while idle, timer and
-wake-up latencies, and py-spy's native stacks during the slow call. `--settings fixed` starts the
-process with the thread settings of the fix instead.
+wake-up latencies, and py-spy's native stacks during the slow call. `--settings fixed` keeps the thread
+settings that tritonbuild_backend applies at import in every stub (one thread per pool).
 
 `served`: a BERT-base 3-step ensemble served by the bundled tritonserver; a census of every process's
 threads while idle and under perf_analyzer load, py-spy dumps of every backend stub, and the server's
 per-model breakdown.
 
   python scripts/host_stall_probe.py inprocess --out DIR --tokenizer DIR [--settings default|fixed]
-  python scripts/host_stall_probe.py served --out DIR --tokenizer DIR --work DIR
+  python scripts/host_stall_probe.py served --out DIR --tokenizer DIR --work DIR [--templates OLD_BACKEND_FILES]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-FIXED_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "RAYON_NUM_THREADS": "1",
-    "TORCHINDUCTOR_COMPILE_THREADS": "1",
-}
+POOL_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+    "TOKENIZERS_PARALLELISM",
+    "TORCHINDUCTOR_COMPILE_THREADS",
+)
 
 
 def read_threads() -> dict[tuple[int, int], tuple[str, str, int]]:
@@ -257,15 +258,19 @@ def runner_ops(runner) -> dict:
 
 def inprocess(args: argparse.Namespace) -> None:
     """Host operations through the life of one engine process, and each mitigation's effect."""
-    if args.settings == "fixed":
-        os.environ.update(FIXED_ENV)
+    saved = dict(os.environ)
+    import tritonbuild_backend  # noqa: F401  (sets every pool to one thread at import, as in a stub)
+
+    if args.settings == "default":  # the libraries' own defaults: undo it before torch loads OpenMP
+        os.environ.clear()
+        os.environ.update(saved)
     import torch
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
     report: dict = {
         "settings": args.settings,
-        "env": {k: os.environ.get(k) for k in FIXED_ENV},
+        "env": {k: os.environ.get(k) for k in POOL_ENV},
         "cores": os.cpu_count(),
     }
     report["parallel_info"] = torch.__config__.parallel_info()
@@ -341,13 +346,21 @@ def served(args: argparse.Namespace) -> None:
     from client.sweep import SweepConfig, run_sweep
     from client.text_client import ClientConfig
 
-    repo = args.work / "repo"
+    label = args.templates.name if args.templates else "current"
+    repo = args.work / f"repo-{label}"
     model = bert_base(args.work / "bert-cls", args.tokenizer, classifier=True, smoke=False)
+    serving = ServingOptions("fused-tanh-gelu")
     make_repo(str(model), "text-classification", "bert", "python-torch", "h100", repo, force=True,
-              trust_remote_code=False, echo=print, precision="fp16", serving=ServingOptions("fused-tanh-gelu"))  # fmt: skip
-    report: dict = {}
+              trust_remote_code=False, echo=print, precision="fp16", serving=serving)  # fmt: skip
+    if args.templates:  # serve another commit's backend files: the same repository before a fix
+        for path in repo.glob("*/1/*.py"):
+            if (args.templates / path.name).is_file():
+                shutil.copyfile(args.templates / path.name, path)
+    report: dict = {"templates": label}
+    result = args.out / f"served_probe_{label}.json"
     window = MeasurementConfig(window_s=2.0, stability_pct=10, stable_windows=3, max_trials=5, warmup_s=1.0)
-    with TritonServer(repo, log_path=args.out / "tritonserver_served_probe.log", startup_timeout_s=360) as server:
+    log = args.out / f"tritonserver_{label}.log"
+    with TritonServer(repo, log_path=log, startup_timeout_s=300) as server:
         stubs = stub_pids()
         report["stubs"] = stubs
         report["census_idle"] = census(3)
@@ -368,18 +381,19 @@ def served(args: argparse.Namespace) -> None:
         for model_name, batch, level in (("bert", 1, 1), ("bert_model", 32, 4), ("bert", 1, 16)):
             thread = threading.Thread(target=under_load)
             thread.start()
-            config = SweepConfig(ClientConfig(server.grpc_url, model_name), (batch,), (128,), concurrency=(level,),
-                                 measurement=window, engine="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+            client = ClientConfig(server.grpc_url, model_name)
+            config = SweepConfig(client, (batch,), (128,), concurrency=(level,), measurement=window,
+                                 engine="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)
             except Exception as exc:  # a probe: record what failed and go on to the next point
                 report.setdefault("errors", []).append(f"{model_name}: {exc}")
             thread.join()
             report[f"census_load_{model_name}_b{batch}_c{level}"] = loaded.pop("census", None)
-        records = store.load()
-        report["points"] = [r.to_json() for r in records]
-        print(markdown_table(records), flush=True)
-    (args.out / "served_probe.json").write_text(json.dumps(report, indent=1, default=str))
+            report["points"] = [r.to_json() for r in store.load()]
+            result.write_text(json.dumps(report, indent=1, default=str))  # kept if a later point is cut short
+        print(markdown_table(store.load()), flush=True)
+    result.write_text(json.dumps(report, indent=1, default=str))
     for key in [k for k in report if k.startswith("census")]:
         print(key, json.dumps(report[key], indent=1), flush=True)
     for name, dump in report["stub_dumps_idle"].items():
@@ -393,6 +407,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--settings", choices=("default", "fixed"), default="default")
     parser.add_argument("--work", type=Path, default=Path("/tmp/stall-probe"))
+    parser.add_argument("--templates", type=Path, help="served: backend .py files to serve instead (an older commit's)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     inprocess(args) if args.mode == "inprocess" else served(args)

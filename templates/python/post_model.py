@@ -14,8 +14,9 @@ pb_utils = tb.pb_utils
 
 def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean over real tokens, then L2 normalisation (sentence-transformers' pooling)."""
-    weights = mask.astype(np.float32)[..., None]
-    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    weights = mask.astype(np.float32)
+    # (batch, 1, seq) @ (batch, seq, hidden): the masked sum without a (batch, seq, hidden) temporary
+    pooled = np.matmul(weights[:, None, :], hidden)[:, 0] / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -38,6 +39,7 @@ class TritonPythonModel:
 
     def initialize(self, args: dict) -> None:
         """Read the task and, for classification, the label names."""
+        tb.configure_threads(args, computes_on_host=False)  # pooling or a softmax: one thread is plenty
         self.task = tb.params(args)["task"]
         self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
 

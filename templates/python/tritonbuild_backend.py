@@ -6,12 +6,22 @@ names the site-packages to use in TRITONBUILD_SITE_PACKAGES and this module puts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 
 if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
     sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
+
+# Every stub starts with one thread per pool, before numpy, torch or tokenizers create theirs: each library
+# otherwise sizes its pool to every core, in every stub process, and a host with two GPU instances, four
+# tokenizers and post-processing then runs dozens of pools on the same cores. configure_threads() then
+# widens the pools of models that compute on the CPU.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ[_variable] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"  # tokenizers' own pool (Rayon) stays unstarted
+os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"  # compile in the stub: no pool of compile workers left behind
 
 
 def __getattr__(name: str) -> object:
@@ -58,6 +68,56 @@ def hide_modules(*names: str) -> None:
         sys.modules[name] = None  # type: ignore[assignment]
 
 
+def host_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
+def instance_count(args: dict) -> int:
+    """How many instances of this model the server runs (each is its own stub process)."""
+    groups = json.loads(args["model_config"]).get("instance_group") or [{}]
+    return sum(int(group.get("count", 1)) for group in groups)
+
+
+def thread_count(args: dict, computes_on_host: bool) -> int:
+    """Threads for this instance's compute pools: the rule every stub follows.
+
+    A stub whose instances compute on the CPU (a CPU model, the tokenizer) shares the host's cores among its
+    instances; every other stub (a GPU model, whose host work is copies and launches, post-processing) gets
+    one thread, its parallelism coming from instances and batching. Many threads in a GPU model's stub are
+    worse than useless: on the H200 host, after the CUDA graphs were captured, each intra-op parallel copy
+    into fresh memory cost a flat 8 ms with 16 threads and 17 µs with one (scripts/host_stall_probe.py).
+    The config parameter `host_threads` (make-repo --host-threads) overrides the rule.
+    """
+    explicit = params(args).get("host_threads", "auto")
+    if explicit != "auto":
+        return max(1, int(explicit))
+    return max(1, host_cores() // instance_count(args)) if computes_on_host else 1
+
+
+def configure_threads(args: dict, computes_on_host: bool) -> dict[str, object]:
+    """Apply the thread rule to every pool this process has loaded; returns what is set, also printed to the log."""
+    threads = thread_count(args, computes_on_host)
+    settings: dict[str, object] = {"threads": threads, "cores": host_cores(), "instances": instance_count(args)}
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+        if torch.get_num_interop_threads() != 1:
+            with contextlib.suppress(RuntimeError):  # possible only before the first inter-op task
+                torch.set_num_interop_threads(1)
+        settings.update(torch_threads=torch.get_num_threads(), torch_interop_threads=torch.get_num_interop_threads())
+    # tokenizers reads both when its pool starts, at the first batch it encodes
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+    settings.update(rayon_threads=threads, tokenizers_parallelism=os.environ["TOKENIZERS_PARALLELISM"])
+    name = json.loads(args["model_config"])["name"]
+    described = " ".join(f"{k}={v}" for k, v in settings.items())
+    print(f"tritonbuild: {name} instance {args.get('model_instance_name', '?')}: {described}", flush=True)
+    return settings
+
+
 def params(args: dict) -> dict[str, str]:
     """The string parameters of the model's config.pbtxt."""
     return {k: v["string_value"] for k, v in json.loads(args["model_config"])["parameters"].items()}
@@ -97,6 +157,37 @@ def output_tensor(name: str, array: object) -> object:
 
         return _pb().Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
     return _pb().Tensor(name, array)
+
+
+class OutputArena:
+    """One host buffer for a model's outputs, handed out in slices during one execute() and reused by the next.
+
+    The stub copies every output tensor into shared memory when execute() returns, so the buffer is free
+    again for the next call; slices taken within one call never overlap. It grows (a new buffer) only when a
+    call needs more than any before: at steady state no request allocates an output buffer.
+    """
+
+    def __init__(self, dtype: object) -> None:
+        import numpy as np
+
+        self.buffer = np.empty(0, dtype)
+        self.used = 0
+
+    def reset(self) -> None:
+        """Start a new execute(): every slice handed out before may be overwritten."""
+        self.used = 0
+
+    def take(self, shape: tuple[int, ...]) -> object:
+        """A C-contiguous array of `shape` that no other slice of this execute() overlaps."""
+        import numpy as np
+
+        size = int(np.prod(shape))
+        if self.used + size > self.buffer.size:  # earlier slices keep the old buffer alive
+            self.buffer = np.empty(max(2 * self.buffer.size, self.used + size), self.buffer.dtype)
+            self.used = 0
+        view = self.buffer[self.used : self.used + size].reshape(shape)
+        self.used += size
+        return view
 
 
 def group_by_length(shapes: list[tuple[int, ...]]) -> dict[int, list[int]]:

@@ -219,3 +219,47 @@ def test_single_model_serves_the_same_embeddings_in_one_step(server, served_repo
     with TextClient(ClientConfig(server.grpc_url, "mtext")) as client:
         served = client.embed(texts)
     assert _cosines(served, minilm_reference(texts)).min() >= 0.9999
+
+
+def _settings_from_log(server) -> dict[str, dict[str, str]]:
+    """Each stub's thread settings, as it printed them into the server log after applying them."""
+    found = {}
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        _, sep, tail = line.partition("tritonbuild: ")
+        if sep and " instance " in tail:
+            model, _, described = tail.partition(" instance ")
+            found[model] = dict(item.split("=", 1) for item in described.split(": ", 1)[1].split())
+    return found
+
+
+def test_every_stub_sets_its_thread_pools_by_the_rule(server):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    settings = _settings_from_log(server)
+    # CPU profile: one instance of each; models and tokenizers compute on the host and share its cores
+    for computing in ("minilm_model", "minilm_tokenizer", "mtorch_model", "dtext_model"):
+        assert settings[computing]["threads"] == str(cores), (computing, settings[computing])
+    for light in ("minilm_post", "dbert_post", "gpt2_post"):
+        assert settings[light]["threads"] == "1", (light, settings[light])
+    # read back from torch inside the stub, after the rule was applied
+    assert settings["mtorch_model"]["torch_threads"] == str(cores)
+    assert settings["mtorch_model"]["torch_interop_threads"] == "1"
+    parallel = "true" if cores > 1 else "false"
+    assert settings["minilm_tokenizer"]["tokenizers_parallelism"] == parallel
+
+
+@pytest.mark.parametrize("deployment", ["minilm", "mtorch", "mtext"])
+def test_requests_of_one_shape_reuse_buffers_and_keep_their_own_answers(server, minilm_reference, deployment):
+    # same bucket (32 tokens), different texts: consecutive and concurrent requests share output buffers
+    batches = [SENTENCES[i : i + 3] for i in range(40, 64, 3)]
+    with TextClient(ClientConfig(server.grpc_url, deployment)) as client:
+        consecutive = [client.embed(batch) for batch in batches]
+
+    async def concurrent() -> list[np.ndarray]:
+        async with AsyncTextClient(ClientConfig(server.grpc_url, deployment)) as client:
+            return await asyncio.gather(*(client.embed(batch) for batch in batches * 3))
+
+    merged = asyncio.run(concurrent())
+    for batch, answer in zip(batches * 4, consecutive + merged, strict=True):
+        assert _cosines(answer, minilm_reference(batch)).min() >= 0.9999

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from torch_model import Runner, apply_precision, batch_buckets, bucket_for, build_forward, pad_rows
+from torch_model import Runner, apply_precision, batch_buckets, bucket_for, build_forward, stage_rows
 
 
 def test_batch_buckets_are_powers_of_two_capped():
@@ -11,12 +11,14 @@ def test_batch_buckets_are_powers_of_two_capped():
     assert bucket_for(5, [1, 2, 4, 8]) == 8 and bucket_for(9, [1, 2, 4, 8]) is None
 
 
-def test_pad_rows_repeats_a_real_row_and_is_cut_back():
+def test_staged_rows_repeat_a_real_row_and_overwrite_the_last_call():
+    staged = np.full((2, 4, 3), -1)
+    stage_rows(staged, np.array([[1, 1, 1]] * 4), np.ones((4, 3), int))  # an earlier, fuller batch
     ids = np.array([[5, 6, 0], [7, 8, 9]])
     mask = np.array([[1, 1, 0], [1, 1, 1]])
-    padded_ids, padded_mask = pad_rows(ids, mask, 4)
-    assert padded_ids.shape == (4, 3) and (padded_ids[2:] == ids[0]).all() and (padded_mask[2:] == mask[0]).all()
-    assert pad_rows(ids, mask, 2)[0] is ids
+    stage_rows(staged, ids, mask)
+    assert (staged[0, :2] == ids).all() and (staged[1, :2] == mask).all()
+    assert (staged[0, 2:] == ids[0]).all() and (staged[1, 2:] == mask[0]).all()  # no stale row of the last call
 
 
 @pytest.fixture(scope="module")

@@ -40,3 +40,43 @@ def test_stub_numpy_goes_first_only_when_configured_and_not_loaded(monkeypatch):
     monkeypatch.setenv("TRITONBUILD_STUB_NUMPY", "/nowhere/np1")
     assert use_stub_numpy() is False  # numpy is already imported in this process: too late to switch
     assert "/nowhere/np1" not in sys.path
+
+
+def test_output_arena_slices_never_overlap_within_a_call_and_are_reused_by_the_next():
+    from tritonbuild_backend import OutputArena
+
+    arena = OutputArena(np.float32)
+
+    def call() -> tuple[np.ndarray, np.ndarray]:  # one execute(): two groups' outputs
+        arena.reset()
+        first, second = arena.take((2, 3)), arena.take((4,))
+        first[:], second[:] = 1, 2
+        assert not np.shares_memory(first, second) and (first == 1).all()  # the second did not write over the first
+        return first, second
+
+    call()  # the first calls size the buffer
+    first, _ = call()
+    buffer = arena.buffer
+    again, _ = call()  # the next execute(): the stub has copied the last call's outputs out
+    assert np.shares_memory(again, first) and arena.buffer is buffer  # same memory, nothing allocated
+    grown = arena.take((100,))  # more than any call before: a larger buffer, the earlier slices left intact
+    grown[:] = 7
+    assert arena.buffer is not buffer and (again == 1).all()
+
+
+def test_thread_rule_shares_cores_among_host_computing_instances_only(monkeypatch):
+    import json
+
+    import tritonbuild_backend as tb
+
+    monkeypatch.setattr(tb, "host_cores", lambda: 16)
+
+    def args(count: int, **parameters: str) -> dict:
+        config = {"name": "m", "instance_group": [{"count": count}],
+                  "parameters": {k: {"string_value": v} for k, v in parameters.items()}}  # fmt: skip
+        return {"model_config": json.dumps(config)}
+
+    assert tb.thread_count(args(4), computes_on_host=True) == 4  # four tokenizers on 16 cores
+    assert tb.thread_count(args(32), computes_on_host=True) == 1
+    assert tb.thread_count(args(2), computes_on_host=False) == 1  # a GPU model's stub: copies and launches
+    assert tb.thread_count(args(2, host_threads="6"), computes_on_host=False) == 6  # make-repo --host-threads
