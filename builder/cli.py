@@ -127,9 +127,17 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     type=click.IntRange(min=0),
     help="the model's dynamic-batching delay [default: the GPU profile's]; 0 for the lowest batch-1 latency",
 )
+@click.option(
+    "--host-threads",
+    type=click.IntRange(min=1),
+    help="threads of every Python model's compute pools [default: a CPU model's or tokenizer's instances share "
+    "the serving host's cores, every other stub gets one]",
+)
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
 @click.option(
-    "--no-validate", is_flag=True, help="python-onnxruntime, onnxruntime: serve the variant without the fidelity gate"
+    "--no-validate",
+    is_flag=True,
+    help="serve the precision without the fidelity gate (python-onnxruntime, onnxruntime, python-torch)",
 )
 @_gate_options
 @_trust
@@ -145,6 +153,7 @@ def make_repo_cmd(
     kernels: str,
     single_model: bool,
     max_queue_delay_us: int | None,
+    host_threads: int | None,
     force: bool,
     no_validate: bool,
     corpus: Path | None,
@@ -174,7 +183,7 @@ def make_repo_cmd(
         precision=precision,
         engine_file=engine_file,
         fidelity=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement, enabled=not no_validate),
-        serving=ServingOptions(kernels, single_model, max_queue_delay_us),
+        serving=ServingOptions(kernels, single_model, max_queue_delay_us, host_threads),
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))

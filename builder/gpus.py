@@ -146,6 +146,22 @@ PROFILES: dict[str, GpuProfile] = {
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=500,
         ),
+        GpuProfile(
+            "h200",
+            "NVIDIA H200 (Hopper, 141 GB HBM3e, FP8)",
+            (9, 0),
+            141,
+            fp16=True,
+            bf16=True,
+            int8=True,
+            fp8=True,
+            max_batch_size=128,
+            seq_buckets=_BUCKETS,
+            model_instances=2,
+            tokenizer_instances=4,
+            preferred_batch_sizes=(32, 64, 128),
+            max_queue_delay_us=500,
+        ),
     )
 }
 

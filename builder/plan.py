@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from builder.errors import ConfigError
@@ -50,12 +50,19 @@ class ServingOptions:
     kernels: str = "fused"  # python-torch: one of TORCH_KERNELS
     single_model: bool = False  # python-torch: tokenizer, model and post-processing in one Python model
     max_queue_delay_us: int | None = None  # the model's batching delay; None keeps the GPU profile's
+    host_threads: int | None = None  # every Python model's pool size; None: the stubs' rule (tritonbuild_backend)
 
     def __post_init__(self) -> None:
         if self.kernels not in TORCH_KERNELS:
             raise ConfigError(f"unknown kernels '{self.kernels}'", hint=f"choose {', '.join(TORCH_KERNELS)}")
         if self.max_queue_delay_us is not None and self.max_queue_delay_us < 0:
             raise ConfigError("the batching delay must be >= 0 microseconds")
+        if self.host_threads is not None and self.host_threads < 1:
+            raise ConfigError("--host-threads must be >= 1")
+
+    def threads_parameter(self) -> tuple[tuple[str, str], ...]:
+        """The `host_threads` parameter every Python model gets when the rule is overridden."""
+        return () if self.host_threads is None else (("host_threads", str(self.host_threads)),)
 
 
 @dataclass(frozen=True)
@@ -228,7 +235,7 @@ def _single_model(
         files,
     )
     steps = (EnsembleStep(model.config.name, (("TEXT", "TEXT"),), _passthrough(outputs)),)
-    return _with_ensemble(name, engine, gpu, (model,), steps)
+    return _with_ensemble(name, engine, gpu, (model,), steps, serving)
 
 
 def plan_repository(
@@ -284,13 +291,27 @@ def plan_repository(
         ),
         EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
     )
-    return _with_ensemble(name, engine, gpu, (tokenizer, model, post), steps)
+    return _with_ensemble(name, engine, gpu, (tokenizer, model, post), steps, serving)
+
+
+def _with_threads(model: ModelDirPlan, serving: ServingOptions) -> ModelDirPlan:
+    """`model` with the --host-threads override among its parameters, when it is a Python model."""
+    if model.config.backend != "python" or serving.host_threads is None:
+        return model
+    config = replace(model.config, parameters=(*model.config.parameters, *serving.threads_parameter()))
+    return ModelDirPlan(config, model.files)
 
 
 def _with_ensemble(
-    name: str, engine: str, gpu: GpuProfile, members: tuple[ModelDirPlan, ...], steps: tuple[EnsembleStep, ...]
+    name: str,
+    engine: str,
+    gpu: GpuProfile,
+    members: tuple[ModelDirPlan, ...],
+    steps: tuple[EnsembleStep, ...],
+    serving: ServingOptions,
 ) -> RepoPlan:
     """The plan: `members`, then the ensemble NAME (TEXT in, the last step's outputs out), cross-checked."""
+    members = tuple(_with_threads(m, serving) for m in members)
     last = next(m.config for m in members if m.config.name == steps[-1].model_name)
     ensemble = ModelConfigSpec(
         name=name,

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from builder.cli import main
+from builder.gpus import PROFILES
 
 
 def run(*args: str):
@@ -24,7 +25,7 @@ def test_gpus_table():
     lines = run("gpus").output.splitlines()
     t4 = next(line for line in lines if line.startswith("t4"))
     assert t4.split()[1:6] == ["7.5", "16", "yes", "no", "yes"]  # cc, GiB, fp16, bf16 (none on Turing), int8
-    assert len(lines) == 7
+    assert len(lines) == 1 + len(PROFILES)
 
 
 def test_console_script_is_installed():
@@ -133,6 +134,31 @@ def test_make_repo_refuses_to_gate_bf16_and_names_the_way_out(tmp_path):
         result.exit_code == 1 and "cannot gate the bf16 variant" in result.output and "--no-validate" in result.output
     )
     assert "GPU profile cpu has no BF16" in run(*args[:2], "cpu", *args[3:]).output
+
+
+def test_make_repo_refuses_to_gate_python_torch_bf16_without_a_gpu(tmp_path):
+    result = run("make-repo", "--engine", "python-torch", "--gpu", "h200", "--precision", "bf16",
+                 "--output", str(tmp_path / "repo"))  # fmt: skip
+    assert result.exit_code == 1 and "cannot gate python-torch bf16 without a GPU" in result.output
+    assert "0.9998" in result.output and "--no-validate" in result.output
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.slow
+def test_make_repo_gates_python_torch_precisions_on_the_engines_own_forward(tiny_models, tmp_path):
+    repo = tmp_path / "repo"
+    args = ("make-repo", *_distilbert(tiny_models), "--name", "dbert", "--engine", "python-torch", "--gpu", "h200",
+            "--precision")  # fmt: skip
+    result = run(*args, "hybrid", "--output", str(repo))
+    assert result.exit_code == 0, result.output
+    assert "fidelity gate on hybrid on the cpu (min cosine 0.9998" in result.output
+    fidelity = json.loads((repo / "dbert" / "tritonbuild.json").read_text())["fidelity"]
+    assert fidelity["passed"] and fidelity["variants"][0]["precision"] == "hybrid (fused, cpu)"
+    assert [m["inputs"] for m in fidelity["variants"][0]["metrics"]] == ["real text", "random ids"]
+    refused = run(*args, "fp16", "--min-cosine", "1.0", "--output", str(tmp_path / "other"))
+    assert refused.exit_code == 1 and "the fidelity gate refuses fp16 (fused, cpu)" in refused.output
+    assert "logits on random ids: min cosine 0.99999" in refused.output  # the measured number beside the bar
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
 
 
 def _distilbert(tiny_models):

@@ -80,7 +80,7 @@ def test_gate_lists_every_missed_threshold_with_numbers():
     assert len(bad.problems(Gate())) == 2  # abs diff and agreement are reported, not gated, by default
     strict = bad.problems(Gate(max_abs_diff=1.0, min_agreement=0.9))
     assert strict == [
-        "logits on real text: min cosine 0.990000 < 0.9998",
+        "logits on real text: min cosine 0.9900000 < 0.9998",
         "logits on real text: NaN/Inf rate 0.01 > 0.0",
         "logits on real text: max abs diff 3 > 1.0",
         "logits on real text: label agreement 0.5000 < 0.9",

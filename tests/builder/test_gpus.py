@@ -5,7 +5,8 @@ from builder.gpus import PROFILES, GpuProfile, get_profile
 
 
 def test_known_profiles_and_their_capabilities():
-    assert set(PROFILES) == {"cpu", "t4", "a10g", "l4", "a100", "h100"}
+    assert set(PROFILES) == {"cpu", "t4", "a10g", "l4", "a100", "h100", "h200"}
+    assert get_profile("h200").compute_capability == (9, 0) and get_profile("h200").memory_gib == 141
     assert get_profile("t4").bf16 is False  # Turing has no BF16
     assert get_profile("T4").compute_capability == (7, 5)
     assert get_profile("h100").fp8 and get_profile("l4").fp8 and not get_profile("a100").fp8

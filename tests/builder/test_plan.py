@@ -110,3 +110,13 @@ def test_serving_options_are_checked(minilm):
     )
     assert plan.models[1].config.dynamic_batching.max_queue_delay_us == 7
     assert dict(plan.models[1].config.parameters)["kernels"] == "fused"
+
+
+def test_host_threads_override_reaches_every_python_model_and_only_them(minilm):
+    plain = plan_repository(minilm, "emb", "onnxruntime", get_profile("h200"))
+    assert all("host_threads" not in dict(m.config.parameters) for m in plain.models)  # the stubs' own rule
+    plan = plan_repository(minilm, "emb", "onnxruntime", get_profile("h200"), serving=ServingOptions(host_threads=3))
+    python = {m.config.name: dict(m.config.parameters).get("host_threads") for m in plan.models}
+    assert python == {"emb_tokenizer": "3", "emb_model": None, "emb_post": "3", "emb": None}  # onnxruntime_onnx
+    with pytest.raises(ConfigError, match="--host-threads"):
+        ServingOptions(host_threads=0)
