@@ -74,17 +74,17 @@ def time_cpu(fn: object, repeats: int) -> float:
     return statistics.median(times)
 
 
-def graph_of(fn: object, ids: torch.Tensor, mask: torch.Tensor) -> object:
-    """A CUDA graph of `fn(ids, mask)` at one shape, returned as a replay function (device time only)."""
+def graph_of(fn: object, ids: torch.Tensor, mask: torch.Tensor, *extra: object) -> object:
+    """A CUDA graph of `fn(ids, mask, *extra)` at one shape, returned as a replay function (device time only)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream), torch.inference_mode():
         for _ in range(3):
-            fn(ids, mask)
+            fn(ids, mask, *extra)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.inference_mode():
-        fn(ids, mask)
+        fn(ids, mask, *extra)
     return graph.replay
 
 

@@ -203,7 +203,7 @@ def pyspy(pid: int, out: Path, seconds: float, work) -> str:
         return "py-spy not found"
     proc = subprocess.Popen(
         [binary, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--native",
-         "--threads", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"],
+         "--threads", "--idle", "--format", "raw", "--output", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     time.sleep(0.5)
@@ -353,9 +353,11 @@ def served(args: argparse.Namespace) -> None:
     make_repo(str(model), "text-classification", "bert", "python-torch", "h100", repo, force=True,
               trust_remote_code=False, echo=print, precision="fp16", serving=serving)  # fmt: skip
     if args.templates:  # serve another commit's backend files: the same repository before a fix
+        current = {p.read_text(): p.name for p in (ROOT / "templates" / "python").glob("*.py")}
         for path in repo.glob("*/1/*.py"):
-            if (args.templates / path.name).is_file():
-                shutil.copyfile(args.templates / path.name, path)
+            source = current.get(path.read_text(), path.name)  # model.py is a copy of one of the templates
+            if (args.templates / source).is_file():
+                shutil.copyfile(args.templates / source, path)
     report: dict = {"templates": label}
     result = args.out / f"served_probe_{label}.json"
     window = MeasurementConfig(window_s=2.0, stability_pct=10, stable_windows=3, max_trials=5, warmup_s=1.0)
