@@ -144,13 +144,19 @@ def profile_forward(
 def backend_module(name: str) -> object:
     """A Python-backend model file from templates/python, imported the way the server imports it."""
     import importlib
+    import os
     import sys
     from importlib.resources import files
 
     folder = str(files("templates") / "python")
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    return importlib.import_module(name)
+    saved = dict(os.environ)  # the backend helper sizes the thread pools of a stub process: not of this one
+    try:
+        return importlib.import_module(name)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def profile_model(
