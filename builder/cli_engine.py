@@ -24,6 +24,13 @@ def _summary(result: EngineResult) -> list[str]:
         f"{len(record['pinned_layers'])} layers pinned to FP32",
         f"reproduce: python3 {result.script}",
     ]
+    unpinned = record.get("unpinned_nodes") or {}
+    if unpinned:
+        lines.insert(
+            1,
+            f"{len(unpinned)} FP32 nodes of the plan not pinned (see {result.engine}.build.json): "
+            + ", ".join(sorted(unpinned)),
+        )
     checks = record.get("verification")
     if checks:
         lines.insert(

@@ -236,7 +236,8 @@ def fp32_layer_nodes(model: onnx.ModelProto, plan_name: str) -> dict[str, str]:
 # TensorRT's ONNX parser (10.x) stores "[ONNX Layer: <node name> | ...]" in each layer's metadata.
 _METADATA = re.compile(r"^\[ONNX Layer: (.*?)(?: \| .*)?\]$")
 FLOAT_TYPES = frozenset({"FLOAT", "HALF", "BF16"})
-# Layers whose arithmetic has a precision: pinned to FP32 computation and FP32 outputs.
+# Layers whose arithmetic has a precision: pinned to FP32 computation (and FP32 outputs where they are float).
+# A comparison (the EQUAL the parser makes of IsNaN) computes on float inputs and has a BOOL output.
 COMPUTE_LAYERS = frozenset(
     {
         "ACTIVATION", "ELEMENTWISE", "UNARY", "SOFTMAX", "REDUCE", "NORMALIZATION", "MATRIX_MULTIPLY",
@@ -244,7 +245,12 @@ COMPUTE_LAYERS = frozenset(
     }
 )  # fmt: skip
 # Layers that only move values: their outputs are pinned to FP32 so an FP32 region is not stored in FP16.
-MOVE_LAYERS = frozenset({"SHUFFLE", "SLICE", "CONCATENATION", "PADDING", "SQUEEZE", "UNSQUEEZE"})
+# The value is which inputs carry the data: a SELECT (what the parser makes of Where) picks from inputs 1 and
+# 2 under the BOOL condition at 0; the others move input 0 (a SHUFFLE's input 1 is its integer shape).
+MOVE_LAYERS = {
+    "SHUFFLE": (0,), "SLICE": (0,), "CONCATENATION": (0,), "PADDING": (0,), "SQUEEZE": (0,), "UNSQUEEZE": (0,),
+    "SELECT": (1, 2),
+}  # fmt: skip
 
 
 def source_node(layer_name: str, metadata: str, nodes: Collection[str]) -> str | None:
@@ -270,16 +276,67 @@ def layer_pin(layer_type: str, input_types: Sequence[str], output_types: Sequenc
     """How to keep a layer of an FP32 node in FP32, or None when its type or tensors carry no float arithmetic.
 
     Shape, constant, cast and index layers are left alone: forcing FP32 on an INT64 shape computation
-    would make the build fail. Move layers need only their data input (the first) to be float.
+    would make the build fail. A compute layer needs all its inputs float (its outputs may be BOOL); a move
+    layer needs float data inputs and a float output.
     """
     outputs = tuple(i for i, t in enumerate(output_types) if t in FLOAT_TYPES)
-    if not outputs or not input_types:
+    if not input_types:
         return None
     if layer_type in COMPUTE_LAYERS and all(t in FLOAT_TYPES for t in input_types):
         return LayerPin(True, outputs)
-    if layer_type in MOVE_LAYERS and input_types[0] in FLOAT_TYPES:
+    data = MOVE_LAYERS.get(layer_type, ())
+    if outputs and data and all(i < len(input_types) and input_types[i] in FLOAT_TYPES for i in data):
         return LayerPin(False, outputs)
     return None
+
+
+@dataclass(frozen=True)
+class ParsedLayer:
+    """What pinning reads of one layer of the parsed network (TensorRT's ILayer, as plain data)."""
+
+    name: str
+    metadata: str
+    type: str  # LayerType member name: SOFTMAX, SELECT, ...
+    inputs: tuple[str, ...]  # DataType member names of its input tensors
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    """Which layers to pin, and every FP32 node of the plan that none of them came from, with the reason."""
+
+    pins: dict[int, LayerPin]  # layer index in the network → what to fix on it
+    pinned_nodes: dict[str, tuple[str, ...]]  # FP32 node → names of its pinned layers
+    unpinned: dict[str, str]  # FP32 node → why none of its layers is pinned
+
+
+def plan_pins(layers: Sequence[ParsedLayer], nodes: Mapping[str, str]) -> PinPlan:
+    """Match the parsed network's layers to the plan's FP32 nodes and decide each layer's pin.
+
+    A node counts as pinned when at least one of its layers is; the rest are reported, never dropped.
+    """
+    pins: dict[int, LayerPin] = {}
+    pinned: dict[str, list[str]] = {}
+    seen: dict[str, list[str]] = {}
+    for index, layer in enumerate(layers):
+        node = source_node(layer.name, layer.metadata, nodes)
+        if node is None:
+            continue
+        seen.setdefault(node, []).append(layer.type)
+        pin = layer_pin(layer.type, layer.inputs, layer.outputs)
+        if pin is not None:
+            pins[index] = pin
+            pinned.setdefault(node, []).append(layer.name)
+    unpinned = {
+        node: (
+            f"its layers ({', '.join(seen[node])}) carry no float arithmetic to keep in FP32"
+            if node in seen
+            else "no layer of the parsed network came from it (folded or fused by the parser)"
+        )
+        for node in nodes
+        if node not in pinned
+    }
+    return PinPlan(pins, {node: tuple(names) for node, names in pinned.items()}, unpinned)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from builder.trt_plan import (
     EngineSpec,
     LayerPin,
     OptProfile,
+    ParsedLayer,
     Route,
     Thresholds,
     choose_route,
@@ -25,6 +26,7 @@ from builder.trt_plan import (
     layer_pin,
     optimization_profiles,
     parse_version,
+    plan_pins,
     precision_setup,
     reproduce_script,
     source_node,
@@ -160,8 +162,10 @@ def test_source_node(name, metadata, found):
         ("ELEMENTWISE", ["HALF", "FLOAT"], ["HALF"], LayerPin(True, (0,))),
         ("SHUFFLE", ["FLOAT", "INT64"], ["FLOAT"], LayerPin(False, (0,))),  # a reshape: data float, shape int
         ("ELEMENTWISE", ["INT64", "INT64"], ["INT64"], None),  # shape arithmetic must stay integer
-        ("UNARY", ["FLOAT"], ["BOOL"], None),  # IsNaN
-        ("SELECT", ["BOOL", "FLOAT", "FLOAT"], ["FLOAT"], None),
+        ("ELEMENTWISE", ["FLOAT", "FLOAT"], ["BOOL"], LayerPin(True, ())),  # IsNaN's EQUAL: x == x computed in FP32
+        ("UNARY", ["BOOL"], ["BOOL"], None),  # IsNaN's NOT: no float in it
+        ("SELECT", ["BOOL", "FLOAT", "FLOAT"], ["FLOAT"], LayerPin(False, (0,))),  # Where: data in inputs 1 and 2
+        ("SELECT", ["BOOL", "INT64", "INT64"], ["INT64"], None),
         ("CAST", ["FLOAT"], ["HALF"], None),
         ("CONSTANT", [], ["FLOAT"], None),
         ("GATHER", ["FLOAT", "INT64"], ["FLOAT"], None),
@@ -169,6 +173,34 @@ def test_source_node(name, metadata, found):
 )
 def test_layer_pin(layer_type, inputs, outputs, pin):
     assert layer_pin(layer_type, inputs, outputs) == pin
+
+
+def _layer(name, layer_type, inputs, outputs, metadata=None):
+    return ParsedLayer(name, f"[ONNX Layer: {name}]" if metadata is None else metadata, layer_type, inputs, outputs)
+
+
+def test_plan_pins_reports_every_fp32_node_it_cannot_pin():
+    nodes = {"sm": "Softmax", "nan": "IsNaN", "where": "Where", "shape": "Shape", "gone": "Softmax"}
+    layers = [
+        _layer("sm", "SOFTMAX", ("HALF",), ("HALF",)),
+        _layer("sm_1", "SHUFFLE", ("FLOAT", "INT64"), ("FLOAT",), metadata=""),
+        _layer("nan", "ELEMENTWISE", ("FLOAT", "FLOAT"), ("BOOL",)),
+        _layer("nan_1", "UNARY", ("BOOL",), ("BOOL",), metadata="[ONNX Layer: nan]"),
+        _layer("where", "SELECT", ("BOOL", "FLOAT", "FLOAT"), ("FLOAT",)),
+        _layer("shape", "SHAPE", ("FLOAT",), ("INT64",)),
+        _layer("node_MatMul_1", "MATRIX_MULTIPLY", ("HALF", "HALF"), ("HALF",)),
+    ]
+    plan = plan_pins(layers, nodes)
+    assert plan.pins == {
+        0: LayerPin(True, (0,)),
+        1: LayerPin(False, (0,)),
+        2: LayerPin(True, ()),
+        4: LayerPin(False, (0,)),
+    }
+    assert plan.pinned_nodes == {"sm": ("sm", "sm_1"), "nan": ("nan",), "where": ("where",)}
+    assert set(plan.pinned_nodes) | set(plan.unpinned) == set(nodes)  # every node accounted for
+    assert plan.unpinned["shape"] == "its layers (SHAPE) carry no float arithmetic to keep in FP32"
+    assert plan.unpinned["gone"].startswith("no layer of the parsed network came from it")
 
 
 def test_compare_outputs_uses_valid_tokens_only():
