@@ -53,6 +53,9 @@ def _summary(result: EngineResult) -> list[str]:
 @click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True, help="builder optimisation")
 @click.option("--hardware-compat", type=click.Choice(HARDWARE_LEVELS), default="none", show_default=True)
 @click.option("--version-compatible", is_flag=True, help="loadable by later TensorRT versions")
+@click.option(
+    "--tf32/--no-tf32", default=False, show_default=True, help="TF32 for FP32 layers (off: strict FP32, recorded)"
+)
 @click.option("--tokenizer", type=click.Path(path_type=Path, dir_okay=False), help="[default: beside the ONNX file]")
 @click.option("--no-verify", is_flag=True, help="skip the comparison with ONNX Runtime FP32")
 @click.option("--min-cosine", type=float, help="per-token cosine bar [default: by precision]")
@@ -71,6 +74,7 @@ def engine(
     opt_level: int,
     hardware_compat: str,
     version_compatible: bool,
+    tf32: bool,
     tokenizer: Path | None,
     no_verify: bool,
     min_cosine: float | None,
@@ -80,7 +84,7 @@ def engine(
 ) -> None:
     """Build a TensorRT engine (model.plan) from ONNX, verified against ONNX Runtime FP32 on real text.
 
-    Runs in a child process that leaves a reproduce script beside the engine. TensorRT 8.6–10.11 builds
+    Runs in a child process that leaves a reproduce script beside the engine. TensorRT 10.0–10.11 builds
     with builder flags and pinned FP32 layers; 10.12 and newer parse the precision plan's graph strongly
     typed. Engines only run on the GPU model and TensorRT version that built them.
     """
@@ -95,6 +99,7 @@ def engine(
         optimization_level=opt_level,
         hardware_compatibility=hardware_compat,
         version_compatible=version_compatible,
+        tf32=tf32,
         verify=not no_verify,
         min_cosine=min_cosine,
         max_abs_diff=max_abs_diff,

@@ -31,7 +31,7 @@ from builder.gpus import GpuProfile
 from builder.trt_plan import (
     DEFAULT_THRESHOLDS,
     EXIT_NOT_VERIFIED,
-    EXIT_WRONG_TENSORRT,
+    EXIT_WRONG_TOOLCHAIN,
     Array,
     BuildSettings,
     EngineError,
@@ -102,6 +102,7 @@ class EngineOptions:
     optimization_level: int = 3
     hardware_compatibility: str = "none"
     version_compatible: bool = False
+    tf32: bool = False
     verify: bool = True
     min_cosine: float | None = None  # None: the precision's default threshold
     max_abs_diff: float | None = None
@@ -143,8 +144,9 @@ def plan_engine(
         optimization_level=options.optimization_level,
         hardware_compatibility=options.hardware_compatibility,
         version_compatible=options.version_compatible,
+        tf32=options.tf32,
     )
-    settings.check_target(options.gpu)
+    settings.check_target(options.gpu, version)
     source = _locate(onnx_path, engine.parent)
     needs_feeds = options.verify or "int8" in setup.flags
     return EngineSpec(
@@ -239,8 +241,11 @@ def run_build(script: Path, engine: Path) -> dict[str, Any]:
     rerun = f"log: {log}; rerun: python3 {script}"
     if code < 0:
         raise EngineBuildError(f"the TensorRT build crashed (signal {-code}):\n{_log_tail(log)}", hint=rerun)
-    if code == EXIT_WRONG_TENSORRT:
-        raise EngineBuildError(_log_tail(log, 3), hint="plan again with the installed TensorRT (no --tensorrt-version)")
+    if code == EXIT_WRONG_TOOLCHAIN:
+        raise EngineBuildError(
+            _log_tail(log, 3),
+            hint="install the Polygraphy it names, or plan again with the installed TensorRT (no --tensorrt-version)",
+        )
     record = sidecar(engine, "build.json")
     if code == EXIT_NOT_VERIFIED:
         raise EngineBuildError(
@@ -312,9 +317,10 @@ def describe(spec: EngineSpec) -> str:
         if spec.route is Route.STRONG
         else f"weak typing, flags {'+'.join(spec.flags) or 'none'}, {len(spec.fp32_nodes)} FP32 nodes pinned"
     )
+    tf32 = "TF32 on for FP32 layers" if spec.settings.tf32 else "TF32 off (FP32 layers strict FP32)"
     return (
         f"TensorRT {spec.tensorrt_version}: {how}; {len(spec.profiles)} profiles (lengths {lengths}, "
-        f"batch 1–{spec.profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB"
+        f"batch 1–{spec.profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB; {tf32}"
     )
 
 

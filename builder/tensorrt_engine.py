@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polygraphy  # type: ignore[import-untyped]
 import tensorrt as trt
 from polygraphy.backend.common import BytesFromPath, SaveBytes  # type: ignore[import-untyped]
 from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx  # type: ignore[import-untyped]
@@ -36,18 +37,18 @@ from polygraphy.comparator import Comparator  # type: ignore[import-untyped]
 
 from builder.trt_plan import (
     EXIT_NOT_VERIFIED,
-    EXIT_WRONG_TENSORRT,
+    EXIT_WRONG_TOOLCHAIN,
     Array,
     EngineSpec,
     OutputFidelity,
     ParsedLayer,
     PinPlan,
     Route,
-    choose_route,
     compare_outputs,
     group_feeds,
     plan_pins,
     sidecar,
+    toolchain_problem,
 )
 
 MASK_INPUT = "attention_mask"
@@ -60,7 +61,7 @@ def _dtype_names(tensors: Sequence[trt.ITensor | None]) -> tuple[str, ...]:
 def _parsed_layer(layer: trt.ILayer) -> ParsedLayer:
     return ParsedLayer(
         name=layer.name,
-        metadata=getattr(layer, "metadata", ""),
+        metadata=layer.metadata,
         type=layer.type.name,
         inputs=_dtype_names([layer.get_input(i) for i in range(layer.num_inputs)]),
         outputs=_dtype_names([layer.get_output(i) for i in range(layer.num_outputs)]),
@@ -122,6 +123,7 @@ def _config(spec: EngineSpec, folder: Path) -> Any:
         "builder_optimization_level": settings.optimization_level,
         "hardware_compatibility_level": _hardware_level(settings.hardware_compatibility),
         "version_compatible": settings.version_compatible or None,
+        "tf32": settings.tf32,  # Polygraphy's default (False) clears TensorRT's TF32 flag
     }
     if "int8" in spec.flags and spec.feeds:
         # Implicit INT8 calibrates with the last profile (Polygraphy's rule): feed it that profile's texts.
@@ -182,12 +184,16 @@ def main(spec_data: Mapping[str, Any], folder: Path) -> int:
     """Build (and verify) the engine of `spec_data` in `folder`; write the record beside it; an exit code."""
     spec = EngineSpec.from_dict(spec_data)
     installed = str(trt.__version__)
-    if choose_route(installed) is not spec.route:
-        print(
-            f"this build was planned for TensorRT {spec.tensorrt_version} ({spec.route.value} typing), not {installed}"
-        )
-        return EXIT_WRONG_TENSORRT
-    record: dict[str, Any] = {"spec": spec.to_dict(), "tensorrt": installed, **build(spec, folder)}
+    problem = toolchain_problem(spec.tensorrt_version, installed, str(polygraphy.__version__))
+    if problem is not None:
+        print(problem)
+        return EXIT_WRONG_TOOLCHAIN
+    record: dict[str, Any] = {
+        "spec": spec.to_dict(),
+        "tensorrt": installed,
+        "polygraphy": str(polygraphy.__version__),
+        **build(spec, folder),
+    }
     problems: list[str] = []
     if spec.thresholds is not None:
         results = verify(spec, folder)

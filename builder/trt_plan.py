@@ -28,16 +28,25 @@ if TYPE_CHECKING:
 
 Array = npt.NDArray[Any]
 
-# Weak typing (builder precision flags, per-layer precision) exists from 8.6 up to 10.x; 10.12 deprecated
-# it and 11 removed it, so from 10.12 on mixed precision comes only from the Casts in the ONNX graph.
-OLDEST = (8, 6)
+# The oldest TensorRT whose engines Triton can serve as configured: 10.0 brought INT64 tensors. 8.6 builds,
+# but its headers have no DataType kINT64, so its parser turns the INT64 token inputs into INT32 inputs while
+# the config says TYPE_INT64, and the server refuses the engine. Read against the headers up to 11.1.
+OLDEST = (10, 0)
+# Weak typing (builder precision flags, per-layer precision) exists up to 10.x; 10.12 deprecated it and 11
+# removed it, so from 10.12 on mixed precision comes only from the Casts in the ONNX graph.
 STRONG_FROM = (10, 12)
+# Polygraphy 0.48.1, the oldest release on PyPI, was read and has every keyword used here:
+# NetworkFromOnnxPath(strongly_typed=), CreateConfig(bf16=, tf32=, hardware_compatibility_level=,
+# version_compatible=). Older ones are refused (0.47 has no strongly_typed=, says the review of issue 14).
+POLYGRAPHY_OLDEST = (0, 48, 1)
 PRECISIONS = ("fp32", "fp16", "hybrid", "bf16", "int8")
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
+# HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY first appears in TensorRT 10.9's NvInfer.h (AMPERE_PLUS in 8.6).
+HARDWARE_LEVEL_SINCE = {"same_compute_capability": (10, 9)}
 # The unit of GPU memory the GPU profiles use; workspace defaults are a fraction of it.
 GIB = 1 << 30
 # Exit codes of the reproduce script (builder.tensorrt_engine.main) besides 0 and a Python exception's 1.
-EXIT_WRONG_TENSORRT, EXIT_NOT_VERIFIED = 3, 4
+EXIT_WRONG_TOOLCHAIN, EXIT_NOT_VERIFIED = 3, 4
 
 
 class EngineError(UserError):
@@ -47,7 +56,7 @@ class EngineError(UserError):
 class Route(Enum):
     """How the builder learns each layer's precision."""
 
-    WEAK = "weak"  # builder flags + per-layer precision on the FP32 layers (TensorRT 8.6–10.11)
+    WEAK = "weak"  # builder flags + per-layer precision on the FP32 layers (TensorRT 10.0–10.11)
     STRONG = "strong"  # a strongly typed network: the Casts of the mixed-precision ONNX graph decide (≥ 10.12)
 
 
@@ -65,13 +74,27 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def choose_route(version: str) -> Route:
-    """Weak typing for TensorRT 8.6–10.11, a strongly typed network from 10.12 on (11 has nothing else)."""
+    """Weak typing for TensorRT 10.0–10.11, a strongly typed network from 10.12 on (11 has nothing else)."""
     parsed = parse_version(version)
     if parsed < OLDEST:
         raise EngineError(
-            f"TensorRT {version} is older than 8.6", hint="use TensorRT 8.6 or newer (the 24.10 containers have 10.x)"
+            f"TensorRT {version} is older than 10.0: its ONNX parser turns the INT64 token inputs into INT32, "
+            "which the repository's TYPE_INT64 config does not match",
+            hint="use TensorRT 10.0 or newer (nvcr.io/nvidia/tensorrt:24.10-py3 has 10.5)",
         )
     return Route.STRONG if parsed >= STRONG_FROM else Route.WEAK
+
+
+def toolchain_problem(planned: str, tensorrt: str, polygraphy: str) -> str | None:
+    """Why the installed TensorRT and Polygraphy cannot run a build planned for TensorRT `planned`, or None."""
+    if choose_route(tensorrt) is not choose_route(planned):
+        return f"this build was planned for TensorRT {planned} ({choose_route(planned).value} typing), not {tensorrt}"
+    if parse_version(polygraphy) < POLYGRAPHY_OLDEST:
+        oldest = ".".join(map(str, POLYGRAPHY_OLDEST))
+        return (
+            f"Polygraphy {polygraphy} is older than {oldest}, the oldest checked to take every keyword this build uses"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,8 @@ class BuildSettings:
     optimization_level: int = 3  # TensorRT's default; 5 searches longest
     hardware_compatibility: str = "none"  # none, ampere_plus, same_compute_capability
     version_compatible: bool = False  # a plan that later TensorRT versions can load (with its lean runtime)
+    # Polygraphy clears TensorRT's TF32 flag unless asked: FP32 layers then run strict FP32 (slower on Ampere+).
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.optimization_level <= 5:
@@ -164,13 +189,20 @@ class BuildSettings:
         if self.workspace_bytes < 1 << 20:
             raise ConfigError(f"workspace of {self.workspace_bytes} bytes is below 1 MiB")
 
-    def check_target(self, gpu: GpuProfile) -> None:
-        """Refuse hardware compatibility the target cannot have (AMPERE_PLUS needs compute capability ≥ 8.0)."""
-        if self.hardware_compatibility == "ampere_plus" and (gpu.compute_capability or (0, 0)) < (8, 0):
+    def check_target(self, gpu: GpuProfile, version: str) -> None:
+        """Refuse hardware compatibility the target or the TensorRT version cannot have."""
+        level = self.hardware_compatibility
+        if level == "ampere_plus" and (gpu.compute_capability or (0, 0)) < (8, 0):
             raise ConfigError(
                 f"hardware compatibility ampere_plus needs compute capability 8.0 or newer; {gpu.name} has "
                 f"{'.'.join(map(str, gpu.compute_capability or ()))}",
                 hint="build without --hardware-compat for this GPU",
+            )
+        since = HARDWARE_LEVEL_SINCE.get(level)
+        if since and parse_version(version) < since:
+            raise EngineError(
+                f"hardware compatibility {level} needs TensorRT {'.'.join(map(str, since))} or newer, not {version}",
+                hint="use ampere_plus or none with this TensorRT, or a newer container",
             )
 
 
@@ -215,8 +247,6 @@ def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile)
                 hint="use fp16 or hybrid, or build with a TensorRT older than 10.12",
             )
         return PrecisionSetup((), None, precision)
-    if precision == "bf16" and parse_version(version) < (10, 0):
-        raise EngineError(f"BF16 needs TensorRT 10 or newer, not {version}", hint="use fp16 or hybrid")
     flags = {"fp16": ("fp16",), "hybrid": ("fp16",), "bf16": ("bf16",), "int8": ("int8", "fp16")}[precision]
     # INT8 keeps the hybrid plan's FP32 layers (softmax, normalisation) and lets the rest choose INT8 or FP16.
     return PrecisionSetup(flags, "hybrid" if precision == "int8" else precision, None)

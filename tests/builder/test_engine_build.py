@@ -174,6 +174,24 @@ def test_weak_route_plan_pins_the_hybrid_nodes_and_parses_the_fp32_graph(minilm_
     assert sorted(p.name for p in result.script.parent.iterdir()) == ["model.plan.build.py", "model.plan.feeds.npz"]
 
 
+def _engine_cli(minilm_onnx, tmp_path, *extra):
+    args = ["engine", "--onnx", str(minilm_onnx), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
+    return CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", *extra])
+
+
+@pytest.mark.slow
+def test_cli_records_tf32_and_refuses_same_compute_capability_before_10_9(minilm_onnx, tmp_path):
+    result = _engine_cli(minilm_onnx, tmp_path, "--max-length", "256", "--tf32", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "TF32 on for FP32 layers" in result.output
+    assert _script_spec(tmp_path / "e" / "model.plan.build.py").settings.tf32 is True
+    refused = _engine_cli(
+        minilm_onnx, tmp_path / "x", "--max-length", "256", "--hardware-compat", "same_compute_capability"
+    )
+    assert refused.exit_code == 1 and "needs TensorRT 10.9 or newer, not 10.5.0.18" in refused.output
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.slow
 def test_real_text_feeds_fit_their_profiles(minilm_onnx, tmp_path):
     result = _plan_only(minilm_onnx, tmp_path, "10.5.0.18")
