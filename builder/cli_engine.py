@@ -8,6 +8,7 @@ import click
 
 from builder.cli_util import int_list
 from builder.engine_build import EngineFromOnnx, EngineOptions, EngineResult
+from builder.export import exported_max_length
 from builder.gpus import PROFILES, get_profile
 from builder.trt_plan import GIB, HARDWARE_LEVELS, PRECISIONS
 
@@ -46,7 +47,11 @@ def _summary(result: EngineResult) -> list[str]:
 @click.option("--gpu", type=click.Choice([n for n, p in PROFILES.items() if p.is_gpu]), required=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="hybrid", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True, help="the engine (.plan)")
-@click.option("--max-length", type=click.IntRange(1), help="longest sequence [default: the GPU profile's last bucket]")
+@click.option(
+    "--max-length",
+    type=click.IntRange(1),
+    help="longest sequence [default: the model's maximum, from export.json beside the ONNX file, as make-repo uses]",
+)
 @click.option("--profile-lengths", type=int_list, help="upper lengths of the profiles, e.g. 128,256 [default: buckets]")
 @click.option("--workspace-gib", type=click.FloatRange(0.001), help="builder workspace [default: GPU memory / 4, 1–8]")
 @click.option("--timing-cache", type=click.Path(path_type=Path, dir_okay=False), help="reused across builds")
@@ -92,7 +97,7 @@ def engine(
     options = EngineOptions(
         gpu=profile,
         precision=precision,
-        max_length=max_length or profile.seq_buckets[-1],
+        max_length=max_length or exported_max_length(onnx_path),
         profile_lengths=profile_lengths or (),
         workspace_bytes=int(workspace_gib * GIB) if workspace_gib else None,
         timing_cache=timing_cache,

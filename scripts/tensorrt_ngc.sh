@@ -13,9 +13,8 @@ repo=${REPO:-build/tensorrt/repo}
 results=${RESULTS:-results/tensorrt-$name-$gpu-$precision}
 
 .venv/bin/tritonbuild export --model "$model" --task "$task" --output "$work/onnx"
-# The engine's profiles must end at the model's maximum length, as the repository's tokenizer pads up to it.
-max_length=$(.venv/bin/python -c "from builder.source import inspect_model; print(inspect_model('$model', '$task').max_length)")
-scripts/build_engine_ngc.sh "$work/onnx/model.onnx" "$gpu" "$precision" "$work/engine/model.plan" --max-length "$max_length"
+# The engine's profiles end at the model's maximum length (export.json), as the repository's tokenizer pads up to it.
+scripts/build_engine_ngc.sh "$work/onnx/model.onnx" "$gpu" "$precision" "$work/engine/model.plan"
 .venv/bin/tritonbuild make-repo --model "$model" --task "$task" --name "$name" --gpu "$gpu" --engine tensorrt \
   --precision "$precision" --engine-file "$work/engine/model.plan" --output "$repo" --force
 

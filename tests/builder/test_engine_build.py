@@ -30,12 +30,20 @@ from builder.engine_build import (
     plan_engine,
     run_build,
 )
-from builder.export import OnnxFromModel
+from builder.export import OnnxFromModel, write_export_record
 from builder.gpus import get_profile
 from builder.modelconfig import parse_config
 from builder.pipeline import make_repo
 from builder.source import inspect_model, save_tokenizer_json
-from builder.trt_plan import EngineError, EngineSpec, Route, compare_outputs, fp32_layer_nodes, group_feeds
+from builder.trt_plan import (
+    EngineError,
+    EngineSpec,
+    Route,
+    compare_outputs,
+    fp32_layer_nodes,
+    group_feeds,
+    optimization_profiles,
+)
 
 no_tensorrt = pytest.mark.skipif(installed_tensorrt() is not None, reason="TensorRT is installed here")
 
@@ -129,6 +137,7 @@ def minilm_onnx(tmp_path_factory):
     folder = tmp_path_factory.mktemp("minilm-onnx")
     OnnxFromModel(info, folder / "model.onnx")()
     save_tokenizer_json(info, folder / "tokenizer.json")
+    write_export_record(info, folder)  # as `tritonbuild export` leaves it
     return folder / "model.onnx"
 
 
@@ -190,6 +199,28 @@ def test_cli_records_tf32_and_refuses_same_compute_capability_before_10_9(minilm
     )
     assert refused.exit_code == 1 and "needs TensorRT 10.9 or newer, not 10.5.0.18" in refused.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_engine_defaults_to_the_models_maximum_length_as_make_repo_does(minilm_onnx, tmp_path):
+    result = _engine_cli(minilm_onnx, tmp_path, "--no-verify")  # no --max-length
+    assert result.exit_code == 0, result.output
+    spec = _script_spec(tmp_path / "e" / "model.plan.build.py")
+    info = inspect_model("minilm", "feature-extraction")
+    assert spec.profiles[-1].max_length == info.max_length == 256  # not t4's last bucket, 512
+    # check_prebuilt, which make-repo runs on --engine-file, wants exactly these profiles
+    assert spec.profiles == optimization_profiles(get_profile("t4"), info.max_length)
+
+
+@pytest.mark.slow
+def test_engine_without_an_export_record_asks_for_the_maximum_length(minilm_onnx, tmp_path):
+    elsewhere = tmp_path / "bare" / "model.onnx"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(minilm_onnx.read_bytes())
+    args = ["engine", "--onnx", str(elsewhere), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
+    result = CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", "--no-verify"])
+    assert result.exit_code == 1 and "no export.json beside" in result.output and "--max-length" in result.output
+    assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow
