@@ -8,7 +8,6 @@ import click
 
 from builder.cli_util import int_list
 from builder.engine_build import EngineFromOnnx, EngineOptions, EngineResult
-from builder.export import exported_max_length
 from builder.gpus import PROFILES, get_profile
 from builder.trt_plan import GIB, HARDWARE_LEVELS, PRECISIONS
 
@@ -97,7 +96,7 @@ def engine(
     options = EngineOptions(
         gpu=profile,
         precision=precision,
-        max_length=max_length or exported_max_length(onnx_path),
+        max_length=max_length,
         profile_lengths=profile_lengths or (),
         workspace_bytes=int(workspace_gib * GIB) if workspace_gib else None,
         timing_cache=timing_cache,

@@ -211,6 +211,43 @@ def default_timing_cache(version: str, gpu: GpuProfile) -> Path:
     return Path.home() / ".cache" / "tritonbuild" / "tensorrt" / f"timing-{version}-{gpu.name}.cache"
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """GPU memory the served model holds (builder.trt_memory's estimate; no engine was measured)."""
+
+    instances: int
+    contexts_per_instance: int  # one per optimization profile each instance lists (Triton's TensorRT backend)
+    weights_bytes: int  # per instance: engines with dynamic shapes are not shared between instances
+    context_bytes: int  # per context, sized for the largest profile; an unfused peak, so an upper estimate
+    gpu_bytes: int  # the GPU profile's memory
+    unknown_tensors: int  # intermediate tensors whose shape could not be resolved (not counted)
+
+    @property
+    def total_bytes(self) -> int:
+        """Weights of every instance plus every execution context."""
+        return self.instances * (self.weights_bytes + self.contexts_per_instance * self.context_bytes)
+
+    def summary(self) -> str:
+        """One line: the total and how it is made up, against the GPU's memory."""
+        gib = 1 / GIB
+        return (
+            f"GPU memory estimate {self.total_bytes * gib:.1f} of {self.gpu_bytes * gib:.0f} GiB: "
+            f"{self.instances} instances × ({self.weights_bytes * gib:.2f} GiB weights + "
+            f"{self.contexts_per_instance} contexts × {self.context_bytes * gib:.2f} GiB activations at the largest "
+            "profile)"
+        )
+
+    def warning(self) -> str | None:
+        """What to change when the estimate exceeds the GPU's memory, else None."""
+        if self.total_bytes <= self.gpu_bytes:
+            return None
+        return (
+            f"the estimate exceeds the GPU's {self.gpu_bytes / GIB:.0f} GiB: the server may fail to load the model; "
+            "use fewer --profile-lengths or a GPU profile with a smaller max batch (it is an unfused upper "
+            "estimate: TensorRT's fusions need less)"
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Precision
 
@@ -487,6 +524,7 @@ class EngineSpec:
     settings: BuildSettings
     feeds: str | None = None  # .npz of real-text token ids per profile (verification, INT8 calibration)
     thresholds: Thresholds | None = None  # None: the engine is not verified
+    memory: MemoryEstimate | None = None  # what the served model will hold on the GPU (an estimate)
     extra: dict[str, str] = field(default_factory=dict)  # provenance only (source model, tool version)
 
     def to_dict(self) -> dict[str, Any]:
@@ -506,6 +544,7 @@ class EngineSpec:
                 "profiles": tuple(OptProfile(**p) for p in raw["profiles"]),
                 "settings": BuildSettings(**raw["settings"]),
                 "thresholds": Thresholds(**raw["thresholds"]) if raw.get("thresholds") else None,
+                "memory": MemoryEstimate(**raw["memory"]) if raw.get("memory") else None,
             }
         )
 

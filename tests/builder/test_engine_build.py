@@ -193,6 +193,12 @@ def test_cli_records_tf32_and_refuses_same_compute_capability_before_10_9(minilm
     result = _engine_cli(minilm_onnx, tmp_path, "--max-length", "256", "--tf32", "--no-verify")
     assert result.exit_code == 0, result.output
     assert "TF32 on for FP32 layers" in result.output
+    # The plan says what the served model will hold: 2 instances × 5 profiles = 10 execution contexts on the t4.
+    assert (
+        "GPU memory estimate" in result.output and "2 instances × (" in result.output and "5 contexts" in result.output
+    )
+    memory = _script_spec(tmp_path / "e" / "model.plan.build.py").memory
+    assert (memory.instances, memory.contexts_per_instance, memory.gpu_bytes) == (2, 5, 16 << 30)
     assert _script_spec(tmp_path / "e" / "model.plan.build.py").settings.tf32 is True
     refused = _engine_cli(
         minilm_onnx, tmp_path / "x", "--max-length", "256", "--hardware-compat", "same_compute_capability"
