@@ -19,7 +19,8 @@ scripts/build_engine_ngc.sh "$work/onnx/model.onnx" "$gpu" "$precision" "$work/e
   --precision "$precision" --engine-file "$work/engine/model.plan" --output "$repo" --force
 
 container=$(DETACH=1 scripts/serve_ngc.sh "$repo" | tee /dev/stderr | tail -n 1)
-trap 'docker stop "$container" >/dev/null' EXIT
+mkdir -p "$results"
+trap 'docker logs "$container" >"$results/server.log" 2>&1; docker rm -f "$container" >/dev/null' EXIT
 .venv/bin/tritonbench sweep --url 127.0.0.1:8001 --protocol grpc --model "$name" --repo "$repo" \
   --batch-sizes "${BATCH_SIZES:-1,8,32}" --seq-lens "${SEQ_LENS:-16,128}" --concurrency "${CONCURRENCY:-1,4,16}" \
   --metrics-url http://127.0.0.1:8002/metrics --variant "tensorrt-$precision" --out "$results"
