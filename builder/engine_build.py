@@ -27,15 +27,19 @@ import onnx
 
 from builder import __version__
 from builder.errors import OutputError
+from builder.export import exported_max_length
 from builder.gpus import GpuProfile
+from builder.trt_memory import estimate_memory
 from builder.trt_plan import (
     DEFAULT_THRESHOLDS,
     EXIT_NOT_VERIFIED,
-    EXIT_WRONG_TENSORRT,
+    EXIT_WRONG_TOOLCHAIN,
+    GIB,
     Array,
     BuildSettings,
     EngineError,
     EngineSpec,
+    MemoryEstimate,
     OptProfile,
     Route,
     Thresholds,
@@ -95,13 +99,14 @@ class EngineOptions:
 
     gpu: GpuProfile
     precision: str
-    max_length: int
+    max_length: int | None  # None: the model's maximum, from the export.json beside the ONNX file (as make-repo)
     profile_lengths: tuple[int, ...] = ()  # empty: one profile per length bucket of the GPU profile
     workspace_bytes: int | None = None  # None: default_workspace_bytes(gpu)
     timing_cache: Path | None = None  # None: default_timing_cache(version, gpu)
     optimization_level: int = 3
     hardware_compatibility: str = "none"
     version_compatible: bool = False
+    tf32: bool = False
     verify: bool = True
     min_cosine: float | None = None  # None: the precision's default threshold
     max_abs_diff: float | None = None
@@ -131,10 +136,27 @@ def _token_inputs(model: onnx.ModelProto) -> tuple[str, ...]:
     return names
 
 
+def _memory(
+    model: onnx.ModelProto, options: EngineOptions, profiles: tuple[OptProfile, ...], fp32_nodes: set[str]
+) -> MemoryEstimate:
+    """Served as make-repo configures it: every instance of the GPU profile holds one context per profile."""
+    largest = profiles[-1]
+    return estimate_memory(
+        model,
+        fp32_nodes,
+        half=options.precision != "fp32",
+        shape=(largest.max_batch, largest.max_length),
+        contexts=(options.gpu.model_instances, len(profiles)),
+        gpu_bytes=options.gpu.memory_gib * GIB,
+    )
+
+
 def plan_engine(
     model: onnx.ModelProto, onnx_path: Path, engine: Path, options: EngineOptions, version: str
 ) -> EngineSpec:
     """Decide the whole build for TensorRT `version`: route, flags, FP32 layers, profiles, settings, files."""
+    if options.max_length is None:
+        raise ValueError("plan_engine needs the maximum length decided (EngineFromOnnx reads it from export.json)")
     route = choose_route(version)
     setup = precision_setup(options.precision, route, version, options.gpu)
     settings = BuildSettings(
@@ -143,10 +165,13 @@ def plan_engine(
         optimization_level=options.optimization_level,
         hardware_compatibility=options.hardware_compatibility,
         version_compatible=options.version_compatible,
+        tf32=options.tf32,
     )
-    settings.check_target(options.gpu)
+    settings.check_target(options.gpu, version)
     source = _locate(onnx_path, engine.parent)
     needs_feeds = options.verify or "int8" in setup.flags
+    profiles = optimization_profiles(options.gpu, options.max_length, options.profile_lengths)
+    fp32_nodes = fp32_layer_nodes(model, setup.pin_plan) if setup.pin_plan else {}
     return EngineSpec(
         engine=engine.name,
         network_onnx=sidecar(engine, "network.onnx").name if setup.network_plan else source,
@@ -156,12 +181,15 @@ def plan_engine(
         tensorrt_version=version,
         route=route,
         flags=setup.flags,
-        fp32_nodes=fp32_layer_nodes(model, setup.pin_plan) if setup.pin_plan else {},
+        fp32_nodes=fp32_nodes,
         input_names=_token_inputs(model),
-        profiles=optimization_profiles(options.gpu, options.max_length, options.profile_lengths),
+        profiles=profiles,
         settings=settings,
         feeds=sidecar(engine, "feeds.npz").name if needs_feeds else None,
         thresholds=options.thresholds(),
+        memory=_memory(
+            model, options, profiles, set(fp32_layer_nodes(model, setup.pin_plan or setup.network_plan or "fp32"))
+        ),
         extra={"tritonbuild": __version__, "onnx": str(onnx_path.resolve())},
     )
 
@@ -239,8 +267,11 @@ def run_build(script: Path, engine: Path) -> dict[str, Any]:
     rerun = f"log: {log}; rerun: python3 {script}"
     if code < 0:
         raise EngineBuildError(f"the TensorRT build crashed (signal {-code}):\n{_log_tail(log)}", hint=rerun)
-    if code == EXIT_WRONG_TENSORRT:
-        raise EngineBuildError(_log_tail(log, 3), hint="plan again with the installed TensorRT (no --tensorrt-version)")
+    if code == EXIT_WRONG_TOOLCHAIN:
+        raise EngineBuildError(
+            _log_tail(log, 3),
+            hint="install the Polygraphy it names, or plan again with the installed TensorRT (no --tensorrt-version)",
+        )
     record = sidecar(engine, "build.json")
     if code == EXIT_NOT_VERIFIED:
         raise EngineBuildError(
@@ -296,8 +327,11 @@ class EngineFromOnnx:
         assert version is not None
         if not self.onnx_path.is_file():
             raise EngineError(f"no ONNX file at {self.onnx_path}", hint="tritonbuild export writes model.onnx")
+        options = self.options
+        if options.max_length is None:
+            options = replace(options, max_length=exported_max_length(self.onnx_path))
         model = onnx.load(str(self.onnx_path), load_external_data=False)
-        spec = plan_engine(model, self.onnx_path, self.engine, self.options, version)
+        spec = plan_engine(model, self.onnx_path, self.engine, options, version)
         self.echo(describe(spec))
         script = prepare(spec, self.engine, self.options.tokenizer)
         record = run_build(script, self.engine) if self.build else None
@@ -305,17 +339,24 @@ class EngineFromOnnx:
 
 
 def describe(spec: EngineSpec) -> str:
-    """One line on what the build does, for the CLI."""
+    """What the build does and what the served engine will hold on the GPU, for the CLI."""
     lengths = ", ".join(f"{p.min_length}–{p.max_length}" for p in spec.profiles)
     how = (
         f"strongly typed network from the {spec.precision} graph"
         if spec.route is Route.STRONG
         else f"weak typing, flags {'+'.join(spec.flags) or 'none'}, {len(spec.fp32_nodes)} FP32 nodes pinned"
     )
-    return (
+    tf32 = "TF32 on for FP32 layers" if spec.settings.tf32 else "TF32 off (FP32 layers strict FP32)"
+    lines = [
         f"TensorRT {spec.tensorrt_version}: {how}; {len(spec.profiles)} profiles (lengths {lengths}, "
-        f"batch 1–{spec.profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB"
-    )
+        f"batch 1–{spec.profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB; {tf32}"
+    ]
+    if spec.memory is not None:
+        lines.append(spec.memory.summary())
+        warning = spec.memory.warning()
+        if warning:
+            lines.append(f"warning: {warning}")
+    return "\n".join(lines)
 
 
 def check_prebuilt(engine: Path, gpu: GpuProfile, precision: str, max_length: int) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
 from pathlib import Path
 
 import torch
 
-from builder.errors import OutputError
+from builder.errors import ConfigError, OutputError
 from builder.source import ModelInfo, load_graph_module
 from builder.tasks import GraphModule
 
@@ -18,6 +19,25 @@ OPSET = 18
 INPUT_NAMES = ("input_ids", "attention_mask")
 # Traced at (2, 16); parity is then checked at other shapes, so a graph specialised to the trace fails.
 TRACE_SHAPE = (2, 16)
+# Beside model.onnx: what later stages need from the source model (an ONNX graph does not keep its maximum length).
+EXPORT_RECORD = "export.json"
+
+
+def write_export_record(info: ModelInfo, folder: Path) -> None:
+    """Record the model, task and maximum length (what make-repo's tokenizer pads up to) beside the export."""
+    record = {"model": str(info.path), "task": info.task.name, "max_length": info.max_length}
+    (folder / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def exported_max_length(onnx_path: Path) -> int:
+    """The maximum length recorded beside an exported graph: the length make-repo serves it with."""
+    record = onnx_path.parent / EXPORT_RECORD
+    if not record.is_file():
+        raise ConfigError(
+            f"no {EXPORT_RECORD} beside {onnx_path}, so the model's maximum length is unknown",
+            hint="pass --max-length (the model's maximum, which make-repo uses), or export with `tritonbuild export`",
+        )
+    return int(json.loads(record.read_text())["max_length"])
 
 
 def dummy_inputs(batch: int, seq: int, vocab: int, pad_id: int, seed: int) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.engine_build import EngineOptions, check_prebuilt, engine_artifact, require_tensorrt
 from builder.errors import ConfigError
-from builder.export import OnnxFromModel
+from builder.export import OnnxFromModel, write_export_record
 from builder.fidelity import (
     FidelityError,
     FidelityOptions,
@@ -62,13 +62,14 @@ def _export_steps(info: ModelInfo, onnx_path: Path, state: _Exported) -> list[St
 
 
 def export_onnx(model: str, task: str, output: Path, trust_remote_code: bool, echo: Echo) -> ParityReport:
-    """`tritonbuild export`: ONNX + parity.json (+ tokenizer.json) in `output`."""
+    """`tritonbuild export`: ONNX + parity.json, tokenizer.json and export.json in `output`."""
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
     state = _Exported()
     onnx_path = output / "model.onnx"
     run_steps(_export_steps(info, onnx_path, state), echo)
     save_tokenizer_json(info, output / "tokenizer.json")
+    write_export_record(info, output)
     (output / "parity.json").write_text(
         json.dumps(
             {"atol": state.parity.atol, "worst": state.parity.worst, "shapes": [vars(r) for r in state.parity.results]},

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polygraphy  # type: ignore[import-untyped]
 import tensorrt as trt
 from polygraphy.backend.common import BytesFromPath, SaveBytes  # type: ignore[import-untyped]
 from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx  # type: ignore[import-untyped]
@@ -36,56 +37,59 @@ from polygraphy.comparator import Comparator  # type: ignore[import-untyped]
 
 from builder.trt_plan import (
     EXIT_NOT_VERIFIED,
-    EXIT_WRONG_TENSORRT,
+    EXIT_WRONG_TOOLCHAIN,
     Array,
     EngineSpec,
     OutputFidelity,
+    ParsedLayer,
+    PinPlan,
     Route,
-    choose_route,
     compare_outputs,
     group_feeds,
-    layer_pin,
+    plan_pins,
     sidecar,
-    source_node,
+    toolchain_problem,
 )
 
 MASK_INPUT = "attention_mask"
 
 
-def _dtype_names(tensors: Sequence[trt.ITensor | None]) -> list[str]:
-    return [t.dtype.name for t in tensors if t is not None]
+def _dtype_names(tensors: Sequence[trt.ITensor | None]) -> tuple[str, ...]:
+    return tuple(t.dtype.name for t in tensors if t is not None)
 
 
-def pin_fp32_layers(network: trt.INetworkDefinition, nodes: Mapping[str, str]) -> list[str]:
-    """Set FP32 precision and FP32 outputs on the layers parsed from `nodes`; the names of the layers pinned."""
-    pinned = []
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        if source_node(layer.name, getattr(layer, "metadata", ""), nodes) is None:
-            continue
-        inputs = _dtype_names([layer.get_input(i) for i in range(layer.num_inputs)])
-        outputs = _dtype_names([layer.get_output(i) for i in range(layer.num_outputs)])
-        pin = layer_pin(layer.type.name, inputs, outputs)
-        if pin is None:
-            continue
+def _parsed_layer(layer: trt.ILayer) -> ParsedLayer:
+    return ParsedLayer(
+        name=layer.name,
+        metadata=layer.metadata,
+        type=layer.type.name,
+        inputs=_dtype_names([layer.get_input(i) for i in range(layer.num_inputs)]),
+        outputs=_dtype_names([layer.get_output(i) for i in range(layer.num_outputs)]),
+    )
+
+
+def pin_fp32_layers(network: trt.INetworkDefinition, nodes: Mapping[str, str]) -> PinPlan:
+    """Set FP32 precision and FP32 outputs on the layers parsed from `nodes`; what was pinned and what was not."""
+    layers = [network.get_layer(index) for index in range(network.num_layers)]
+    plan = plan_pins([_parsed_layer(layer) for layer in layers], nodes)
+    for index, pin in plan.pins.items():
         if pin.precision:
-            layer.precision = trt.DataType.FLOAT
+            layers[index].precision = trt.DataType.FLOAT
         for output in pin.outputs:
-            layer.set_output_type(output, trt.DataType.FLOAT)
-        pinned.append(layer.name)
-    if nodes and not pinned:
+            layers[index].set_output_type(output, trt.DataType.FLOAT)
+    if nodes and not plan.pins:
         raise RuntimeError(f"none of the {len(nodes)} FP32 nodes of the plan matched a layer of the parsed network")
-    return pinned
+    return plan
 
 
-def _network(spec: EngineSpec, folder: Path, pinned: list[str]) -> Callable[[], Any]:
+def _network(spec: EngineSpec, folder: Path, pinned: list[PinPlan]) -> Callable[[], Any]:
     """Polygraphy's network loader: parse the ONNX graph, then pin the FP32 layers on the weak route."""
     parse = NetworkFromOnnxPath(str(folder / spec.network_onnx), strongly_typed=spec.route is Route.STRONG)
     if not spec.fp32_nodes:
         return parse  # type: ignore[no-any-return]
 
     def pin(network: trt.INetworkDefinition) -> None:
-        pinned.extend(pin_fp32_layers(network, spec.fp32_nodes))
+        pinned.append(pin_fp32_layers(network, spec.fp32_nodes))
 
     return PostprocessNetwork(parse, pin, name="pin FP32 layers")  # type: ignore[no-any-return]
 
@@ -119,6 +123,7 @@ def _config(spec: EngineSpec, folder: Path) -> Any:
         "builder_optimization_level": settings.optimization_level,
         "hardware_compatibility_level": _hardware_level(settings.hardware_compatibility),
         "version_compatible": settings.version_compatible or None,
+        "tf32": settings.tf32,  # Polygraphy's default (False) clears TensorRT's TF32 flag
     }
     if "int8" in spec.flags and spec.feeds:
         # Implicit INT8 calibrates with the last profile (Polygraphy's rule): feed it that profile's texts.
@@ -131,13 +136,20 @@ def build(spec: EngineSpec, folder: Path) -> dict[str, Any]:
     """Build and save the engine; what was built, for the record beside it."""
     cache = folder / spec.settings.timing_cache
     cache.parent.mkdir(parents=True, exist_ok=True)
-    pinned: list[str] = []
+    pinned: list[PinPlan] = []
     start = time.perf_counter()
     serialized = EngineBytesFromNetwork(
         _network(spec, folder, pinned), _config(spec, folder), save_timing_cache=str(cache)
     )
     SaveBytes(serialized, str(folder / spec.engine))()
-    return {"build_seconds": round(time.perf_counter() - start, 1), "pinned_layers": pinned}
+    plan = pinned[-1] if pinned else PinPlan({}, {}, {})
+    for node, why in plan.unpinned.items():
+        print(f"FP32 node {node} ({spec.fp32_nodes[node]}) not pinned: {why}")
+    return {
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "pinned_layers": [name for names in plan.pinned_nodes.values() for name in names],
+        "unpinned_nodes": plan.unpinned,
+    }
 
 
 def _compare(
@@ -172,12 +184,16 @@ def main(spec_data: Mapping[str, Any], folder: Path) -> int:
     """Build (and verify) the engine of `spec_data` in `folder`; write the record beside it; an exit code."""
     spec = EngineSpec.from_dict(spec_data)
     installed = str(trt.__version__)
-    if choose_route(installed) is not spec.route:
-        print(
-            f"this build was planned for TensorRT {spec.tensorrt_version} ({spec.route.value} typing), not {installed}"
-        )
-        return EXIT_WRONG_TENSORRT
-    record: dict[str, Any] = {"spec": spec.to_dict(), "tensorrt": installed, **build(spec, folder)}
+    problem = toolchain_problem(spec.tensorrt_version, installed, str(polygraphy.__version__))
+    if problem is not None:
+        print(problem)
+        return EXIT_WRONG_TOOLCHAIN
+    record: dict[str, Any] = {
+        "spec": spec.to_dict(),
+        "tensorrt": installed,
+        "polygraphy": str(polygraphy.__version__),
+        **build(spec, folder),
+    }
     problems: list[str] = []
     if spec.thresholds is not None:
         results = verify(spec, folder)

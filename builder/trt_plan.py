@@ -28,16 +28,25 @@ if TYPE_CHECKING:
 
 Array = npt.NDArray[Any]
 
-# Weak typing (builder precision flags, per-layer precision) exists from 8.6 up to 10.x; 10.12 deprecated
-# it and 11 removed it, so from 10.12 on mixed precision comes only from the Casts in the ONNX graph.
-OLDEST = (8, 6)
+# The oldest TensorRT whose engines Triton can serve as configured: 10.0 brought INT64 tensors. 8.6 builds,
+# but its headers have no DataType kINT64, so its parser turns the INT64 token inputs into INT32 inputs while
+# the config says TYPE_INT64, and the server refuses the engine. Read against the headers up to 11.1.
+OLDEST = (10, 0)
+# Weak typing (builder precision flags, per-layer precision) exists up to 10.x; 10.12 deprecated it and 11
+# removed it, so from 10.12 on mixed precision comes only from the Casts in the ONNX graph.
 STRONG_FROM = (10, 12)
+# Polygraphy 0.48.1, the oldest release on PyPI, was read and has every keyword used here:
+# NetworkFromOnnxPath(strongly_typed=), CreateConfig(bf16=, tf32=, hardware_compatibility_level=,
+# version_compatible=). Older ones are refused (0.47 has no strongly_typed=, says the review of issue 14).
+POLYGRAPHY_OLDEST = (0, 48, 1)
 PRECISIONS = ("fp32", "fp16", "hybrid", "bf16", "int8")
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
+# HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY first appears in TensorRT 10.9's NvInfer.h (AMPERE_PLUS in 8.6).
+HARDWARE_LEVEL_SINCE = {"same_compute_capability": (10, 9)}
 # The unit of GPU memory the GPU profiles use; workspace defaults are a fraction of it.
 GIB = 1 << 30
 # Exit codes of the reproduce script (builder.tensorrt_engine.main) besides 0 and a Python exception's 1.
-EXIT_WRONG_TENSORRT, EXIT_NOT_VERIFIED = 3, 4
+EXIT_WRONG_TOOLCHAIN, EXIT_NOT_VERIFIED = 3, 4
 
 
 class EngineError(UserError):
@@ -47,7 +56,7 @@ class EngineError(UserError):
 class Route(Enum):
     """How the builder learns each layer's precision."""
 
-    WEAK = "weak"  # builder flags + per-layer precision on the FP32 layers (TensorRT 8.6–10.11)
+    WEAK = "weak"  # builder flags + per-layer precision on the FP32 layers (TensorRT 10.0–10.11)
     STRONG = "strong"  # a strongly typed network: the Casts of the mixed-precision ONNX graph decide (≥ 10.12)
 
 
@@ -65,13 +74,27 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def choose_route(version: str) -> Route:
-    """Weak typing for TensorRT 8.6–10.11, a strongly typed network from 10.12 on (11 has nothing else)."""
+    """Weak typing for TensorRT 10.0–10.11, a strongly typed network from 10.12 on (11 has nothing else)."""
     parsed = parse_version(version)
     if parsed < OLDEST:
         raise EngineError(
-            f"TensorRT {version} is older than 8.6", hint="use TensorRT 8.6 or newer (the 24.10 containers have 10.x)"
+            f"TensorRT {version} is older than 10.0: its ONNX parser turns the INT64 token inputs into INT32, "
+            "which the repository's TYPE_INT64 config does not match",
+            hint="use TensorRT 10.0 or newer (nvcr.io/nvidia/tensorrt:24.10-py3 has 10.5)",
         )
     return Route.STRONG if parsed >= STRONG_FROM else Route.WEAK
+
+
+def toolchain_problem(planned: str, tensorrt: str, polygraphy: str) -> str | None:
+    """Why the installed TensorRT and Polygraphy cannot run a build planned for TensorRT `planned`, or None."""
+    if choose_route(tensorrt) is not choose_route(planned):
+        return f"this build was planned for TensorRT {planned} ({choose_route(planned).value} typing), not {tensorrt}"
+    if parse_version(polygraphy) < POLYGRAPHY_OLDEST:
+        oldest = ".".join(map(str, POLYGRAPHY_OLDEST))
+        return (
+            f"Polygraphy {polygraphy} is older than {oldest}, the oldest checked to take every keyword this build uses"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,8 @@ class BuildSettings:
     optimization_level: int = 3  # TensorRT's default; 5 searches longest
     hardware_compatibility: str = "none"  # none, ampere_plus, same_compute_capability
     version_compatible: bool = False  # a plan that later TensorRT versions can load (with its lean runtime)
+    # Polygraphy clears TensorRT's TF32 flag unless asked: FP32 layers then run strict FP32 (slower on Ampere+).
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.optimization_level <= 5:
@@ -164,19 +189,63 @@ class BuildSettings:
         if self.workspace_bytes < 1 << 20:
             raise ConfigError(f"workspace of {self.workspace_bytes} bytes is below 1 MiB")
 
-    def check_target(self, gpu: GpuProfile) -> None:
-        """Refuse hardware compatibility the target cannot have (AMPERE_PLUS needs compute capability ≥ 8.0)."""
-        if self.hardware_compatibility == "ampere_plus" and (gpu.compute_capability or (0, 0)) < (8, 0):
+    def check_target(self, gpu: GpuProfile, version: str) -> None:
+        """Refuse hardware compatibility the target or the TensorRT version cannot have."""
+        level = self.hardware_compatibility
+        if level == "ampere_plus" and (gpu.compute_capability or (0, 0)) < (8, 0):
             raise ConfigError(
                 f"hardware compatibility ampere_plus needs compute capability 8.0 or newer; {gpu.name} has "
                 f"{'.'.join(map(str, gpu.compute_capability or ()))}",
                 hint="build without --hardware-compat for this GPU",
+            )
+        since = HARDWARE_LEVEL_SINCE.get(level)
+        if since and parse_version(version) < since:
+            raise EngineError(
+                f"hardware compatibility {level} needs TensorRT {'.'.join(map(str, since))} or newer, not {version}",
+                hint="use ampere_plus or none with this TensorRT, or a newer container",
             )
 
 
 def default_timing_cache(version: str, gpu: GpuProfile) -> Path:
     """Per TensorRT version and GPU: timing caches from other versions or GPUs are of no use."""
     return Path.home() / ".cache" / "tritonbuild" / "tensorrt" / f"timing-{version}-{gpu.name}.cache"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """GPU memory the served model holds (builder.trt_memory's estimate; no engine was measured)."""
+
+    instances: int
+    contexts_per_instance: int  # one per optimization profile each instance lists (Triton's TensorRT backend)
+    weights_bytes: int  # per instance: engines with dynamic shapes are not shared between instances
+    context_bytes: int  # per context, sized for the largest profile; an unfused peak, so an upper estimate
+    gpu_bytes: int  # the GPU profile's memory
+    unknown_tensors: int  # intermediate tensors whose shape could not be resolved (not counted)
+
+    @property
+    def total_bytes(self) -> int:
+        """Weights of every instance plus every execution context."""
+        return self.instances * (self.weights_bytes + self.contexts_per_instance * self.context_bytes)
+
+    def summary(self) -> str:
+        """One line: the total and how it is made up, against the GPU's memory."""
+        gib = 1 / GIB
+        return (
+            f"GPU memory estimate {self.total_bytes * gib:.1f} of {self.gpu_bytes * gib:.0f} GiB: "
+            f"{self.instances} instances × ({self.weights_bytes * gib:.2f} GiB weights + "
+            f"{self.contexts_per_instance} contexts × {self.context_bytes * gib:.2f} GiB activations at the largest "
+            "profile)"
+        )
+
+    def warning(self) -> str | None:
+        """What to change when the estimate exceeds the GPU's memory, else None."""
+        if self.total_bytes <= self.gpu_bytes:
+            return None
+        return (
+            f"the estimate exceeds the GPU's {self.gpu_bytes / GIB:.0f} GiB: the server may fail to load the model; "
+            "use fewer --profile-lengths or a GPU profile with a smaller max batch (it is an unfused upper "
+            "estimate: TensorRT's fusions need less)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -215,8 +284,6 @@ def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile)
                 hint="use fp16 or hybrid, or build with a TensorRT older than 10.12",
             )
         return PrecisionSetup((), None, precision)
-    if precision == "bf16" and parse_version(version) < (10, 0):
-        raise EngineError(f"BF16 needs TensorRT 10 or newer, not {version}", hint="use fp16 or hybrid")
     flags = {"fp16": ("fp16",), "hybrid": ("fp16",), "bf16": ("bf16",), "int8": ("int8", "fp16")}[precision]
     # INT8 keeps the hybrid plan's FP32 layers (softmax, normalisation) and lets the rest choose INT8 or FP16.
     return PrecisionSetup(flags, "hybrid" if precision == "int8" else precision, None)
@@ -236,7 +303,8 @@ def fp32_layer_nodes(model: onnx.ModelProto, plan_name: str) -> dict[str, str]:
 # TensorRT's ONNX parser (10.x) stores "[ONNX Layer: <node name> | ...]" in each layer's metadata.
 _METADATA = re.compile(r"^\[ONNX Layer: (.*?)(?: \| .*)?\]$")
 FLOAT_TYPES = frozenset({"FLOAT", "HALF", "BF16"})
-# Layers whose arithmetic has a precision: pinned to FP32 computation and FP32 outputs.
+# Layers whose arithmetic has a precision: pinned to FP32 computation (and FP32 outputs where they are float).
+# A comparison (the EQUAL the parser makes of IsNaN) computes on float inputs and has a BOOL output.
 COMPUTE_LAYERS = frozenset(
     {
         "ACTIVATION", "ELEMENTWISE", "UNARY", "SOFTMAX", "REDUCE", "NORMALIZATION", "MATRIX_MULTIPLY",
@@ -244,7 +312,12 @@ COMPUTE_LAYERS = frozenset(
     }
 )  # fmt: skip
 # Layers that only move values: their outputs are pinned to FP32 so an FP32 region is not stored in FP16.
-MOVE_LAYERS = frozenset({"SHUFFLE", "SLICE", "CONCATENATION", "PADDING", "SQUEEZE", "UNSQUEEZE"})
+# The value is which inputs carry the data: a SELECT (what the parser makes of Where) picks from inputs 1 and
+# 2 under the BOOL condition at 0; the others move input 0 (a SHUFFLE's input 1 is its integer shape).
+MOVE_LAYERS = {
+    "SHUFFLE": (0,), "SLICE": (0,), "CONCATENATION": (0,), "PADDING": (0,), "SQUEEZE": (0,), "UNSQUEEZE": (0,),
+    "SELECT": (1, 2),
+}  # fmt: skip
 
 
 def source_node(layer_name: str, metadata: str, nodes: Collection[str]) -> str | None:
@@ -270,16 +343,67 @@ def layer_pin(layer_type: str, input_types: Sequence[str], output_types: Sequenc
     """How to keep a layer of an FP32 node in FP32, or None when its type or tensors carry no float arithmetic.
 
     Shape, constant, cast and index layers are left alone: forcing FP32 on an INT64 shape computation
-    would make the build fail. Move layers need only their data input (the first) to be float.
+    would make the build fail. A compute layer needs all its inputs float (its outputs may be BOOL); a move
+    layer needs float data inputs and a float output.
     """
     outputs = tuple(i for i, t in enumerate(output_types) if t in FLOAT_TYPES)
-    if not outputs or not input_types:
+    if not input_types:
         return None
     if layer_type in COMPUTE_LAYERS and all(t in FLOAT_TYPES for t in input_types):
         return LayerPin(True, outputs)
-    if layer_type in MOVE_LAYERS and input_types[0] in FLOAT_TYPES:
+    data = MOVE_LAYERS.get(layer_type, ())
+    if outputs and data and all(i < len(input_types) and input_types[i] in FLOAT_TYPES for i in data):
         return LayerPin(False, outputs)
     return None
+
+
+@dataclass(frozen=True)
+class ParsedLayer:
+    """What pinning reads of one layer of the parsed network (TensorRT's ILayer, as plain data)."""
+
+    name: str
+    metadata: str
+    type: str  # LayerType member name: SOFTMAX, SELECT, ...
+    inputs: tuple[str, ...]  # DataType member names of its input tensors
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    """Which layers to pin, and every FP32 node of the plan that none of them came from, with the reason."""
+
+    pins: dict[int, LayerPin]  # layer index in the network → what to fix on it
+    pinned_nodes: dict[str, tuple[str, ...]]  # FP32 node → names of its pinned layers
+    unpinned: dict[str, str]  # FP32 node → why none of its layers is pinned
+
+
+def plan_pins(layers: Sequence[ParsedLayer], nodes: Mapping[str, str]) -> PinPlan:
+    """Match the parsed network's layers to the plan's FP32 nodes and decide each layer's pin.
+
+    A node counts as pinned when at least one of its layers is; the rest are reported, never dropped.
+    """
+    pins: dict[int, LayerPin] = {}
+    pinned: dict[str, list[str]] = {}
+    seen: dict[str, list[str]] = {}
+    for index, layer in enumerate(layers):
+        node = source_node(layer.name, layer.metadata, nodes)
+        if node is None:
+            continue
+        seen.setdefault(node, []).append(layer.type)
+        pin = layer_pin(layer.type, layer.inputs, layer.outputs)
+        if pin is not None:
+            pins[index] = pin
+            pinned.setdefault(node, []).append(layer.name)
+    unpinned = {
+        node: (
+            f"its layers ({', '.join(seen[node])}) carry no float arithmetic to keep in FP32"
+            if node in seen
+            else "no layer of the parsed network came from it (folded or fused by the parser)"
+        )
+        for node in nodes
+        if node not in pinned
+    }
+    return PinPlan(pins, {node: tuple(names) for node, names in pinned.items()}, unpinned)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,6 +524,7 @@ class EngineSpec:
     settings: BuildSettings
     feeds: str | None = None  # .npz of real-text token ids per profile (verification, INT8 calibration)
     thresholds: Thresholds | None = None  # None: the engine is not verified
+    memory: MemoryEstimate | None = None  # what the served model will hold on the GPU (an estimate)
     extra: dict[str, str] = field(default_factory=dict)  # provenance only (source model, tool version)
 
     def to_dict(self) -> dict[str, Any]:
@@ -419,6 +544,7 @@ class EngineSpec:
                 "profiles": tuple(OptProfile(**p) for p in raw["profiles"]),
                 "settings": BuildSettings(**raw["settings"]),
                 "thresholds": Thresholds(**raw["thresholds"]) if raw.get("thresholds") else None,
+                "memory": MemoryEstimate(**raw["memory"]) if raw.get("memory") else None,
             }
         )
 

@@ -21,8 +21,12 @@ ENGINE_FILE = "model.plan"
 # Triton 24.10's ONNX Runtime backend knows FP32, FP16 and INT8 (INT8 needs a calibration table we do not make).
 # hybrid: FP16 with ONNX Runtime's own LayerNorm FP32 fallback; unlike the tensorrt engine, Softmax is not pinned.
 _ORT_MODES = {"fp32": "FP32", "fp16": "FP16", "hybrid": "FP16"}
-# Engine and timing caches live in the container (the repository is mounted read-only); serve_ngc.sh can mount
-# a host folder there (TRT_CACHE_DIR) so that engines survive a restart.
+# Engine and timing caches live in the container (the repository is mounted read-only). ONNX Runtime's TensorRT
+# provider creates the cache folder with a non-recursive create_directory and throws when that fails, so the
+# folder sits directly in /tmp, which every container has. serve_ngc.sh mounts a host folder there before the
+# server starts: the engines survive a restart, and two instances loading in parallel (the r24.10 backend allows
+# it) never race to create the folder. ONNX Runtime names each engine file after a hash of its graph, so the
+# models of one repository can share the folder.
 ORT_TRT_CACHE = "/tmp/tritonbuild-trt-cache"
 
 Files = tuple[tuple[str, str], ...]
@@ -32,7 +36,7 @@ def _shapes(names: tuple[str, ...], profile: OptProfile, which: str) -> str:
     return ",".join(f"{name}:{profile.ort_shape(which)}" for name in names)
 
 
-def _ort_trt_parameters(model: str, names: tuple[str, ...], precision: str, gpu: GpuProfile, max_length: int) -> Any:
+def _ort_trt_parameters(names: tuple[str, ...], precision: str, gpu: GpuProfile, max_length: int) -> Any:
     """Accelerator parameters: precision, workspace, caches, and one explicit profile over every shape.
 
     Without explicit shapes ONNX Runtime rebuilds its engine whenever a request exceeds the shapes seen so far.
@@ -45,9 +49,9 @@ def _ort_trt_parameters(model: str, names: tuple[str, ...], precision: str, gpu:
         ("precision_mode", _ORT_MODES[precision]),
         ("max_workspace_size_bytes", str(default_workspace_bytes(gpu))),
         ("trt_engine_cache_enable", "1"),
-        ("trt_engine_cache_path", f"{ORT_TRT_CACHE}/{model}/engines"),
+        ("trt_engine_cache_path", ORT_TRT_CACHE),
         ("trt_timing_cache_enable", "1"),
-        ("trt_timing_cache_path", f"{ORT_TRT_CACHE}/{model}/timing"),
+        ("trt_timing_cache_path", ORT_TRT_CACHE),
         ("trt_builder_optimization_level", "3"),
         *((f"trt_profile_{which}_shapes", _shapes(names, whole, which)) for which in ("min", "opt", "max")),
     ]
@@ -68,7 +72,7 @@ def tensorrt_model(
             raise ConfigError(
                 f"engine onnxruntime-trt has no precision '{precision}'", hint=f"choose {', '.join(_ORT_MODES)}"
             )
-        parameters = _ort_trt_parameters(common["name"], names, precision, gpu, info.max_length)
+        parameters = _ort_trt_parameters(names, precision, gpu, info.max_length)
         spec = ModelConfigSpec(
             platform="onnxruntime_onnx",
             default_model_filename="model.onnx",

@@ -20,7 +20,10 @@ for dir in "$(dirname "$onnx")" "$(dirname "$output")"; do  # folders outside th
   case "$dir" in "$root" | "$root"/*) ;; *) run+=(-v "$dir:$dir") ;; esac
 done
 
-version=$("${run[@]}" "$image" python3 -c 'import tensorrt; print(tensorrt.__version__)')
+# NGC images print their banner to stdout before the command runs: the version follows a marker line.
+marker=$(.venv/bin/python -c 'from builder.ngc import TENSORRT_MARKER; print(TENSORRT_MARKER)')
+output=$("${run[@]}" "$image" python3 -c "import tensorrt; print('$marker' + tensorrt.__version__)")
+version=$(printf '%s\n' "$output" | .venv/bin/python -m builder.ngc tensorrt-version)
 echo "$image: TensorRT $version"
 .venv/bin/tritonbuild engine --onnx "$onnx" --gpu "$gpu" --precision "$precision" --output "$output" \
   --tensorrt-version "$version" --timing-cache "$root/.trt-cache/timing-$version-$gpu.cache" --plan-only "$@"
@@ -28,7 +31,7 @@ echo "$image: TensorRT $version"
 # The container runs as root: hand what it writes back to the caller.
 owner="$(id -u):$(id -g)"
 "${run[@]}" -e PYTHONPATH="$root" "$image" bash -c "
-  python3 -m pip install -q --disable-pip-version-check polygraphy onnxruntime &&
+  python3 -m pip install -q --disable-pip-version-check 'polygraphy>=0.48.1' onnxruntime &&
   python3 '$output.build.py' > '$output.build.log' 2>&1; code=\$?
   chown -R '$owner' '$(dirname "$output")' '$root/.trt-cache'; exit \$code" || {
   echo "engine build failed; the last lines of $output.build.log:" >&2

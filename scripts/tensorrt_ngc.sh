@@ -13,14 +13,14 @@ repo=${REPO:-build/tensorrt/repo}
 results=${RESULTS:-results/tensorrt-$name-$gpu-$precision}
 
 .venv/bin/tritonbuild export --model "$model" --task "$task" --output "$work/onnx"
-# The engine's profiles must end at the model's maximum length, as the repository's tokenizer pads up to it.
-max_length=$(.venv/bin/python -c "from builder.source import inspect_model; print(inspect_model('$model', '$task').max_length)")
-scripts/build_engine_ngc.sh "$work/onnx/model.onnx" "$gpu" "$precision" "$work/engine/model.plan" --max-length "$max_length"
+# The engine's profiles end at the model's maximum length (export.json), as the repository's tokenizer pads up to it.
+scripts/build_engine_ngc.sh "$work/onnx/model.onnx" "$gpu" "$precision" "$work/engine/model.plan"
 .venv/bin/tritonbuild make-repo --model "$model" --task "$task" --name "$name" --gpu "$gpu" --engine tensorrt \
   --precision "$precision" --engine-file "$work/engine/model.plan" --output "$repo" --force
 
 container=$(DETACH=1 scripts/serve_ngc.sh "$repo" | tee /dev/stderr | tail -n 1)
-trap 'docker stop "$container" >/dev/null' EXIT
+mkdir -p "$results"
+trap 'docker logs "$container" >"$results/server.log" 2>&1; docker rm -f "$container" >/dev/null' EXIT
 .venv/bin/tritonbench sweep --url 127.0.0.1:8001 --protocol grpc --model "$name" --repo "$repo" \
   --batch-sizes "${BATCH_SIZES:-1,8,32}" --seq-lens "${SEQ_LENS:-16,128}" --concurrency "${CONCURRENCY:-1,4,16}" \
   --metrics-url http://127.0.0.1:8002/metrics --variant "tensorrt-$precision" --out "$results"

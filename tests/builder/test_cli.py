@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from builder.cli import main
 from builder.gpus import PROFILES
+from builder.source import inspect_model
 
 
 def run(*args: str):
@@ -74,6 +75,8 @@ def test_export_writes_onnx_tokenizer_and_parity(tiny_models, tmp_path):
     parity = json.loads((tmp_path / "parity.json").read_text())
     assert parity["worst"] <= 1e-4 and len(parity["shapes"]) >= 3
     assert (tmp_path / "model.onnx").stat().st_size > 100_000 and (tmp_path / "tokenizer.json").is_file()
+    info = inspect_model(str(tiny_models["distilbert"]), "text-classification")
+    assert json.loads((tmp_path / "export.json").read_text())["max_length"] == info.max_length  # make-repo's
 
 
 @pytest.mark.slow

@@ -30,12 +30,20 @@ from builder.engine_build import (
     plan_engine,
     run_build,
 )
-from builder.export import OnnxFromModel
+from builder.export import OnnxFromModel, write_export_record
 from builder.gpus import get_profile
 from builder.modelconfig import parse_config
 from builder.pipeline import make_repo
 from builder.source import inspect_model, save_tokenizer_json
-from builder.trt_plan import EngineError, EngineSpec, Route, compare_outputs, fp32_layer_nodes, group_feeds
+from builder.trt_plan import (
+    EngineError,
+    EngineSpec,
+    Route,
+    compare_outputs,
+    fp32_layer_nodes,
+    group_feeds,
+    optimization_profiles,
+)
 
 no_tensorrt = pytest.mark.skipif(installed_tensorrt() is not None, reason="TensorRT is installed here")
 
@@ -129,6 +137,7 @@ def minilm_onnx(tmp_path_factory):
     folder = tmp_path_factory.mktemp("minilm-onnx")
     OnnxFromModel(info, folder / "model.onnx")()
     save_tokenizer_json(info, folder / "tokenizer.json")
+    write_export_record(info, folder)  # as `tritonbuild export` leaves it
     return folder / "model.onnx"
 
 
@@ -174,6 +183,52 @@ def test_weak_route_plan_pins_the_hybrid_nodes_and_parses_the_fp32_graph(minilm_
     assert sorted(p.name for p in result.script.parent.iterdir()) == ["model.plan.build.py", "model.plan.feeds.npz"]
 
 
+def _engine_cli(minilm_onnx, tmp_path, *extra):
+    args = ["engine", "--onnx", str(minilm_onnx), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
+    return CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", *extra])
+
+
+@pytest.mark.slow
+def test_cli_records_tf32_and_refuses_same_compute_capability_before_10_9(minilm_onnx, tmp_path):
+    result = _engine_cli(minilm_onnx, tmp_path, "--max-length", "256", "--tf32", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "TF32 on for FP32 layers" in result.output
+    # The plan says what the served model will hold: 2 instances × 5 profiles = 10 execution contexts on the t4.
+    assert (
+        "GPU memory estimate" in result.output and "2 instances × (" in result.output and "5 contexts" in result.output
+    )
+    memory = _script_spec(tmp_path / "e" / "model.plan.build.py").memory
+    assert (memory.instances, memory.contexts_per_instance, memory.gpu_bytes) == (2, 5, 16 << 30)
+    assert _script_spec(tmp_path / "e" / "model.plan.build.py").settings.tf32 is True
+    refused = _engine_cli(
+        minilm_onnx, tmp_path / "x", "--max-length", "256", "--hardware-compat", "same_compute_capability"
+    )
+    assert refused.exit_code == 1 and "needs TensorRT 10.9 or newer, not 10.5.0.18" in refused.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_engine_defaults_to_the_models_maximum_length_as_make_repo_does(minilm_onnx, tmp_path):
+    result = _engine_cli(minilm_onnx, tmp_path, "--no-verify")  # no --max-length
+    assert result.exit_code == 0, result.output
+    spec = _script_spec(tmp_path / "e" / "model.plan.build.py")
+    info = inspect_model("minilm", "feature-extraction")
+    assert spec.profiles[-1].max_length == info.max_length == 256  # not t4's last bucket, 512
+    # check_prebuilt, which make-repo runs on --engine-file, wants exactly these profiles
+    assert spec.profiles == optimization_profiles(get_profile("t4"), info.max_length)
+
+
+@pytest.mark.slow
+def test_engine_without_an_export_record_asks_for_the_maximum_length(minilm_onnx, tmp_path):
+    elsewhere = tmp_path / "bare" / "model.onnx"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(minilm_onnx.read_bytes())
+    args = ["engine", "--onnx", str(elsewhere), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
+    result = CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", "--no-verify"])
+    assert result.exit_code == 1 and "no export.json beside" in result.output and "--max-length" in result.output
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.slow
 def test_real_text_feeds_fit_their_profiles(minilm_onnx, tmp_path):
     result = _plan_only(minilm_onnx, tmp_path, "10.5.0.18")
@@ -215,10 +270,13 @@ def test_int8_is_refused_on_the_strong_route_before_files_are_written(minilm_onn
 
 # --- the pinning code on a stand-in for TensorRT's parsed network ------------------------------------------------
 
-_LAYER = {
-    "MatMul": "MATRIX_MULTIPLY", "Softmax": "SOFTMAX", "LayerNormalization": "NORMALIZATION", "Erf": "UNARY",
-    "IsNaN": "UNARY", "Where": "SELECT", "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Unsqueeze": "SHUFFLE",
-    "Gather": "GATHER", "Shape": "SHAPE", "Cast": "CAST", "Slice": "SLICE", "Concat": "CONCATENATION",
+# What TensorRT 10's ONNX parser makes of each op (onnx-tensorrt's onnxOpImporters.cpp): IsNaN becomes an
+# ELEMENTWISE EQUAL (x == x, BOOL output) and a UNARY NOT, both registered under the node; Where a SELECT.
+_LAYERS = {
+    "MatMul": ["MATRIX_MULTIPLY"], "Softmax": ["SOFTMAX"], "LayerNormalization": ["NORMALIZATION"],
+    "Erf": ["UNARY"], "IsNaN": ["ELEMENTWISE", "UNARY"], "Where": ["SELECT"], "Reshape": ["SHUFFLE"],
+    "Transpose": ["SHUFFLE"], "Unsqueeze": ["SHUFFLE"], "Gather": ["GATHER"], "Shape": ["SHAPE"], "Cast": ["CAST"],
+    "Slice": ["SLICE"], "Concat": ["CONCATENATION"],
 }  # fmt: skip
 _DTYPE = {TensorProto.FLOAT: "FLOAT", TensorProto.INT64: "INT64", TensorProto.BOOL: "BOOL"}
 
@@ -252,7 +310,7 @@ class FakeNetwork:
 
 
 def _parsed(graph):
-    """Layers as TensorRT 10's parser names them: one per node with its metadata, plus helpers without."""
+    """Layers as TensorRT 10's parser names them: per node, with its metadata (repeats suffixed _N), plus helpers."""
     typed = onnx.shape_inference.infer_shapes(graph)
     types = {v.name: v.type.tensor_type.elem_type for v in (*typed.graph.input, *typed.graph.value_info)}
     types |= {t.name: t.data_type for t in typed.graph.initializer}
@@ -262,32 +320,57 @@ def _parsed(graph):
             continue
         inputs = [_DTYPE.get(types.get(i), "FLOAT") for i in node.input if i]
         outputs = [_DTYPE.get(types.get(o), "FLOAT") for o in node.output]
-        layers.append(
-            FakeLayer(node.name, f"[ONNX Layer: {node.name}]", _LAYER.get(node.op_type, "ELEMENTWISE"), inputs, outputs)
-        )
+        kinds = _LAYERS.get(node.op_type, ["ELEMENTWISE"])
+        for index, kind in enumerate(kinds):
+            name = f"{node.name}_{index}" if index else node.name
+            if node.op_type == "IsNaN":  # EQUAL(x, x) → BOOL, then NOT(BOOL) → BOOL
+                inputs, outputs = ([inputs[0]] * 2, ["BOOL"]) if index == 0 else (["BOOL"], ["BOOL"])
+            layers.append(FakeLayer(name, f"[ONNX Layer: {node.name}]", kind, inputs, outputs))
         if node.op_type == "Softmax":  # the parser reshapes around a softmax: same node, a suffixed name
             layers.append(FakeLayer(f"{node.name}_1", "", "SHUFFLE", ["FLOAT", "INT64"], ["FLOAT"]))
             layers.append(FakeLayer(f"ONNXTRT_Broadcast_{len(layers)}", "", "SHUFFLE", ["FLOAT"], ["FLOAT"]))
     return layers
 
 
-@pytest.mark.slow
-def test_pinning_on_a_stand_in_network_parsed_from_minilm(graph, monkeypatch):
+def _fake_trt(monkeypatch):
     monkeypatch.setattr(
         tensorrt_engine, "trt", SimpleNamespace(DataType=SimpleNamespace(FLOAT=SimpleNamespace(name="FLOAT")))
     )
+
+
+@pytest.mark.slow
+def test_pinning_on_a_stand_in_network_parsed_from_minilm(graph, monkeypatch):
+    _fake_trt(monkeypatch)
     nodes = fp32_layer_nodes(graph, "hybrid")
     layers = _parsed(graph)
-    pinned = set(tensorrt_engine.pin_fp32_layers(FakeNetwork(layers), nodes))
+    plan = tensorrt_engine.pin_fp32_layers(FakeNetwork(layers), nodes)
+    pinned = {name for names in plan.pinned_nodes.values() for name in names}
     by_op = {n.name: n.op_type for n in graph.graph.node}
-    computed = {name for name, op in nodes.items() if op in ("Softmax", "LayerNormalization")}
-    assert pinned == computed | {f"{n}_1" for n, op in by_op.items() if op == "Softmax"}  # not IsNaN (bool), not Where
+    assert pinned == set(nodes) | {f"{n}_1" for n, op in by_op.items() if op == "Softmax"}  # IsNaN's NOT is not
     for layer in layers:
         touched = layer.name in pinned
-        assert (layer.precision is not None) == (touched and layer.type.name != "SHUFFLE")
-        assert layer.output_types == ({0: "FLOAT"} if touched else {})
+        assert (layer.precision is not None) == (touched and layer.type.name not in ("SHUFFLE", "SELECT"))
+        floats = {i: "FLOAT" for i, t in enumerate(o.dtype.name for o in layer.outputs) if t == "FLOAT"}
+        assert layer.output_types == (floats if touched else {})
     with pytest.raises(RuntimeError, match="none of the 2 FP32 nodes"):
         tensorrt_engine.pin_fp32_layers(FakeNetwork(layers), {"gone_1": "Softmax", "gone_2": "Softmax"})
+
+
+@pytest.mark.slow
+def test_every_hybrid_fp32_node_maps_to_a_pinned_layer_or_is_reported(graph, monkeypatch):
+    _fake_trt(monkeypatch)
+    nodes = fp32_layer_nodes(graph, "hybrid")
+    assert len(nodes) == 31
+    plan = tensorrt_engine.pin_fp32_layers(FakeNetwork(_parsed(graph)), nodes)
+    assert set(plan.pinned_nodes) == set(nodes) and plan.unpinned == {}  # Where and IsNaN included
+    # A node the parser folded away, or one left with BOOL layers only, is reported by name, with why.
+    where = next(n for n, op in nodes.items() if op == "Where")
+    isnan = next(n for n, op in nodes.items() if op == "IsNaN")
+    layers = [layer for layer in _parsed(graph) if layer.name != where and layer.name != isnan]
+    plan = tensorrt_engine.pin_fp32_layers(FakeNetwork(layers), nodes)
+    assert set(plan.pinned_nodes) | set(plan.unpinned) == set(nodes)
+    assert plan.unpinned[where].startswith("no layer of the parsed network came from it")
+    assert plan.unpinned[isnan] == "its layers (UNARY) carry no float arithmetic to keep in FP32"
 
 
 # --- engines built elsewhere ----------------------------------------------------------------------------------

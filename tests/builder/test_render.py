@@ -1,5 +1,5 @@
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import pytest
@@ -84,6 +84,18 @@ def test_tensorrt_configs_parse_into_modelconfig_with_profiles_and_accelerator(t
     assert params["precision_mode"] == "FP16" and params["trt_layer_norm_fp32_fallback"] == "1"
     assert params["trt_engine_cache_enable"] == "1" and params["max_workspace_size_bytes"] == str(8 << 30)
     assert params["trt_profile_max_shapes"] == "input_ids:128x256,attention_mask:128x256"
+
+
+def test_ort_trt_cache_folders_can_be_created_the_way_onnx_runtime_creates_them(tiny_models, tmp_path):
+    # ONNX Runtime's TensorRT provider makes each cache folder with std::filesystem::create_directory (one level,
+    # not create_directories) and throws when that fails. os.mkdir is the same call: run it in a stand-in for a
+    # fresh container's /tmp, where nothing below /tmp exists yet.
+    ort = parse_config(render_config(_plan("minilm-a100-ort-trt-hybrid", tiny_models).models[1].config))
+    params = dict(ort.optimization.execution_accelerators.gpu_execution_accelerator[0].parameters)
+    for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+        container_tmp = tmp_path / key
+        container_tmp.mkdir()
+        os.mkdir(container_tmp / PurePosixPath(params[key]).relative_to("/tmp"))
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from builder.trt_plan import (
     EngineSpec,
     LayerPin,
     OptProfile,
+    ParsedLayer,
     Route,
     Thresholds,
     choose_route,
@@ -25,9 +26,11 @@ from builder.trt_plan import (
     layer_pin,
     optimization_profiles,
     parse_version,
+    plan_pins,
     precision_setup,
     reproduce_script,
     source_node,
+    toolchain_problem,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -36,9 +39,8 @@ ROOT = Path(__file__).parents[2]
 @pytest.mark.parametrize(
     ("version", "route"),
     [
-        ("8.6.1.6", Route.WEAK),
-        ("9.3.0.1", Route.WEAK),
         ("10.0.0b6", Route.WEAK),
+        ("10.0.1.6", Route.WEAK),
         ("10.5.0.18", Route.WEAK),  # the 24.10 containers
         ("10.11.0.33", Route.WEAK),
         ("10.12.0.36", Route.STRONG),  # weak typing deprecated
@@ -53,11 +55,32 @@ def test_route_follows_the_tensorrt_version(version, route):
 
 
 @pytest.mark.parametrize(
-    ("version", "message"), [("8.5.3.1", "older than 8.6"), ("10", "cannot read"), ("x.y", "cannot")]
+    ("version", "message"),
+    [
+        ("8.6.1.6", "older than 10.0: its ONNX parser turns the INT64 token inputs into INT32"),  # builds, cannot serve
+        ("9.3.0.1", "older than 10.0"),
+        ("8.5.3.1", "older than 10.0"),
+        ("10", "cannot read"),
+        ("x.y", "cannot"),
+    ],
 )
 def test_unusable_versions_are_refused(version, message):
     with pytest.raises(EngineError, match=message):
         choose_route(version)
+
+
+@pytest.mark.parametrize(
+    ("planned", "tensorrt", "polygraphy", "problem"),
+    [
+        ("10.5.0.18", "10.5.0.18", "0.53.6", None),
+        ("10.5.0.18", "10.7.0", "0.48.1", None),  # same route, the oldest Polygraphy checked
+        ("10.5.0.18", "10.5.0.18", "0.47.1", "Polygraphy 0.47.1 is older than 0.48.1"),
+        ("10.5.0.18", "10.13.0.35", "0.53.6", "planned for TensorRT 10.5.0.18 (weak typing), not 10.13.0.35"),
+    ],
+)
+def test_the_child_checks_the_installed_toolchain(planned, tensorrt, polygraphy, problem):
+    found = toolchain_problem(planned, tensorrt, polygraphy)
+    assert found == problem if problem is None else problem in found
 
 
 def test_parse_version_ignores_tags():
@@ -92,12 +115,28 @@ def test_profiles_refuse_cpus_and_lengths_beyond_the_model():
         OptProfile(1, 8, 4, 1, 16, 16)
 
 
+@pytest.mark.parametrize("version", ["10.5.0.18", "10.8.0"])  # 10.5: the 24.10 containers
+def test_same_compute_capability_is_refused_before_tensorrt_10_9(version):
+    settings = BuildSettings(GIB, "c", hardware_compatibility="same_compute_capability")
+    with pytest.raises(EngineError, match=f"needs TensorRT 10.9 or newer, not {version}"):
+        settings.check_target(get_profile("t4"), version)
+    settings.check_target(get_profile("t4"), "10.9.0.34")
+    settings.check_target(get_profile("t4"), "11.0.0")
+
+
+def test_tf32_is_off_unless_chosen_and_travels_with_the_spec():
+    assert BuildSettings(GIB, "c").tf32 is False  # Polygraphy's default: FP32 layers in strict FP32
+    spec = _spec(settings=BuildSettings(GIB, "c", tf32=True))
+    assert EngineSpec.from_dict(spec.to_dict()).settings.tf32 is True
+    assert spec.to_dict()["settings"]["tf32"] is True
+
+
 def test_workspace_and_settings():
     assert default_workspace_bytes(get_profile("t4")) == 4 * GIB
     assert default_workspace_bytes(get_profile("h100")) == 8 * GIB  # capped
-    BuildSettings(GIB, "c", hardware_compatibility="ampere_plus").check_target(get_profile("a100"))
+    BuildSettings(GIB, "c", hardware_compatibility="ampere_plus").check_target(get_profile("a100"), "10.5.0")
     with pytest.raises(ConfigError, match="compute capability 8.0"):
-        BuildSettings(GIB, "c", hardware_compatibility="ampere_plus").check_target(get_profile("t4"))
+        BuildSettings(GIB, "c", hardware_compatibility="ampere_plus").check_target(get_profile("t4"), "10.5.0")
     with pytest.raises(ConfigError, match="0..5"):
         BuildSettings(GIB, "c", optimization_level=6)
     with pytest.raises(ConfigError, match="unknown hardware"):
@@ -127,7 +166,6 @@ def test_precision_setup_per_route(precision, version, gpu, flags, pins, network
     [
         ("bf16", "10.5.0", "t4", ConfigError, "has no bf16"),
         ("int8", "10.13.0", "a100", EngineError, "Q/DQ"),
-        ("bf16", "8.6.1", "a100", EngineError, "BF16 needs TensorRT 10"),
         ("fp8", "10.5.0", "h100", ConfigError, "unknown precision"),
     ],
 )
@@ -141,7 +179,7 @@ def test_precision_setup_refusals(precision, version, gpu, error, message):
     [
         ("anything", "[ONNX Layer: node_Softmax_102]", "node_Softmax_102"),
         ("x", "[ONNX Layer: node_layer_norm | Local Function: LayerNorm]", "node_layer_norm"),
-        ("node_Softmax_102", "", "node_Softmax_102"),  # TensorRT 8.6: no metadata, the name is the node's
+        ("node_Softmax_102", "", "node_Softmax_102"),  # no metadata (a helper layer): the name is the node's
         ("node_Softmax_102_7", "", "node_Softmax_102"),  # a second layer of the same node
         ("ONNXTRT_Broadcast_12", "", None),  # a helper layer of the parser
         ("node_MatMul_5", "[ONNX Layer: node_MatMul_5]", None),  # not an FP32 node
@@ -160,8 +198,10 @@ def test_source_node(name, metadata, found):
         ("ELEMENTWISE", ["HALF", "FLOAT"], ["HALF"], LayerPin(True, (0,))),
         ("SHUFFLE", ["FLOAT", "INT64"], ["FLOAT"], LayerPin(False, (0,))),  # a reshape: data float, shape int
         ("ELEMENTWISE", ["INT64", "INT64"], ["INT64"], None),  # shape arithmetic must stay integer
-        ("UNARY", ["FLOAT"], ["BOOL"], None),  # IsNaN
-        ("SELECT", ["BOOL", "FLOAT", "FLOAT"], ["FLOAT"], None),
+        ("ELEMENTWISE", ["FLOAT", "FLOAT"], ["BOOL"], LayerPin(True, ())),  # IsNaN's EQUAL: x == x computed in FP32
+        ("UNARY", ["BOOL"], ["BOOL"], None),  # IsNaN's NOT: no float in it
+        ("SELECT", ["BOOL", "FLOAT", "FLOAT"], ["FLOAT"], LayerPin(False, (0,))),  # Where: data in inputs 1 and 2
+        ("SELECT", ["BOOL", "INT64", "INT64"], ["INT64"], None),
         ("CAST", ["FLOAT"], ["HALF"], None),
         ("CONSTANT", [], ["FLOAT"], None),
         ("GATHER", ["FLOAT", "INT64"], ["FLOAT"], None),
@@ -169,6 +209,34 @@ def test_source_node(name, metadata, found):
 )
 def test_layer_pin(layer_type, inputs, outputs, pin):
     assert layer_pin(layer_type, inputs, outputs) == pin
+
+
+def _layer(name, layer_type, inputs, outputs, metadata=None):
+    return ParsedLayer(name, f"[ONNX Layer: {name}]" if metadata is None else metadata, layer_type, inputs, outputs)
+
+
+def test_plan_pins_reports_every_fp32_node_it_cannot_pin():
+    nodes = {"sm": "Softmax", "nan": "IsNaN", "where": "Where", "shape": "Shape", "gone": "Softmax"}
+    layers = [
+        _layer("sm", "SOFTMAX", ("HALF",), ("HALF",)),
+        _layer("sm_1", "SHUFFLE", ("FLOAT", "INT64"), ("FLOAT",), metadata=""),
+        _layer("nan", "ELEMENTWISE", ("FLOAT", "FLOAT"), ("BOOL",)),
+        _layer("nan_1", "UNARY", ("BOOL",), ("BOOL",), metadata="[ONNX Layer: nan]"),
+        _layer("where", "SELECT", ("BOOL", "FLOAT", "FLOAT"), ("FLOAT",)),
+        _layer("shape", "SHAPE", ("FLOAT",), ("INT64",)),
+        _layer("node_MatMul_1", "MATRIX_MULTIPLY", ("HALF", "HALF"), ("HALF",)),
+    ]
+    plan = plan_pins(layers, nodes)
+    assert plan.pins == {
+        0: LayerPin(True, (0,)),
+        1: LayerPin(False, (0,)),
+        2: LayerPin(True, ()),
+        4: LayerPin(False, (0,)),
+    }
+    assert plan.pinned_nodes == {"sm": ("sm", "sm_1"), "nan": ("nan",), "where": ("where",)}
+    assert set(plan.pinned_nodes) | set(plan.unpinned) == set(nodes)  # every node accounted for
+    assert plan.unpinned["shape"] == "its layers (SHAPE) carry no float arithmetic to keep in FP32"
+    assert plan.unpinned["gone"].startswith("no layer of the parsed network came from it")
 
 
 def test_compare_outputs_uses_valid_tokens_only():
