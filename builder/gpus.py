@@ -23,6 +23,7 @@ class GpuProfile:
     seq_buckets: tuple[int, ...]
     model_instances: int
     tokenizer_instances: int
+    post_instances: int  # post-processing: one per few hundred requests/s of pooling or softmax
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
 
@@ -63,6 +64,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=1,
             tokenizer_instances=1,
+            post_instances=1,
             preferred_batch_sizes=(8, 16, 32),
             max_queue_delay_us=500,
         ),
@@ -79,6 +81,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=2,
+            post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
         ),
@@ -95,6 +98,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=2,
+            post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
         ),
@@ -111,6 +115,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=2,
+            post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
         ),
@@ -127,6 +132,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=4,
+            post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=500,
         ),
@@ -143,6 +149,7 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=4,
+            post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=500,
         ),
@@ -159,8 +166,9 @@ PROFILES: dict[str, GpuProfile] = {
             seq_buckets=_BUCKETS,
             model_instances=2,
             tokenizer_instances=4,
+            post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
-            max_queue_delay_us=500,
+            max_queue_delay_us=100,
         ),
     )
 }

@@ -279,7 +279,7 @@ def plan_repository(
             inputs=post_in,
             outputs=post_out,
             dynamic_batching=_NO_WAIT,
-            instance_groups=(InstanceGroup(1, "KIND_CPU"),),
+            instance_groups=(InstanceGroup(gpu.post_instances, "KIND_CPU"),),
             parameters=(("task", info.task.name),),
         ),
         post_files,

@@ -43,18 +43,23 @@ class TritonPythonModel:
         self.task = tb.params(args)["task"]
         self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
 
-    def outputs(self, request: object) -> list:
-        """The public output tensors for one request."""
-        if self.task == "feature-extraction":
-            hidden = pb_utils.get_input_tensor_by_name(request, "last_hidden_state").as_numpy()
-            mask = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
-            return [tb.output_tensor("EMBEDDING", mean_pool_normalize(hidden, mask))]
-        logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
-        if self.task == "text-classification":
-            probs = softmax(logits)
-            return [label_tensor(self.labels, probs), tb.output_tensor("PROBS", probs)]
-        return [tb.output_tensor("LOGITS", logits.astype(np.float32))]
-
     def execute(self, requests: list) -> list:
-        """One response per request."""
-        return [pb_utils.InferenceResponse(output_tensors=self.outputs(r)) for r in requests]
+        """One response per request; logits of every request go through one softmax."""
+        if self.task == "feature-extraction":  # lengths differ between requests: pooled one by one
+            return [pb_utils.InferenceResponse(output_tensors=self.embedding(r)) for r in requests]
+        parts = [pb_utils.get_input_tensor_by_name(r, "logits").as_numpy() for r in requests]
+        if self.task == "text-classification":
+            probs = softmax(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            outputs = [
+                [label_tensor(self.labels, p), tb.output_tensor("PROBS", p)]
+                for p in tb.split_rows(probs, [len(x) for x in parts])
+            ]
+        else:
+            outputs = [[tb.output_tensor("LOGITS", p.astype(np.float32))] for p in parts]
+        return [pb_utils.InferenceResponse(output_tensors=o) for o in outputs]
+
+    def embedding(self, request: object) -> list:
+        """The EMBEDDING output of one request."""
+        hidden = pb_utils.get_input_tensor_by_name(request, "last_hidden_state").as_numpy()
+        mask = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+        return [tb.output_tensor("EMBEDDING", mean_pool_normalize(hidden, mask))]

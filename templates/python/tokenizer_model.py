@@ -81,19 +81,48 @@ class TritonPythonModel:
 
     def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokenize a request's texts into bucket-padded arrays."""
-        texts = decode_texts(items, self.max_text_bytes)
-        encodings = self.encode_batch(texts)
-        return pad_to_bucket([e.ids for e in encodings], self.pad_id, self.buckets)
+        result = self.encode_requests([items])[0]
+        if isinstance(result, InputError):
+            raise result
+        return result
+
+    def encode_requests(self, requests: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray] | InputError]:
+        """Each request's texts as bucket-padded arrays, or the InputError that refuses that request alone.
+
+        The valid texts of every request go through one encode_batch call: one hand-over to the
+        tokenizers' pool per execute() instead of one per request.
+        """
+        results: list[tuple[np.ndarray, np.ndarray] | InputError] = []
+        texts: list[str] = []
+        counts: list[int] = []
+        for items in requests:
+            try:
+                decoded = decode_texts(items, self.max_text_bytes)
+            except InputError as exc:
+                results.append(exc)
+                counts.append(0)
+                continue
+            results.append((np.empty(0), np.empty(0)))  # filled in below
+            texts.extend(decoded)
+            counts.append(len(decoded))
+        encodings = self.encode_batch(texts) if texts else []
+        start = 0
+        for index, count in enumerate(counts):
+            if isinstance(results[index], InputError):
+                continue
+            results[index] = pad_to_bucket([e.ids for e in encodings[start : start + count]], self.pad_id, self.buckets)
+            start += count
+        return results
 
     def execute(self, requests: list) -> list:
         """One response per request, an error response for a bad one."""
+        encoded = self.encode_requests([pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy() for r in requests])
         responses = []
-        for request in requests:
-            try:
-                ids, mask = self.encode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-            except InputError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+        for result in encoded:
+            if isinstance(result, InputError):
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
                 continue
+            ids, mask = result
             responses.append(
                 pb_utils.InferenceResponse(
                     output_tensors=[tb.output_tensor("input_ids", ids), tb.output_tensor("attention_mask", mask)]

@@ -61,15 +61,14 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         """One response per request, an error response for a bad text."""
         ids, masks, errors = [], [], []
-        for request in requests:
-            try:
-                a, m = self.tokenizer.encode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-            except tokenizer_model.InputError as exc:
+        texts = [pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy() for request in requests]
+        for result in self.tokenizer.encode_requests(texts):
+            if isinstance(result, tokenizer_model.InputError):
                 ids.append(None)
                 masks.append(None)
-                errors.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+                errors.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
                 continue
-            ids.append(a)
-            masks.append(m)
+            ids.append(result[0])
+            masks.append(result[1])
             errors.append(None)
         return tb.run_grouped(ids, masks, errors, self.runner, self.outputs)

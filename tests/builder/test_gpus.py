@@ -41,6 +41,7 @@ def test_invalid_profile_is_rejected():
             seq_buckets=(16,),
             model_instances=1,
             tokenizer_instances=1,
+            post_instances=1,
             preferred_batch_sizes=(8,),
             max_queue_delay_us=0,
         )

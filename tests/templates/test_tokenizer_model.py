@@ -29,3 +29,42 @@ def test_decode_texts_accepts_utf8_and_rejects_bad_items_by_index():
         decode_texts(np.array([[b"ab\xffcd"]], dtype=object), 100)
     with pytest.raises(InputError, match=r"TEXT\[0\] has 101 bytes; the limit is 100"):
         decode_texts(np.array([[b"x" * 101]], dtype=object), 100)
+
+
+def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fails_alone():
+    import json
+
+    import numpy as np
+    from tokenizer_model import InputError, TritonPythonModel
+
+    from builder.source import resolve_path
+
+    model = TritonPythonModel()
+    parameters = {"max_length": "256", "buckets": "16,32,64,128,256", "pad_id": "0", "max_text_bytes": "1000"}
+    config = {
+        "name": "t",
+        "instance_group": [{"count": 1}],
+        "parameters": {k: {"string_value": v} for k, v in parameters.items()},
+    }
+    model.initialize(
+        {
+            "model_config": json.dumps(config),
+            "model_instance_kind": "CPU",
+            "model_repository": str(resolve_path("minilm").parent),
+            "model_version": "model",
+        }
+    )
+    calls = []
+    encode = model.encode_batch
+    model.encode_batch = lambda texts: calls.append(len(texts)) or encode(texts)
+    requests = [
+        np.array([b"one text"], dtype=object),
+        np.array([b"\xff"], dtype=object),
+        np.array([b"two", b"texts here"], dtype=object),
+    ]
+    first, bad, third = model.encode_requests(requests)
+    assert calls == [3]  # the valid texts of all three requests, in one call
+    assert isinstance(bad, InputError) and "not valid UTF-8" in str(bad)
+    alone = [model.encode(r) for r in (requests[0], requests[2])]
+    for got, expected in zip((first, third), alone, strict=True):
+        assert (got[0] == expected[0]).all() and (got[1] == expected[1]).all()  # same ids as one by one
