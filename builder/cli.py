@@ -12,7 +12,7 @@ import click
 from builder.cli_engine import engine
 from builder.cli_util import UserErrorGroup
 from builder.fidelity import FidelityOptions, Gate
-from builder.gpus import PROFILES
+from builder.gpus import PROFILES, gpu_indices
 from builder.pipeline import export_onnx, make_repo, validate_precisions
 from builder.plan import ENGINES, TORCH_KERNELS, ServingOptions
 from builder.server import TritonServer
@@ -128,6 +128,11 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     help="the model's dynamic-batching delay [default: the GPU profile's]; 0 for the lowest batch-1 latency",
 )
 @click.option(
+    "--gpus",
+    help="GPUs to place the model's instances on, each getting the profile's count (e.g. 0,1, or all: this "
+    "host's); the tokenizer and post-processing instances scale with them [default: Triton's, every GPU]",
+)
+@click.option(
     "--host-threads",
     type=click.IntRange(min=1),
     help="threads of every Python model's compute pools [default: a CPU model's or tokenizer's instances share "
@@ -153,6 +158,7 @@ def make_repo_cmd(
     kernels: str,
     single_model: bool,
     max_queue_delay_us: int | None,
+    gpus: str | None,
     host_threads: int | None,
     force: bool,
     no_validate: bool,
@@ -183,7 +189,9 @@ def make_repo_cmd(
         precision=precision,
         engine_file=engine_file,
         fidelity=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement, enabled=not no_validate),
-        serving=ServingOptions(kernels, single_model, max_queue_delay_us, host_threads),
+        serving=ServingOptions(
+            kernels, single_model, max_queue_delay_us, host_threads, gpu_indices(gpus) if gpus else ()
+        ),
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))

@@ -182,3 +182,23 @@ def get_profile(name: str) -> GpuProfile:
         raise ConfigError(
             f"unknown GPU profile '{name}'", hint=f"choose one of: {', '.join(PROFILES)} (see `tritonbuild gpus`)"
         ) from None
+
+
+def gpu_indices(spec: str) -> tuple[int, ...]:
+    """`--gpus`: "0,1" as device indices, or "all": every GPU this host has (build on the serving host)."""
+    if spec.strip().lower() == "all":
+        import torch
+
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ConfigError("--gpus all: this host has no GPU to count", hint="name them instead, e.g. --gpus 0,1")
+        return tuple(range(count))
+    try:
+        indices = tuple(int(part) for part in spec.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--gpus {spec!r} is not a list of GPU indices", hint="e.g. --gpus 0,1 or --gpus all"
+        ) from None
+    if min(indices) < 0 or len(set(indices)) != len(indices):
+        raise ConfigError(f"--gpus {spec!r}: give distinct GPU indices", hint="e.g. --gpus 0,1")
+    return indices

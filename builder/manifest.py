@@ -44,6 +44,7 @@ class Manifest:
     parity_shapes: list[list[int]]
     onnx_bytes: int | None = None  # size of the served model.onnx (the precision variant on variant engines)
     fidelity: dict[str, Any] | None = None  # the fidelity gate's report; None when it did not run
+    gpus: list[int] = field(default_factory=list)  # GPUs the model's instances are placed on; []: Triton's choice
     versions: dict[str, str] = field(default_factory=package_versions)
     host: str = field(default_factory=platform.node)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -42,12 +42,15 @@ class InstanceGroup:
     count: int
     kind: str  # KIND_CPU or KIND_GPU
     profiles: tuple[str, ...] = ()  # TensorRT optimization profiles (indices) each instance may choose from
+    gpus: tuple[int, ...] = ()  # KIND_GPU: `count` instances on each of these GPUs; () lets Triton use every GPU
 
     def __post_init__(self) -> None:
         if self.count < 1 or self.kind not in ("KIND_CPU", "KIND_GPU"):
             raise ConfigError(f"invalid instance group {self.count} × {self.kind}")
         if self.profiles and (self.kind != "KIND_GPU" or not all(p.isdigit() for p in self.profiles)):
             raise ConfigError(f"instance group profiles {self.profiles} need KIND_GPU and profile indices")
+        if self.gpus and (self.kind != "KIND_GPU" or min(self.gpus) < 0 or len(set(self.gpus)) != len(self.gpus)):
+            raise ConfigError(f"instance group GPUs {self.gpus} need KIND_GPU and distinct device indices")
 
 
 @dataclass(frozen=True)

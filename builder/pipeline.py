@@ -81,7 +81,9 @@ def export_onnx(model: str, task: str, output: Path, trust_remote_code: bool, ec
     return state.parity
 
 
-def _manifest(info: ModelInfo, plan: RepoPlan, state: _Exported, precision: str, served: Path | None) -> Manifest:
+def _manifest(
+    info: ModelInfo, plan: RepoPlan, state: _Exported, precision: str, served: Path | None, serving: ServingOptions
+) -> Manifest:
     tokenizer = plan.models[0].config
     buckets = dict(tokenizer.parameters)["buckets"]
     parity = state.parity if served is not None else None
@@ -101,6 +103,7 @@ def _manifest(info: ModelInfo, plan: RepoPlan, state: _Exported, precision: str,
         parity_shapes=[[r.batch, r.seq] for r in parity.results] if parity else [],
         onnx_bytes=served.stat().st_size if served is not None else None,
         fidelity=state.fidelity.to_dict() if state.fidelity else None,
+        gpus=list(serving.gpus),
     )
 
 
@@ -209,7 +212,8 @@ def make_repo(
         require_tensorrt()  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
-    plan = plan_repository(info, name, engine, profile, precision, serving or ServingOptions())
+    options_serving = serving or ServingOptions()
+    plan = plan_repository(info, name, engine, profile, precision, options_serving)
     _check_gate(engine, precision, options)
     if engine_file is not None:
         check_prebuilt(engine_file, profile, precision, info.max_length)
@@ -238,14 +242,14 @@ def make_repo(
 
         def stage_files() -> None:
             stage_model_files(plan, stage, artifacts)
-            _manifest(info, plan, state, precision, served() if needs_onnx else None).write(
+            _manifest(info, plan, state, precision, served() if needs_onnx else None, options_serving).write(
                 stage / plan.name / MANIFEST
             )
             shutil.rmtree(stage / "export", ignore_errors=True)
 
         export_steps = _export_steps(info, onnx_path, state)
         variant_steps = _variant_steps(model, info, precision, onnx_path, state, options, echo)
-        kernels = (serving or ServingOptions()).kernels
+        kernels = options_serving.kernels
         torch_gate = _torch_gate_steps(model, info, precision, kernels, state, options, echo)
         steps = [
             *(export_steps if needs_onnx else export_steps[:1]),

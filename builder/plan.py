@@ -51,6 +51,7 @@ class ServingOptions:
     single_model: bool = False  # python-torch: tokenizer, model and post-processing in one Python model
     max_queue_delay_us: int | None = None  # the model's batching delay; None keeps the GPU profile's
     host_threads: int | None = None  # every Python model's pool size; None: the stubs' rule (tritonbuild_backend)
+    gpus: tuple[int, ...] = ()  # the model's instances on each of these GPUs; (): Triton's placement (every GPU)
 
     def __post_init__(self) -> None:
         if self.kernels not in TORCH_KERNELS:
@@ -59,6 +60,13 @@ class ServingOptions:
             raise ConfigError("the batching delay must be >= 0 microseconds")
         if self.host_threads is not None and self.host_threads < 1:
             raise ConfigError("--host-threads must be >= 1")
+        if self.gpus and (min(self.gpus) < 0 or len(set(self.gpus)) != len(self.gpus)):
+            raise ConfigError(f"--gpus {','.join(map(str, self.gpus))}: give distinct GPU indices, e.g. 0,1")
+
+    @property
+    def gpu_count(self) -> int:
+        """How many GPUs the placement names (1 when it leaves placement to Triton)."""
+        return max(1, len(self.gpus))
 
     def threads_parameter(self) -> tuple[tuple[str, str], ...]:
         """The `host_threads` parameter every Python model gets when the rule is overridden."""
@@ -157,17 +165,30 @@ def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> No
         raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
 
 
+def _model_group(gpu: GpuProfile, serving: ServingOptions) -> InstanceGroup:
+    """The model's instances: the profile's count on each named GPU, or on the CPU."""
+    if not gpu.is_gpu:
+        if serving.gpus:
+            raise ConfigError(f"--gpus places instances on GPUs; GPU profile {gpu.name} has none")
+        return InstanceGroup(gpu.model_instances, "KIND_CPU")
+    return InstanceGroup(gpu.model_instances, "KIND_GPU", gpus=serving.gpus)
+
+
+def _host_group(count: int, serving: ServingOptions) -> InstanceGroup:
+    """A CPU-side step's instances, scaled with the GPUs it feeds."""
+    return InstanceGroup(count * serving.gpu_count, "KIND_CPU")
+
+
 def _model_config(
     info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str, serving: ServingOptions
 ) -> ModelDirPlan:
-    kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     common: dict[str, Any] = {
         "name": f"{name}_model",
         "max_batch_size": gpu.max_batch_size,
         "inputs": _token_tensors(),
         "outputs": (_graph_output(info),),
         "dynamic_batching": _batcher(gpu, serving),
-        "instance_groups": (InstanceGroup(gpu.model_instances, kind),),
+        "instance_groups": (_model_group(gpu, serving),),
     }
     if engine == "python-torch":
         return _torch_model(info, precision, gpu, serving.kernels, common)
@@ -213,7 +234,6 @@ def _single_model(
         raise ConfigError("--single-model goes with --engine python-torch")
     _, outputs = _post_io(info)
     parameters = (*_tokenizer_parameters(info, gpu), *_torch_parameters(info, precision, gpu, serving.kernels))
-    kind = "KIND_GPU" if gpu.is_gpu else "KIND_CPU"
     files = (
         *_python_files("torch_text_model.py"),
         *((f, f"template:{f}") for f in ("torch_model.py", "tokenizer_model.py", "post_model.py")),
@@ -229,7 +249,7 @@ def _single_model(
             inputs=_text_in(),
             outputs=outputs,
             dynamic_batching=_batcher(gpu, serving),
-            instance_groups=(InstanceGroup(gpu.model_instances, kind),),
+            instance_groups=(_model_group(gpu, serving),),
             parameters=parameters,
         ),
         files,
@@ -261,7 +281,7 @@ def plan_repository(
             inputs=_text_in(),
             outputs=_token_tensors(),
             dynamic_batching=_NO_WAIT,
-            instance_groups=(InstanceGroup(gpu.tokenizer_instances, "KIND_CPU"),),
+            instance_groups=(_host_group(gpu.tokenizer_instances, serving),),
             parameters=_tokenizer_parameters(info, gpu),
         ),
         (*_python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
@@ -279,7 +299,7 @@ def plan_repository(
             inputs=post_in,
             outputs=post_out,
             dynamic_batching=_NO_WAIT,
-            instance_groups=(InstanceGroup(gpu.post_instances, "KIND_CPU"),),
+            instance_groups=(_host_group(gpu.post_instances, serving),),
             parameters=(("task", info.task.name),),
         ),
         post_files,

@@ -84,7 +84,7 @@ def tensorrt_model(
     # Triton picks the best profile among an instance's own, but never routes a request to an instance by
     # its shape: every instance must hold every profile (each pair is one TensorRT execution context).
     profiles = tuple(str(i) for i in range(len(optimization_profiles(gpu, info.max_length))))
-    groups = (InstanceGroup(gpu.model_instances, "KIND_GPU", profiles),)
+    groups = (InstanceGroup(gpu.model_instances, "KIND_GPU", profiles, common["instance_groups"][0].gpus),)
     spec = ModelConfigSpec(
         platform="tensorrt_plan", default_model_filename=ENGINE_FILE, **{**common, "instance_groups": groups}
     )

@@ -5,6 +5,7 @@
 # MODE, and what it needs carried (one call carries 64 MiB at most; see scripts/prepare_gpu_bundle.sh):
 #   serve      the served path against its in-process baseline, self-checking (gpu_serve_bench.py; exits 1 when
 #              the served path falls behind): triton-bundle.tar.xz, wheels, np1, minilm-tokenizer
+#   multi      one GPU against every GPU of the host, same deployment (gpu_multi_bench.py): as serve
 #   gate       make-repo's fidelity gate for python-torch precisions on the trained MiniLM, on this GPU:
 #              minilm-fp16, wheels
 #   inprocess  the in-process kernel benchmarks and fidelity (gpu_bench.py): minilm-fp16
@@ -31,7 +32,7 @@ if [ -d .bundle/wheels ]; then  # tritonclient (the builder parses configs with 
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .bundle/wheels/*.whl
   export PATH=$work/site/bin:$PATH
 fi
-if [ -f .bundle/triton-bundle.tar.xz ] && [ "$what" != inprocess ] && [ "$what" != gate ]; then
+if [ -f .bundle/triton-bundle.tar.xz ] && [ "$what" != inprocess ] && [ "$what" != gate ]; then  # a server runs
   tar -xJf .bundle/triton-bundle.tar.xz -C "$work"
   export TRITONBUILD_TRITONSERVER=$work/pytriton/tritonserver
   # perf_analyzer (client/perf_analyzer.py finds it on PATH) and its libcudart.so.12 and libb64
@@ -51,6 +52,9 @@ case $what in
   serve|all)
     python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --gpu "${GPU:-h200}" \
       --kernels "${KERNELS:-fused-tanh-gelu}" 2>&1 | grep -v "Loading weights" | tee "$out/serve.log" ;;
+  multi)
+    python3 scripts/gpu_multi_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/multi" --gpu "${GPU:-h200}" \
+      2>&1 | grep -v "Loading weights" | tee "$out/multi.log" ;;
   gate)  # three consecutive bf16 runs on growing samples of real text, the Hugging Face kernels, and fp16
     status=0
     for spec in "bf16 fused 128" "bf16 fused 256" "bf16 fused 512" "bf16 hf 512" "fp16 fused-tanh-gelu 512"; do

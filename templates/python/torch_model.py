@@ -238,6 +238,8 @@ def load_runner(args: dict, finish: Finish | None = None) -> Runner:
     gpu = args["model_instance_kind"] == "GPU" and torch.cuda.is_available()
     tb.configure_threads(args, computes_on_host=not gpu)
     device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
+    if gpu:  # streams, the graph pool and cuBLAS handles are made on the current device: the instance's own
+        torch.cuda.set_device(device)
     model = auto.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32)
     model = apply_precision(model.eval(), params["precision"]).to(device)
     forward = build_forward(model, params["task"], params["kernels"], finish)

@@ -240,3 +240,20 @@ def test_make_repo_single_model_options_reach_the_config(tmp_path):
     assert (tmp_path / "repo/minilm_model/1/tokenizer.json").is_file()
     refused = run("make-repo", "--single-model", "--output", str(tmp_path / "other"))
     assert refused.exit_code == 1 and "--single-model goes with --engine python-torch" in refused.output
+
+
+def test_make_repo_gpus_reach_the_model_config_and_the_manifest(tmp_path):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    repo = tmp_path / "repo"
+    result = run("make-repo", "--engine", "python-torch", "--gpu", "h200", "--gpus", "0,1", "--output", str(repo))
+    assert result.exit_code == 0, result.output
+    config = text_format.Parse((repo / "minilm_model/config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert (
+        list(config.instance_group[0].gpus) == [0, 1]
+        and config.instance_group[0].kind == config.instance_group[0].KIND_GPU
+    )
+    assert json.loads((repo / "minilm/tritonbuild.json").read_text())["gpus"] == [0, 1]
+    refused = run("make-repo", "--gpus", "0", "--output", str(tmp_path / "cpu"))
+    assert refused.exit_code == 1 and "GPU profile cpu has none" in refused.output

@@ -120,3 +120,38 @@ def test_host_threads_override_reaches_every_python_model_and_only_them(minilm):
     assert python == {"emb_tokenizer": "3", "emb_model": None, "emb_post": "3", "emb": None}  # onnxruntime_onnx
     with pytest.raises(ConfigError, match="--host-threads"):
         ServingOptions(host_threads=0)
+
+
+def test_gpus_place_the_model_on_each_and_scale_the_host_steps(minilm):
+    from builder.render import render_config
+
+    h200 = get_profile("h200")
+    plan = plan_repository(minilm, "emb", "python-torch", h200, "fp16", ServingOptions(gpus=(0, 1)))
+    tokenizer, model, post, _ = (m.config for m in plan.models)
+    assert model.instance_groups[0].gpus == (0, 1) and model.instance_groups[0].count == h200.model_instances
+    assert tokenizer.instance_groups[0].count == 2 * h200.tokenizer_instances
+    assert post.instance_groups[0].count == 2 * h200.post_instances
+    assert "gpus: [ 0, 1 ]" in render_config(model)  # parsed back through ModelConfig by render_config
+    single = plan_repository(minilm, "emb", "python-torch", h200, "fp16", ServingOptions(single_model=True, gpus=(1,)))
+    assert single.models[0].config.instance_groups[0].gpus == (1,)
+    default = plan_repository(minilm, "emb", "python-torch", h200, "fp16")
+    assert default.models[1].config.instance_groups[0].gpus == ()  # Triton's placement: every GPU
+    assert "gpus" not in render_config(default.models[1].config)
+    with pytest.raises(ConfigError, match="has none"):
+        plan_repository(minilm, "emb", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(gpus=(0,)))
+    with pytest.raises(ConfigError, match="distinct"):
+        ServingOptions(gpus=(0, 0))
+
+
+def test_gpu_indices_parse_lists_and_refuse_all_without_a_gpu():
+    import torch
+
+    from builder.gpus import gpu_indices
+
+    assert gpu_indices("0,1") == (0, 1) and gpu_indices("3") == (3,)
+    for bad in ("0,x", "-1", "1,1"):
+        with pytest.raises(ConfigError, match="--gpus"):
+            gpu_indices(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no GPU"):
+            gpu_indices("all")
