@@ -399,7 +399,8 @@ def engine_artifact(
     if prebuilt is None:
         EngineFromOnnx(onnx_path, dest, replace(options, tokenizer=tokenizer), echo=echo)()
         return
-    record = check_prebuilt(prebuilt, options.gpu, options.precision, options.max_length)
+    max_length = options.max_length if options.max_length is not None else exported_max_length(onnx_path)
+    record = check_prebuilt(prebuilt, options.gpu, options.precision, max_length)
     shutil.copyfile(prebuilt, dest)
     shutil.copyfile(sidecar(prebuilt, "build.json"), sidecar(dest, "build.json"))
     echo(f"engine {prebuilt} (TensorRT {record['tensorrt']}): tritonserver must run the same TensorRT version")
