@@ -85,7 +85,7 @@ def plan_serving(repo: Path, image: str) -> ServePlan:
     python = {name: c for name, c in configs.items() if c.backend == "python"}
     onnxruntime = [name for name, c in python.items() if "providers" in c.parameters]  # python-onnxruntime
     gpu = any(g.kind == g.KIND_GPU for name in onnxruntime for g in configs[name].instance_group)
-    packages = ("tokenizers", STUB_NUMPY) if python else ()
+    packages: tuple[str, ...] = ("tokenizers", STUB_NUMPY) if python else ()
     if onnxruntime:
         packages += (ORT_GPU if gpu else ORT_CPU,)
     ort_trt = tuple(
