@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from builder.cli_deploy import deploy
 from builder.cli_engine import engine
 from builder.cli_util import UserErrorGroup
 from builder.endpoints import GRPC, HTTP, METRICS
@@ -241,6 +242,7 @@ def validate(
 
 
 main.add_command(engine)
+main.add_command(deploy)
 
 
 @main.command()
