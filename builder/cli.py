@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from builder.cli_deploy import deploy
 from builder.cli_engine import engine
 from builder.cli_util import UserErrorGroup
+from builder.endpoints import GRPC, HTTP, METRICS
 from builder.fidelity import FidelityOptions, Gate
 from builder.gpus import PROFILES, gpu_indices
 from builder.pipeline import export_onnx, make_repo, validate_precisions
@@ -240,6 +242,7 @@ def validate(
 
 
 main.add_command(engine)
+main.add_command(deploy)
 
 
 @main.command()
@@ -260,9 +263,9 @@ def gpus() -> None:
 
 @main.command()
 @click.option("--repo", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
-@click.option("--http-port", type=int, default=8000, show_default=True)
-@click.option("--grpc-port", type=int, default=8001, show_default=True)
-@click.option("--metrics-port", type=int, default=8002, show_default=True)
+@click.option("--http-port", type=int, default=HTTP.port, show_default=True)
+@click.option("--grpc-port", type=int, default=GRPC.port, show_default=True)
+@click.option("--metrics-port", type=int, default=METRICS.port, show_default=True)
 @click.option("--log", type=click.Path(path_type=Path), default=None, help="server log file (default: temporary)")
 def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Path | None) -> None:
     """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C."""

@@ -33,3 +33,7 @@ class OutputError(UserError):
 
 class ServerError(UserError):
     """The Triton server could not be found, started or reached."""
+
+
+class DeployError(UserError):
+    """A repository or option that `tritonbuild deploy` cannot turn into cluster manifests."""

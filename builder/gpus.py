@@ -26,6 +26,9 @@ class GpuProfile:
     post_instances: int  # post-processing: one per few hundred requests/s of pooling or softmax
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
+    # Values of the `nvidia.com/gpu.product` node label (NVIDIA GPU feature discovery: the NVML name, spaces as
+    # dashes) of the boards this profile covers; `tritonbuild deploy` schedules pods onto nodes with one of them.
+    node_products: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -34,6 +37,8 @@ class GpuProfile:
             raise ConfigError(f"GPU profile {self.name}: seq_buckets must be strictly increasing")
         if any(b > self.max_batch_size for b in self.preferred_batch_sizes):
             raise ConfigError(f"GPU profile {self.name}: a preferred batch size exceeds max_batch_size")
+        if self.is_gpu != bool(self.node_products):
+            raise ConfigError(f"GPU profile {self.name}: GPU profiles, and only they, name their node products")
 
     @property
     def is_gpu(self) -> bool:
@@ -84,6 +89,7 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
+            node_products=("Tesla-T4",),
         ),
         GpuProfile(
             "a10g",
@@ -101,6 +107,7 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
+            node_products=("NVIDIA-A10G",),
         ),
         GpuProfile(
             "l4",
@@ -118,6 +125,7 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=1,
             preferred_batch_sizes=(16, 32, 64),
             max_queue_delay_us=1000,
+            node_products=("NVIDIA-L4",),
         ),
         GpuProfile(
             "a100",
@@ -135,6 +143,12 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=500,
+            node_products=(
+                "NVIDIA-A100-SXM4-40GB",
+                "NVIDIA-A100-SXM4-80GB",
+                "NVIDIA-A100-PCIE-40GB",
+                "NVIDIA-A100-80GB-PCIe",
+            ),
         ),
         GpuProfile(
             "h100",
@@ -152,6 +166,7 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=500,
+            node_products=("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"),
         ),
         GpuProfile(
             "h200",
@@ -169,6 +184,7 @@ PROFILES: dict[str, GpuProfile] = {
             post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
             max_queue_delay_us=100,
+            node_products=("NVIDIA-H200", "NVIDIA-H200-NVL"),
         ),
     )
 }

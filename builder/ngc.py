@@ -22,6 +22,10 @@ from builder.modelconfig import parse_config
 from builder.trt_plan import EngineError, parse_version
 from builder.trt_repo import ORT_TRT_CACHE
 
+# The Triton release matching the bundled 2.51 server. Its -py3 image carries every backend tritonbuild's engines
+# use (Python, ONNX Runtime, TensorRT, PyTorch/LibTorch) and the S3/GCS repository support the bundled server lacks.
+NGC_RELEASE = "24.10"
+TRITON_IMAGE = f"nvcr.io/nvidia/tritonserver:{NGC_RELEASE}-py3"
 # The TensorRT container prints its banner to stdout before running a command: the version follows this marker.
 TENSORRT_MARKER = "TRITONBUILD_TENSORRT_VERSION="
 # Triton 24.10 (Python 3.10, CUDA 12.6, cuDNN 9) builds its own ONNX Runtime backend from ONNX Runtime 1.19.2;
@@ -31,6 +35,11 @@ ORT_CPU = "onnxruntime==1.19.2"
 # The 2.51 backend stub's pybind11 predates numpy 2 (see templates/python/tritonbuild_backend.py); a pip
 # --target folder would otherwise get the newest numpy with onnxruntime.
 STUB_NUMPY = "numpy<2"
+# python-torch models import torch and transformers in the Python backend's own interpreter, which no 24.10 image
+# provides: -pyt-python-py3 has the LibTorch backend (TorchScript) and a packed environment for its `pytorch`
+# Python platform, not a torch for model.py files. PyPI's torch wheels are CUDA 12 builds up to 2.10 (CUDA 12.8),
+# CUDA 13 from 2.11 on; 24.10 is a CUDA 12.6 release.
+TORCH_PACKAGES = ("torch>=2.5,<2.11", "transformers>=4.45,<6")
 READY_S = 120  # Python-backend models only: the packages are installed before the server starts
 READY_TENSORRT_S = 300  # tensorrt_plan: engines are deserialized, not built
 READY_ORT_TRT_S = 1200  # onnxruntime-trt: ONNX Runtime builds a TensorRT engine per instance at load
@@ -43,6 +52,7 @@ class ServePlan:
     packages: tuple[str, ...]  # installed once into a cached --target folder, before the server starts
     ready_timeout_s: int
     ort_trt_models: tuple[str, ...]  # models whose ONNX Runtime TensorRT caches are mounted at ORT_TRT_CACHE
+    torch_models: tuple[str, ...]  # python-torch models: they also need TORCH_PACKAGES, which `packages` leaves out
     cache_key: str  # names the host folder of those caches: engines are only valid for the graphs they came from
     notes: tuple[str, ...]
 
@@ -92,14 +102,14 @@ def plan_serving(repo: Path, image: str) -> ServePlan:
     key = hashlib.sha256(image.encode())
     for name in ort_trt:
         key.update(f"{name}:{_digest(repo / name / '1' / 'model.onnx')}".encode())
+    torch = tuple(name for name, c in python.items() if "kernels" in c.parameters)
+    extra = " ".join(TORCH_PACKAGES)
     notes = tuple(
-        f"{name} is a python-torch model: the container has no torch, add it with EXTRA_PIP"
-        for name, c in python.items()
-        if "kernels" in c.parameters
+        f"{name} is a python-torch model: the container has no torch, add it with EXTRA_PIP='{extra}'" for name in torch
     )
     if gpu:
         notes += (f"python-onnxruntime on the GPU: installing {ORT_GPU} (CUDA 12), not the CPU-only onnxruntime",)
-    return ServePlan(packages, budget, ort_trt, key.hexdigest()[:16], notes)
+    return ServePlan(packages, budget, ort_trt, torch, key.hexdigest()[:16], notes)
 
 
 @click.group(cls=UserErrorGroup)

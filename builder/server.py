@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from builder.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
 from builder.errors import ServerError
 from builder.modelconfig import parse_config
 
@@ -128,7 +129,7 @@ class TritonServer:
     @property
     def metrics_url(self) -> str:
         """URL of the Prometheus metrics endpoint."""
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return f"http://127.0.0.1:{self.metrics_port}{METRICS_PATH}"
 
     def command(self, backends: Path, bundle: Path) -> list[str]:
         """The tritonserver command line."""
@@ -136,16 +137,13 @@ class TritonServer:
             str(bundle / "bin" / "tritonserver"),
             f"--model-repository={self.repo}",
             f"--backend-directory={backends}",
-            f"--http-port={self.http_port}",
-            f"--grpc-port={self.grpc_port}",
-            f"--metrics-port={self.metrics_port}",
+            HTTP.arg(self.http_port),
+            GRPC.arg(self.grpc_port),
+            METRICS.arg(self.metrics_port),
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
-            "--strict-readiness=true",
-            "--exit-on-error=true",
-            "--disable-auto-complete-config",
-            "--exit-timeout-secs=10",
+            *SERVER_FLAGS,
             *(f"--backend-config=python,{setting}" for setting in self.python_backend_config),
         ]
 
@@ -176,7 +174,7 @@ class TritonServer:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"http://{self.http_url}{READY_PATH}", timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False

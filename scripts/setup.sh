@@ -16,6 +16,10 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # against them. --no-deps, because they require the real tensorrt (NVIDIA's index). With them installed,
 # `import tensorrt` succeeds as an empty namespace package; builder/engine_build.py looks for a real Builder.
 "${pip[@]}" --no-deps tensorrt-stubs==10.13.0.35.1
+# KServe's generated API models (V1beta1InferenceService, ...) for tests/k8s_validation.py, --no-deps: the package's
+# own dependencies are its model server (FastAPI, uvicorn, pandas, grpcio-tools, protobuf>=6), which would replace
+# the protobuf 4 that tritonclient 2.51 needs. The models themselves import only six and urllib3.
+"${pip[@]}" --no-deps kserve==0.21.0
 
 # The bundled tritonserver's Python backend stub links the system's shared libpython of the same version.
 version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from builder.errors import ConfigError
@@ -45,3 +47,21 @@ def test_invalid_profile_is_rejected():
             preferred_batch_sizes=(8,),
             max_queue_delay_us=0,
         )
+
+
+def test_gpu_profiles_name_the_node_labels_of_their_boards():
+    for profile in PROFILES.values():
+        assert bool(profile.node_products) == profile.is_gpu, profile.name
+        # GPU feature discovery writes the NVML name with dashes for spaces: no label value has a space
+        assert all(" " not in p and len(p) <= 63 for p in profile.node_products)
+    assert "NVIDIA-H100-80GB-HBM3" in get_profile("h100").node_products
+    assert get_profile("t4").node_products == ("Tesla-T4",)
+    all_products = [p for profile in PROFILES.values() for p in profile.node_products]
+    assert len(all_products) == len(set(all_products))  # a board belongs to one profile
+
+
+def test_a_gpu_profile_without_node_products_is_rejected():
+    with pytest.raises(ConfigError, match="node products"):
+        dataclasses.replace(get_profile("h100"), node_products=())
+    with pytest.raises(ConfigError, match="node products"):
+        dataclasses.replace(get_profile("cpu"), node_products=("NVIDIA-H100-PCIe",))

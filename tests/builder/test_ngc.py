@@ -22,6 +22,8 @@ from builder.ngc import (
     READY_TENSORRT_S,
     STUB_NUMPY,
     TENSORRT_MARKER,
+    TORCH_PACKAGES,
+    TRITON_IMAGE,
     plan_serving,
     tensorrt_version_from_output,
 )
@@ -32,7 +34,7 @@ from builder.trt_plan import parse_version
 from builder.trt_repo import ORT_TRT_CACHE
 
 ROOT = Path(__file__).parents[2]
-IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+IMAGE = TRITON_IMAGE
 
 # What `docker run nvcr.io/nvidia/tensorrt:24.10-py3 python3 -c ...` prints: the entrypoint's banner first.
 BANNER = """
@@ -90,6 +92,20 @@ def test_python_onnxruntime_on_a_gpu_gets_the_gpu_build_of_onnx_runtime(tmp_path
     assert any("onnxruntime-gpu" in note for note in plan.notes)
     cpu = plan_serving(_repo(tmp_path / "cpu", "python-onnxruntime", "cpu"), IMAGE)
     assert ORT_CPU in cpu.packages and ORT_GPU not in cpu.packages
+
+
+def test_the_image_is_the_release_of_the_bundled_server():
+    assert TRITON_IMAGE == "nvcr.io/nvidia/tritonserver:24.10-py3"  # 24.10 is Triton 2.51, the bundled server
+
+
+def test_python_torch_models_are_named_with_the_packages_they_still_need(tmp_path):
+    plan = plan_serving(_repo(tmp_path / "torch", "python-torch", "h100"), IMAGE)
+    assert plan.torch_models == ("m_model",)
+    assert not any(p.startswith(("torch", "transformers")) for p in plan.packages)  # serve_ngc.sh: EXTRA_PIP
+    assert any(" ".join(TORCH_PACKAGES) in note for note in plan.notes)
+    assert [p.split(">=")[0] for p in TORCH_PACKAGES] == ["torch", "transformers"]
+    assert "<2.11" in TORCH_PACKAGES[0]  # 2.11 on PyPI is a CUDA 13 build; 24.10 is CUDA 12
+    assert plan_serving(_repo(tmp_path / "ort", "python-onnxruntime", "h100"), IMAGE).torch_models == ()
 
 
 def test_readiness_budgets_fit_what_the_server_builds_at_load(tmp_path):
