@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from builder.errors import ModelSourceError
+from builder.common.errors import ModelSourceError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import click
 
 from builder.cli_deploy import deploy
 from builder.cli_engine import engine
-from builder.cli_util import UserErrorGroup
+from builder.common.cli import UserErrorGroup
 from builder.endpoints import GRPC, HTTP, METRICS
 from builder.fidelity import FidelityOptions, Gate
 from builder.gpus import PROFILES, gpu_indices

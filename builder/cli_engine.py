@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from builder.cli_util import int_list
+from builder.common.cli import int_list
 from builder.engine_build import EngineFromOnnx, EngineOptions, EngineResult
 from builder.gpus import PROFILES, get_profile
 from builder.trt_plan import GIB, HARDWARE_LEVELS, PRECISIONS

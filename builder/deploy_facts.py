@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import DeployError
-from builder.manifest import MANIFEST, Manifest
+from builder.common.errors import DeployError
+from builder.contract.manifest import MANIFEST, Manifest
 from builder.modelconfig import parse_config
 from builder.ngc import ServePlan, plan_serving
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from builder.autoscaling import QUEUE_HEADROOM_US
+from builder.common.errors import DeployError
 from builder.deploy_facts import RepositoryFacts
 from builder.endpoints import ENDPOINTS, SERVER_FLAGS
-from builder.errors import DeployError
 from builder.gpus import get_profile
 from builder.ngc import TORCH_PACKAGES, TRITON_IMAGE
 

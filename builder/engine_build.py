@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from builder import __version__
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 from builder.export import exported_max_length
 from builder.gpus import GpuProfile
 from builder.trt_memory import estimate_memory
@@ -208,8 +208,8 @@ def text_feeds(tokenizer_path: Path, profiles: tuple[OptProfile, ...], names: tu
 
     The first row of the mixed batch fills the whole length, so every profile's extremes are exercised.
     """
-    from client.inputs import load_tokenizer
-    from client.texts import corpus_sentences
+    from builder.common.corpus import corpus_sentences
+    from builder.common.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_path)
     sentences = corpus_sentences()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from builder.errors import ConfigError, OutputError
+from builder.common.errors import ConfigError, OutputError
 from builder.source import ModelInfo, load_graph_module
 from builder.tasks import GraphModule
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from builder.errors import OutputError, UserError
+from builder.common.errors import OutputError, UserError
 from builder.trt_plan import Array, compare_outputs
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def spread(items: Sequence[str], count: int) -> list[str]:
 
 def corpus_texts(path: Path | None, count: int) -> list[str]:
     """`count` distinct texts: non-empty lines of `path`, or sentences of Python's own documentation (pydoc_data)."""
-    from client.texts import corpus_sentences
+    from builder.common.corpus import corpus_sentences
 
     try:
         lines = corpus_sentences() if path is None else [s.strip() for s in path.read_text().splitlines()]

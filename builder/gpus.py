@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

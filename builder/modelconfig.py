@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 
 DTYPES = ("TYPE_BOOL", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_BF16", "TYPE_STRING")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from builder.cli_util import UserErrorGroup
-from builder.errors import ServerError
+from builder.common.cli import UserErrorGroup
+from builder.common.errors import ServerError
 from builder.modelconfig import parse_config
 from builder.trt_plan import EngineError, parse_version
 from builder.trt_repo import ORT_TRT_CACHE

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builder.errors import ParityError
+from builder.common.errors import ParityError
 
 if TYPE_CHECKING:
     from builder.source import ModelInfo

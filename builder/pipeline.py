@@ -8,8 +8,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from builder.common.errors import ConfigError
+from builder.contract.manifest import MANIFEST, Manifest
 from builder.engine_build import EngineOptions, check_prebuilt, engine_artifact, require_tensorrt
-from builder.errors import ConfigError
 from builder.export import OnnxFromModel, write_export_record
 from builder.fidelity import (
     FidelityError,
@@ -24,7 +25,6 @@ from builder.fidelity import (
     write_reports,
 )
 from builder.gpus import get_profile
-from builder.manifest import MANIFEST, Manifest
 from builder.parity import ParityReport, check_parity, parity_shapes
 from builder.plan import VARIANT_ENGINES, RepoPlan, ServingOptions, plan_repository
 from builder.precision import Compute, PrecisionPlan, Variant, VariantFromOnnx, get_plan
@@ -104,6 +104,10 @@ def _manifest(
         onnx_bytes=served.stat().st_size if served is not None else None,
         fidelity=state.fidelity.to_dict() if state.fidelity else None,
         gpus=list(serving.gpus),
+        steps=[m.config.name for m in plan.models[:-1]],
+        tokenizer=next(
+            f"{m.config.name}/1/{name}" for m in plan.models for name, what in m.files if what == "tokenizer"
+        ),
     )
 
 

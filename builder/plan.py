@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import GpuProfile
 from builder.modelconfig import (
     DynamicBatching,

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from builder.errors import OutputError, UserError
+from builder.common.errors import OutputError, UserError
 
 if TYPE_CHECKING:
     from builder.gpus import GpuProfile

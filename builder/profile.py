@@ -166,7 +166,7 @@ def profile_model(
     from builder.source import inspect_model, load_graph_module
 
     if device == "cuda" and not torch.cuda.is_available():
-        from builder.errors import UserError
+        from builder.common.errors import UserError
 
         raise UserError("no CUDA device here", hint="use --device cpu, or run on a GPU host")
     info = inspect_model(model, task)
@@ -181,7 +181,7 @@ def profile_model(
             trunk = fused.fuse(module.base_model, gelu_epilogue=kernels == "fused-tanh-gelu")  # type: ignore[attr-defined]
             head = torch_model.fused_head(module, task)  # type: ignore[attr-defined]
         except fused.Unsupported as exc:  # type: ignore[attr-defined]
-            from builder.errors import UserError
+            from builder.common.errors import UserError
 
             raise UserError(f"fused kernels: {exc} is not supported", hint="use --kernels hf") from None
         trunk.profile_ranges = True

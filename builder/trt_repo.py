@@ -5,7 +5,7 @@ from __future__ import annotations
 from statistics import median_low
 from typing import TYPE_CHECKING, Any
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import GpuProfile
 from builder.modelconfig import Accelerator, InstanceGroup, ModelConfigSpec
 from builder.trt_plan import OptProfile, check_precision, default_workspace_bytes, optimization_profiles

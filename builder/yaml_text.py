@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 
 WIDTH = 72  # folding column for long strings: under yamllint's 80 at the nesting depths these objects have
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from builder.cli_util import UserErrorGroup, float_list, int_list
+from builder.common.cli import UserErrorGroup, float_list, int_list
 from client.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep

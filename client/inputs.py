@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from builder.errors import UserError
-from client.texts import corpus_sentences
+from builder.common.corpus import corpus_sentences
+from builder.common.errors import UserError
+from builder.contract.manifest import Manifest
 
 # Every vocabulary we serve has at least this many ids; used when no tokenizer is given.
 SAFE_VOCAB = 1000
@@ -24,28 +25,14 @@ class InputError(UserError):
     """Inputs of the requested shape cannot be made for this model."""
 
 
-def load_tokenizer(path: Path) -> Tokenizer:
-    """A tokenizers.Tokenizer from a tokenizer.json file or a folder holding one."""
-    file = path / "tokenizer.json" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"no tokenizer.json at {path}", hint="pass --tokenizer pointing at a tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(file))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
 def find_tokenizer(model: str, tokenizer: Path | None, repo: Path | None) -> Path | None:
-    """The tokenizer to use: explicit, else the one tritonbuild placed in `repo` for `model`."""
+    """The tokenizer to use: explicit, else the one the repository's manifest names for `model`'s deployment."""
     if tokenizer is not None:
         return tokenizer
-    if repo is not None:
-        for name in (model.removesuffix("_model"), model):
-            for folder in (f"{name}_tokenizer", f"{name}_model"):  # the second: a --single-model repository
-                candidate = repo / folder / "1" / "tokenizer.json"
-                if candidate.is_file():
-                    return candidate
-    return None
+    if repo is None or not repo.is_dir():
+        return None
+    manifest = Manifest.find(repo, model)
+    return manifest.tokenizer_path(repo) if manifest is not None else None
 
 
 def _stream(tokenizer: Tokenizer) -> tuple[str, list[tuple[int, int]]]:

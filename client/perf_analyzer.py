@@ -37,8 +37,8 @@ from typing import Any, NoReturn, TypedDict, cast
 
 import numpy as np
 
-from builder.errors import UserError
-from builder.manifest import package_versions
+from builder.common.errors import UserError
+from builder.common.versions import package_versions
 from client.records import ModelTimes, PointRecord
 
 BINARY = "perf_analyzer"

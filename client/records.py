@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 
 RESULTS_FILE = "results.jsonl"
 

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from builder.errors import OutputError, UserError
+from builder.common.errors import OutputError, UserError
 from client.records import PointRecord
 
 NESTED = ("server", "gpu", "versions", "settings")

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from builder.manifest import package_versions
-from client.inputs import InputError, TextSource, find_tokenizer, load_tokenizer, request_texts, request_tokens
+from builder.common.tokenizer import load_tokenizer
+from builder.common.versions import package_versions
+from client.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
 from client.load import Load, PointRun, run_point
 from client.measure import MeasurementConfig, summarize
 from client.raw_grpc import RawGrpcSender, serialize_request

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from builder.errors import UserError
+from builder.common.errors import UserError
 
 PROTOCOLS = ("grpc", "http")
 Text = str | bytes

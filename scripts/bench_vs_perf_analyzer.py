@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder.manifest import package_versions  # noqa: E402
+from builder.common.versions import package_versions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
 from client.measure import MeasurementConfig  # noqa: E402

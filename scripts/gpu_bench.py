@@ -26,7 +26,7 @@ from fused_transformer import fuse  # noqa: E402
 from torch_model import Runner, apply_precision, build_forward  # noqa: E402
 from torch_text_model import sentence_embedding  # noqa: E402
 
-from client.texts import corpus_sentences  # noqa: E402
+from builder.common.corpus import corpus_sentences  # noqa: E402
 
 
 def full_size_models(smoke: bool) -> dict[str, torch.nn.Module]:

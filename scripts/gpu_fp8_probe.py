@@ -26,7 +26,7 @@ from fused_transformer import FusedTransformer, Linear, fuse  # noqa: E402
 from gpu_bench import environment, full_size_models, graph_of, time_gpu, token_batches  # noqa: E402
 from torch_model import apply_precision  # noqa: E402
 
-from client.texts import corpus_sentences  # noqa: E402
+from builder.common.corpus import corpus_sentences  # noqa: E402
 
 E4M3 = torch.float8_e4m3fn
 E4M3_MAX = torch.finfo(E4M3).max

@@ -37,8 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 from gpu_bench import graph_of, time_cpu, time_gpu  # noqa: E402
 from host_stall_probe import census  # noqa: E402
 
+from builder.common.versions import package_versions  # noqa: E402
 from builder.fidelity import FidelityOptions  # noqa: E402
-from builder.manifest import package_versions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402

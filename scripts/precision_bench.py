@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from builder.common.versions import package_versions  # noqa: E402
 from builder.export import OnnxFromModel  # noqa: E402
 from builder.fidelity import EMBEDDING, RANDOM, REAL, FidelityOptions, Gate, Reference, VariantResult, evaluate  # noqa: E402
-from builder.manifest import package_versions  # noqa: E402
 from builder.pipeline import variant_of  # noqa: E402
 from builder.precision import get_plan  # noqa: E402
 from builder.source import inspect_model, load_graph_module  # noqa: E402

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from builder.contract.manifest import MANIFEST, Manifest
 from builder.gpus import get_profile
-from builder.manifest import MANIFEST, Manifest
 from builder.plan import ServingOptions, plan_repository
 from builder.render import render_config
 from builder.source import inspect_model

@@ -1,7 +1,7 @@
 import pytest
 
 from builder.archs import ARCHS, get_arch
-from builder.errors import ModelSourceError
+from builder.common.errors import ModelSourceError
 from builder.tasks import TASKS
 
 

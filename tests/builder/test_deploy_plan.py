@@ -8,6 +8,8 @@ import pytest
 from built_repos import MODEL_BYTES, write_repo
 
 from builder.autoscaling import QUEUE_HEADROOM_US
+from builder.common.errors import DeployError
+from builder.contract.manifest import MANIFEST
 from builder.deploy_facts import read_repository
 from builder.deploy_plan import (
     BASE_MEMORY_BYTES,
@@ -18,9 +20,7 @@ from builder.deploy_plan import (
     RepositorySource,
     plan_deploy,
 )
-from builder.errors import DeployError
 from builder.gpus import get_profile
-from builder.manifest import MANIFEST
 from builder.ngc import ORT_GPU, READY_ORT_TRT_S, READY_S, STUB_NUMPY, TORCH_PACKAGES, TRITON_IMAGE
 from builder.plan import ServingOptions
 

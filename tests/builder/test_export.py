@@ -5,7 +5,7 @@ import pytest
 from onnx import numpy_helper
 
 from builder.archs import ARCHS
-from builder.errors import ParityError
+from builder.common.errors import ParityError
 from builder.export import TRACE_SHAPE, OnnxFromModel, dummy_inputs
 from builder.parity import check_parity, parity_shapes
 from builder.source import inspect_model, load_graph_module

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import PROFILES, GpuProfile, get_profile
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import UserError
+from builder.common.errors import UserError
 from builder.gpus import get_profile
 from builder.ngc import (
     ORT_CPU,

@@ -1,6 +1,6 @@
 import pytest
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import get_profile
 from builder.plan import ServingOptions, plan_repository
 from builder.source import inspect_model

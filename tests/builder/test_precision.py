@@ -9,6 +9,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail as OrtFail
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 from tokenizers import Tokenizer
 
+from builder.common.corpus import corpus_sentences
 from builder.export import OnnxFromModel
 from builder.gpus import PROFILES, get_profile
 from builder.precision import (
@@ -29,7 +30,6 @@ from builder.precision import (
     require_support,
 )
 from builder.source import inspect_model
-from client.texts import corpus_sentences
 
 FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 LN_NODES = {"ln_mean", "ln_sub", "ln_pow", "ln_var", "ln_add_eps", "ln_sqrt", "ln_div", "ln_scale", "ln_shift"}
@@ -517,7 +517,7 @@ def test_variant_stage_records_then_writes(exports, tmp_path):
 
 
 def test_variant_stage_reports_an_unwritable_folder(tmp_path):
-    from builder.errors import OutputError
+    from builder.common.errors import OutputError
 
     blocker = tmp_path / "file"
     blocker.write_text("")

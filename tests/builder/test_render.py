@@ -5,7 +5,7 @@ import jinja2
 import pytest
 
 from builder import __version__
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import get_profile
 from builder.modelconfig import ModelConfigSpec, TensorSpec, parse_config
 from builder.plan import plan_repository

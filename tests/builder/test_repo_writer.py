@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 from builder.gpus import get_profile
 from builder.modelconfig import parse_config
 from builder.plan import plan_repository

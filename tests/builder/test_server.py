@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from builder.errors import ServerError
+from builder.common.errors import ServerError
 from builder.server import TritonServer, check_servable, find_bundle
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from builder.errors import ModelSourceError
+from builder.common.errors import ModelSourceError
 from builder.source import inspect_model, resolve_path
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder.errors import ConfigError
+from builder.common.errors import ConfigError
 from builder.gpus import get_profile
 from builder.trt_plan import (
     GIB,
@@ -311,7 +311,9 @@ def test_reproduce_script_is_standalone_python_that_carries_the_whole_spec():
     assert "TensorRT 10.5.0, weak typing, precision hybrid, GPU profile t4" in text
 
 
-@pytest.mark.parametrize("module", ["trt_plan", "tensorrt_engine", "gpus", "errors", "__init__"])
+@pytest.mark.parametrize(
+    "module", ["trt_plan", "tensorrt_engine", "gpus", "common/errors", "common/__init__", "__init__"]
+)
 def test_the_child_process_modules_parse_as_python_3_10(module):
     # The reproduce script runs in nvcr.io/nvidia/tensorrt:24.10-py3, whose Python is 3.10.
     source = (ROOT / "builder" / f"{module}.py").read_text()

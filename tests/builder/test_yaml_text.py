@@ -4,7 +4,7 @@ import pytest
 import yaml
 from k8s_validation import yamllint_problems
 
-from builder.errors import OutputError
+from builder.common.errors import OutputError
 from builder.yaml_text import dump, write_objects
 
 OBJ = {"a": [{"b": 1, "c": ["x", "y"]}], "text": "line one\nline two\n", "same": [1, 2], "again": [1, 2]}

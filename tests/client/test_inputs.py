@@ -2,7 +2,8 @@ import random
 
 import pytest
 
-from client.inputs import InputError, TextSource, find_tokenizer, load_tokenizer, request_texts, request_tokens
+from builder.common.tokenizer import load_tokenizer
+from client.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,21 @@ def test_token_inputs_are_valid_ids(minilm_tokenizer):
     assert blind.max() < 1000 and blind.dtype.name == "int64"
 
 
-def test_find_tokenizer_in_a_repository(tmp_path):
-    path = tmp_path / "m_tokenizer" / "1" / "tokenizer.json"
+def test_find_tokenizer_through_the_repositorys_manifest(tmp_path):
+    from builder.common.tokenizer import TokenizerError
+    from builder.contract.manifest import MANIFEST, Manifest
+
+    path = tmp_path / "m_model" / "1" / "tokenizer.json"  # a single-model deployment: the tokenizer sits there
     path.parent.mkdir(parents=True)
     path.write_text("{}")
+    (tmp_path / "m").mkdir()
+    manifest = Manifest("m", "feature-extraction", "src", "bert", "python-torch", "cpu", 256, [16, 256], 8,
+                        ["EMBEDDING"], "fp32", None, [], steps=["m_model"],
+                        tokenizer="m_model/1/tokenizer.json")  # fmt: skip
+    manifest.write(tmp_path / "m" / MANIFEST)
     assert find_tokenizer("m", None, tmp_path) == path
-    assert find_tokenizer("m_model", None, tmp_path) == path
+    assert find_tokenizer("m_model", None, tmp_path) == path  # a step of the deployment
     assert find_tokenizer("x", None, tmp_path) is None
-    with pytest.raises(InputError, match="no tokenizer.json"):
+    assert find_tokenizer("m", tmp_path / "mine.json", tmp_path) == tmp_path / "mine.json"  # explicit wins
+    with pytest.raises(TokenizerError, match="no tokenizer.json"):
         load_tokenizer(tmp_path / "nowhere")

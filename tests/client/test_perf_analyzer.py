@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builder.common.corpus import corpus_sentences
 from builder.server import free_port
 from builder.source import resolve_path
 from client.perf_analyzer import (
@@ -34,7 +35,6 @@ from client.perf_analyzer import (
     write_token_data,
 )
 from client.records import ResultStore
-from client.texts import corpus_sentences
 
 # Written by perf_analyzer 2.51.0 itself: minilm ensemble, gRPC, batch 1, concurrency 2, bundled CPU server.
 REAL_CSV = Path(__file__).parent / "data" / "perf_analyzer_verbose.csv"

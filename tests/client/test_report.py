@@ -7,7 +7,7 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
-from builder.errors import OutputError, UserError
+from builder.common.errors import OutputError, UserError
 from client.records import ModelTimes, PointRecord, ResultStore, load_records
 from client.report import (
     SCALAR_COLUMNS,

@@ -10,12 +10,12 @@ import pytest
 import torch
 from onnx import TensorProto
 
+from builder.common.corpus import corpus_sentences
 from builder.fidelity import FidelityOptions, Gate
 from builder.pipeline import make_repo
 from builder.server import TritonServer
 from builder.source import resolve_path
 from client.text_client import ClientConfig, TextClient
-from client.texts import corpus_sentences
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from builder.common.corpus import corpus_sentences
 from builder.source import resolve_path
 from client.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
-from client.texts import corpus_sentences
 
 pytestmark = pytest.mark.slow
 

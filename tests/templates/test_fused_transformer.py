@@ -129,8 +129,8 @@ def test_bf16_keeps_the_residual_and_norms_in_fp32_and_is_closer_for_it(models):
     from fused_transformer import BUILDERS
     from transformers import AutoTokenizer
 
+    from builder.common.corpus import corpus_sentences
     from builder.source import resolve_path
-    from client.texts import corpus_sentences
 
     model = models[("bert", "feature-extraction")]
     tokens = AutoTokenizer.from_pretrained(resolve_path("minilm"))(

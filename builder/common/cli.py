@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from builder.errors import UserError
+from builder.common.errors import UserError
 
 
 class UserErrorGroup(click.Group):
