@@ -350,7 +350,8 @@ def within_budget(
     """
     if minutes is None:
         return list(points), []
-    budget, spent, setups = minutes * 60, 0.0, set()
+    budget, spent = minutes * 60, 0.0
+    setups: set[str] = set()
     for index, point in enumerate(points):
         cost = point.estimate_s + sum(plan.setup_s[s] for s in point.setups if s not in setups)
         if spent + cost > budget:
