@@ -88,9 +88,8 @@ stability_pct = 10.0
 # random ids of the same shapes. Per-token and pooled cosine, NaN/Inf rate, task agreement.
 [fidelity]
 enabled = true
-texts = 64
+texts = 64                        # cut from Python's own documentation, each exactly seq_len tokens
 batch_size = 16
-corpus = ""                       # one text per line; "": Python's own documentation
 # seq_lens = [...]                # default: the study's
 
 [report]
@@ -175,7 +174,6 @@ class FidelitySettings:
     texts: int
     batch_size: int
     seq_lens: tuple[int, ...]
-    corpus: Path | None
     seed: int = 0
 
 
@@ -398,7 +396,6 @@ def parse_config(text: str, base: Path, source: str = "study config") -> StudyCo
             texts=fid.get("texts", int, 64),
             batch_size=fid.get("batch_size", int, 16),
             seq_lens=fid.positive_ints("seq_lens", shapes.seq_lens),
-            corpus=fid.path("corpus"),
         ),
         report=ReportSettings(
             reference_seq_len=rep.get("reference_seq_len", int, 128),

@@ -341,6 +341,17 @@ def pending(plan: StudyPlan, done: set[tuple[Any, ...]]) -> list[StudyPoint]:
     return [p for p in plan.points if p.key not in done]
 
 
+def point_costs(plan: StudyPlan, points: Sequence[StudyPoint]) -> list[float]:
+    """Each point's estimate plus the setups it is the first of `points` to need, in order."""
+    seen: set[str] = set()
+    costs = []
+    for point in points:
+        new = [s for s in point.setups if s not in seen]
+        seen.update(new)
+        costs.append(point.estimate_s + sum(plan.setup_s[s] for s in new))
+    return costs
+
+
 def within_budget(
     plan: StudyPlan, points: Sequence[StudyPoint], minutes: float | None
 ) -> tuple[list[StudyPoint], list[StudyPoint]]:
@@ -350,19 +361,25 @@ def within_budget(
     """
     if minutes is None:
         return list(points), []
-    budget, spent = minutes * 60, 0.0
-    setups: set[str] = set()
-    for index, point in enumerate(points):
-        cost = point.estimate_s + sum(plan.setup_s[s] for s in point.setups if s not in setups)
-        if spent + cost > budget:
+    spent = 0.0
+    for index, cost in enumerate(point_costs(plan, points)):
+        if spent + cost > minutes * 60:
             return list(points[:index]), list(points[index:])
         spent += cost
-        setups.update(point.setups)
     return list(points), []
+
+
+def eta_s(estimated_done: float, real_done: float, estimated_left: float) -> float:
+    """Seconds left: the estimate of what is left, scaled by how measured time compared with the estimate so far."""
+    if estimated_done <= 0 or real_done <= 0:
+        return estimated_left
+    return estimated_left * real_done / estimated_done
 
 
 def describe(plan: StudyPlan, points: Sequence[StudyPoint]) -> str:
     """How many points of each kind `points` are, and their estimated minutes."""
+    if not points:
+        return "nothing"
     counts = plan.counts(points)
     kinds = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
     return f"{len(points)} points ({kinds}), about {plan.estimate_s(points) / 60:.1f} min"

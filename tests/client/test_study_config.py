@@ -47,13 +47,13 @@ def test_mistakes_are_named(old, new, message):
 
 def test_sections_override_the_study_shapes_and_paths_are_the_files(tmp_path):
     text = edited("[cpu]\n", "[cpu]\nbatch_sizes = [1]\nseq_lens = [32]\n")
-    text = text.replace('vocab = ""', 'vocab = "vocab"').replace('corpus = ""', 'corpus = "texts.txt"')
+    text = text.replace('vocab = ""', 'vocab = "vocab"')
     text = text.replace('source = "gpt2"', 'source = "./models/my-gpt2"')
     (tmp_path / "study.toml").write_text(text)
     config = load_config(tmp_path / "study.toml")
     assert (config.cpu.shapes.batch_sizes, config.cpu.shapes.seq_lens) == ((1,), (32,))
     assert config.inprocess.shapes.seq_lens == (32, 64, 128, 256, 512)
-    assert config.vocab == tmp_path / "vocab" and config.fidelity.corpus == tmp_path / "texts.txt"
+    assert config.vocab == tmp_path / "vocab"
     assert config.models[1].source == str(tmp_path / "models" / "my-gpt2")
 
 
