@@ -115,7 +115,7 @@ class Progress:
     def __init__(self, plan: StudyPlan, points: Sequence[StudyPoint], enabled: bool, echo: Echo) -> None:
         self.costs = dict(zip((p.key for p in points), point_costs(plan, points), strict=True))
         self.left = sum(self.costs.values())
-        self.estimated_done = 0.0
+        self.estimated_done, self.count, self.total = 0.0, 0, len(points)
         self.started = time.perf_counter()
         self.echo = echo
         self.bar = tqdm(total=len(points), unit="point", disable=not enabled or not points, dynamic_ncols=True)
@@ -132,8 +132,9 @@ class Progress:
         cost = self.costs.get(point.key, 0.0)
         self.estimated_done, self.left = self.estimated_done + cost, self.left - cost
         eta = eta_s(self.estimated_done, time.perf_counter() - self.started, self.left)
+        self.count += 1
         if self.bar.disable:
-            self.echo(f"[{self.bar.n + 1}/{self.bar.total}] {point.label}: {result}; ETA {eta / 60:.1f} min")
+            self.echo(f"[{self.count}/{self.total}] {point.label}: {result}; ETA {eta / 60:.1f} min")
         self.bar.set_postfix_str(f"{point.label}: {result}; ETA {eta / 60:.1f} min", refresh=False)
         self.bar.update()
 
@@ -224,13 +225,23 @@ class _Run:
 
     # ----------------------------------------------------------------------------------------- phases
 
+    def threads(self, device: str) -> None:
+        """Set torch's pool for work on `device`, whichever phase ran before in this process.
+
+        One thread beside a GPU (the GPU stub's own rule, tritonbuild_backend.thread_count); [cpu] threads,
+        or every core, on the CPU.
+        """
+        import torch
+
+        torch.set_num_threads(1 if device == "cuda" else self.config.cpu.threads or len(os.sched_getaffinity(0)))
+
     def cpu(self, points: Sequence[StudyPoint]) -> None:
         """The CPU baseline: the fp32 engine on every core (or [cpu] threads), eagerly."""
         import torch
 
         from client.study_engine import device_name, load_engine, release, time_runner
 
-        torch.set_num_threads(self.config.cpu.threads or len(os.sched_getaffinity(0)))
+        self.threads("cpu")
         cpu = torch.device("cpu")
         for _, group in itertools.groupby(points, key=lambda p: p.model):
             todo = list(group)
@@ -254,6 +265,7 @@ class _Run:
         from client.study_fidelity import Reference, exact_length_inputs, measure_fidelity
 
         device = torch.device(self.plan.device)
+        self.threads(device.type)
         for _, by_model in itertools.groupby(points, key=lambda p: p.model):
             todo = list(by_model)
             first = self.variant(todo[0])
@@ -295,8 +307,7 @@ class _Run:
         )
 
         device = torch.device(self.plan.device)
-        if device.type == "cuda":
-            torch.set_num_threads(1)  # the GPU stub's own rule (tritonbuild_backend.thread_count)
+        self.threads(device.type)
         settings = self.config.inprocess
         for _, group in itertools.groupby(points, key=lambda p: (p.model, p.precision)):
             todo = list(group)
