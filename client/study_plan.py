@@ -372,8 +372,8 @@ def within_budget(
 def eta_s(estimated_done: float, real_done: float, estimated_left: float) -> float:
     """Seconds left: the estimate of what is left, scaled by how measured time compared with the estimate so far."""
     if estimated_done <= 0 or real_done <= 0:
-        return estimated_left
-    return estimated_left * real_done / estimated_done
+        return max(estimated_left, 0.0)
+    return max(estimated_left, 0.0) * real_done / estimated_done
 
 
 def describe(plan: StudyPlan, points: Sequence[StudyPoint]) -> str:
