@@ -130,10 +130,6 @@ class StudyPlan:
         """Points per kind."""
         return Counter(p.kind for p in (self.points if points is None else points))
 
-    def variant(self, model: str, precision: str) -> Variant:
-        """The variant of `model` at `precision`."""
-        return next(v for v in self.variants if (v.model.name, v.precision) == (model, precision))
-
 
 def _timed(repeats: Repeats, call_s: float) -> float:
     """Seconds to time one point: warm-up, then calls until `seconds` and `min_repeats`, at most `max_repeats`."""
@@ -382,4 +378,7 @@ def describe(plan: StudyPlan, points: Sequence[StudyPoint]) -> str:
         return "nothing"
     counts = plan.counts(points)
     kinds = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
-    return f"{len(points)} points ({kinds}), about {plan.estimate_s(points) / 60:.1f} min"
+    configurations = sum(counts[k] for k in MEASURED)
+    return (
+        f"{len(points)} points ({kinds}; {configurations} configurations), about {plan.estimate_s(points) / 60:.1f} min"
+    )

@@ -357,8 +357,8 @@ def write_study_report(
     first_batch = min((r.batch_size or 1 for r in data.of("inprocess")), default=1)
     context = {"ref": settings.reference_seq_len, "first_batch": first_batch}
     charts = {spec.name: draw(spec, rows, folder / "charts", context) for spec in STUDY_CHARTS}
-    tables = study_tables(data, settings)
-    seed, lines, summary = seed_table(data, settings), findings(data, settings), _summary(records, planned)
+    seed, *tables = report_tables(data, settings)
+    lines, summary = findings(data, settings), _summary(records, planned)
     title = f"Study {name}: the first seed's experiment, reproduced"
     sections = _sections(tables)
     markdown, page = folder / "report.md", folder / "report.html"

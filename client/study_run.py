@@ -330,6 +330,14 @@ class _Run:
             del runner, engine
             release(device)
 
+    def server_device(self) -> str:
+        """What the bundled server runs its models on."""
+        import torch
+
+        from client.study_engine import device_name
+
+        return device_name(torch.device(self.plan.device)) if self.plan.device == "cuda" else "the CPU"
+
     def served(self, points: Sequence[StudyPoint]) -> None:
         """Every served point against one server that serves every variant from the one repository."""
         from client.study_served import ServedMeasurer, serving, variant_gpu_mb
@@ -342,7 +350,9 @@ class _Run:
         log = self.paths.out / "tritonserver.log"
         with serving(self.paths.repo, served, self.options.url, self.options.metrics_url, log) as endpoint:
             measurer = ServedMeasurer(endpoint, self.paths.repo, served)
-            device = f"tritonserver at {endpoint.url}" if self.options.url else f"tritonserver ({self.plan.device})"
+            device = (
+                f"tritonserver at {endpoint.url}" if self.options.url else f"tritonserver on {self.server_device()}"
+            )
             for point in points:
                 started = time.perf_counter()
                 name = self.variant(point).name
@@ -444,6 +454,11 @@ def run_study(config: StudyConfig, paths: StudyPaths, options: StudyOptions, ech
             f"{exc.message}\n{run.measured} point(s) of this run are saved in {store.path}",
             hint=(exc.hint + "; " if exc.hint else "") + "then run the same command again: finished points are skipped",
         ) from exc
+    except KeyboardInterrupt:
+        raise StudyError(
+            f"interrupted; {run.measured} point(s) of this run are saved in {store.path}",
+            hint="run the same command again: finished points are skipped",
+        ) from None
     finally:
         progress.close()
     return plan
