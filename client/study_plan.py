@@ -166,8 +166,9 @@ class _Costs:
     def fidelity(self, model: ModelEntry, precision: str, seq: int, device: str) -> float:
         """Real text and random ids × task and trunk views × the FP32 reference and the candidate, eagerly."""
         f = self.config.fidelity
-        batches = -(-f.texts // f.batch_size)
-        per_batch = sum(self.call_s(model, p, f.batch_size, seq, device) for p in ("fp32", precision))
+        rows = min(f.batch_size, f.texts)
+        batches = -(-f.texts // rows)
+        per_batch = sum(self.call_s(model, p, rows, seq, device) for p in ("fp32", precision))
         floor = 2 * self.speeds.eager_floor_ms / 1e3 if device == "cuda" else 0.0
         return 2 * 2 * batches * (per_batch + floor)
 
