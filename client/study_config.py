@@ -13,9 +13,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.errors import UserError
+
+if TYPE_CHECKING:
+    from client.measure import MeasurementConfig
 
 STUDY_ENGINES = ("python-torch",)  # engines with an in-process Runner to measure against the served path
 LOAD_GENERATORS = ("tritonbench", "perf_analyzer")
@@ -350,8 +353,8 @@ def _served(table: _Table) -> Served:
     return served
 
 
-def measurement_of(served: Served) -> Any:
-    """The served points' measurement windows (client.measure.MeasurementConfig)."""
+def measurement_of(served: Served) -> MeasurementConfig:
+    """The served points' measurement windows."""
     from client.measure import MeasurementConfig
 
     return MeasurementConfig(

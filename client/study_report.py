@@ -324,19 +324,23 @@ def _html(title: str, summary: str, lines: list[str], seed: Table, sections: lis
 
 
 CSV_COLUMNS = ("kind", "model", "precision", "batch_size", "seq_len", "concurrency", "device", "p50_ms", "p90_ms",
-               "p99_ms", "seq_per_s", "calls", "peak_allocated_mb", "served_gpu_mb", "timestamp")  # fmt: skip
+               "p99_ms", "seq_per_s", "speedup_over_cpu", "speedup_over_fp32", "calls", "peak_allocated_mb",
+               "served_gpu_mb", "timestamp")  # fmt: skip
 
 
-def write_csv(records: Sequence[StudyRecord], path: Path) -> Path:
-    """One row per point: the numbers the tables are made from."""
+def write_csv(data: StudyData, path: Path) -> Path:
+    """One row per point: the numbers the tables are made from, with an in-process point's two speedups."""
     with path.open("w", newline="") as sink:
         writer = csv.writer(sink)
         writer.writerow(CSV_COLUMNS)
-        for r in records:
-            lat = r.latency
+        for r in data.records:
+            lat, inproc = r.latency, r.kind == "inprocess"
+            over_cpu = data.speedup_cpu(r.model, r.precision, r.batch_size, r.seq_len) if inproc else None
+            over_fp32 = data.speedup_fp32(r.model, r.precision, r.batch_size, r.seq_len) if inproc else None
             writer.writerow([r.kind, r.model, r.precision, r.batch_size, r.seq_len, r.concurrency, r.device,
                              lat and lat.p50_ms, lat and lat.p90_ms, lat and lat.p99_ms, r.throughput_seq_per_s,
-                             r.calls, r.peak_allocated_mb, r.served_gpu_mb, r.timestamp])  # fmt: skip
+                             over_cpu, over_fp32, r.calls, r.peak_allocated_mb, r.served_gpu_mb,
+                             r.timestamp])  # fmt: skip
     return path
 
 
@@ -364,7 +368,7 @@ def write_study_report(
     markdown, page = folder / "report.md", folder / "report.html"
     markdown.write_text(_markdown(title, summary, lines, seed, sections, charts))
     page.write_text(_html(title, summary, lines, seed, sections, charts))
-    return StudyReport(folder, markdown, page, write_csv(records, folder / "points.csv"), list(charts.values()))
+    return StudyReport(folder, markdown, page, write_csv(data, folder / "points.csv"), list(charts.values()))
 
 
 def report_tables(data: StudyData, settings: ReportSettings) -> list[Table]:

@@ -161,7 +161,15 @@ def test_the_report_prints_the_tables_it_regenerates_and_embeds_its_charts(recor
     assert len(images) == 5 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "<img" in page and "charts/" not in page  # self-contained: nothing to fetch beside it
     with report.csv.open() as source:
-        assert len(list(csv.DictReader(source))) == len(records)
+        rows = list(csv.DictReader(source))
+    assert len(rows) == len(records)
+    big = next(
+        r
+        for r in rows
+        if (r["kind"], r["precision"], r["batch_size"], r["seq_len"]) == ("inprocess", "fp16", "8", "128")
+    )
+    assert float(big["speedup_over_cpu"]) == pytest.approx(3200 / (17 / 1.9))
+    assert float(big["speedup_over_fp32"]) == pytest.approx(1.9)
 
 
 def test_an_empty_store_is_a_clear_error(tmp_path):
