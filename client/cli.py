@@ -167,3 +167,83 @@ def compare(results: tuple[Path, ...], by: str, baseline: str | None) -> None:
     from client.report import compare_table
 
     click.echo(compare_table(load_records(list(results)), by=by, baseline=baseline))
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option("--example", is_flag=True, help="print a commented config (the seed's design, the default) and exit")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/study"), show_default=True,
+              help="the store (study.jsonl), the report and the server log")  # fmt: skip
+@click.option("--work", type=click.Path(path_type=Path), default=None,
+              help="built-in models and the repository [default: OUT/work]")  # fmt: skip
+@click.option("--max-minutes", type=float, default=None, help="measure what fits this estimate; rerun for the rest")
+@click.option("--url", default=None, help="measure a running server serving WORK/repo instead of starting one")
+@click.option("--metrics-url", default=None, help="its Prometheus endpoint, with --url")
+@click.option("--vocab", type=click.Path(path_type=Path), default=None,
+              help="BERT uncased tokenizer folder for built-in BERT models (overrides [study] vocab)")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="print the plan and its estimate; measure nothing")
+@click.option("--report-only", is_flag=True, help="write the report from the store; measure nothing")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def study(
+    config: Path | None,
+    example: bool,
+    out: Path,
+    work: Path | None,
+    max_minutes: float | None,
+    url: str | None,
+    metrics_url: str | None,
+    vocab: Path | None,
+    dry_run: bool,
+    report_only: bool,
+    no_progress: bool,
+) -> None:
+    """Run a whole study (TOML CONFIG): build, serve and measure every variant, then write a one-page report.
+
+    Each point goes to OUT/study.jsonl as it finishes; the same command again measures only what is missing.
+    """
+    import dataclasses
+
+    from client.study_config import EXAMPLE, load_config
+    from client.study_records import study_store
+    from client.study_report import write_study_report
+    from client.study_run import StudyOptions, StudyPaths, prepare, run_study
+
+    if example:
+        click.echo(EXAMPLE, nl=False)
+        return
+    if config is None:
+        raise click.UsageError("give a CONFIG file (tritonbench study --example > study.toml writes the default)")
+    if max_minutes is not None and max_minutes <= 0:
+        raise click.UsageError("--max-minutes must be positive")
+    settings = load_config(config)
+    if vocab is not None:
+        settings = dataclasses.replace(settings, vocab=vocab.resolve())
+    paths = StudyPaths(out, work or out / "work")
+    options = StudyOptions(max_minutes, url, metrics_url, progress=not no_progress)
+    if dry_run:
+        _print_plan(prepare(settings, paths, options), study_store(out).done_keys(), max_minutes)
+        return
+    plan = None if report_only else run_study(settings, paths, options, echo=click.echo)
+    records = study_store(out).load()
+    planned = len(plan.points) if plan else None
+    files = write_study_report(records, paths.report, settings.report, settings.name, planned)
+    click.echo(f"store: {study_store(out).path} ({len(records)} points)")
+    click.echo(f"report: {files.markdown} and {files.html} ({sum(c.drawn for c in files.charts)} charts)")
+    for chart in files.charts:
+        if not chart.drawn:
+            click.echo(f"  not drawn: {chart.title}: {chart.reason}")
+
+
+def _print_plan(plan: object, done: set, max_minutes: float | None) -> None:
+    from client.study_plan import StudyPlan, describe, pending, within_budget
+
+    assert isinstance(plan, StudyPlan)
+    todo, dropped = within_budget(plan, pending(plan, done), max_minutes)
+    click.echo(f"plan: {describe(plan, plan.points)} on {plan.device}; {len(done)} in the store")
+    for line in plan.skipped:
+        click.echo(f"  left out: {line}")
+    click.echo(f"would measure now: {describe(plan, todo)}")
+    if dropped:
+        click.echo(f"beyond --max-minutes: {describe(plan, dropped)}")
+    for point in todo:
+        click.echo(f"  {point.label:<44} {point.estimate_s:8.2f} s")

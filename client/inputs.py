@@ -59,9 +59,10 @@ class TextSource:
             )
         for _ in range(attempts):
             start = rng.randrange(0, len(self._offsets) - body)
-            # start at a word boundary so the first token is not a word piece
+            # start at a word boundary so the first token is not a word piece; byte-level BPE tokens
+            # (GPT-2's) carry the space before their word, WordPiece tokens start after it
             begin, end = self._offsets[start][0], self._offsets[start + body - 1][1]
-            if begin > 0 and not self._text[begin - 1].isspace():
+            if begin > 0 and not (self._text[begin - 1].isspace() or self._text[begin].isspace()):
                 continue
             candidate = self._text[begin:end]
             if len(self.tokenizer.encode(candidate).ids) == seq_len:

@@ -1,16 +1,19 @@
 """Sweep results: one typed record per measured point, appended to a JSON Lines store as it finishes.
 
 The store is the source of truth for resuming a sweep, for reports and for comparisons: a point
-already in the store (same key) is not measured again.
+already in the store (same key) is not measured again. The store holds any record type with a key and
+a JSON form (`Record`): sweeps keep PointRecords, `tritonbench study` its StudyRecords.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from builder.common.errors import OutputError
 
@@ -113,32 +116,76 @@ def point_key(
     return (model, protocol, engine, mode, batch_size, seq_len, concurrency, rate, arrival, variant)
 
 
-class ResultStore:
-    """Append-only JSON Lines file of PointRecords in a results folder."""
+class Record(Protocol):
+    """What a store keeps: a key that identifies the point, and one line of JSON."""
 
-    def __init__(self, folder: Path, file_name: str = RESULTS_FILE) -> None:
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Identity of the point."""
+        ...
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        ...
+
+
+R = TypeVar("R", bound=Record)
+
+
+class ResultStore(Generic[R]):
+    """Append-only JSON Lines file of records in a results folder (PointRecords unless `decode` says otherwise)."""
+
+    @overload
+    def __init__(self: ResultStore[PointRecord], folder: Path, file_name: str = RESULTS_FILE) -> None: ...
+
+    @overload
+    def __init__(self, folder: Path, file_name: str, decode: Callable[[dict[str, Any]], R]) -> None: ...
+
+    def __init__(self, folder: Path, file_name: str = RESULTS_FILE, decode: Callable[..., Any] | None = None) -> None:
         self.folder = folder
         self.path = folder / file_name
+        self.decode = cast("Callable[[dict[str, Any]], R]", decode or PointRecord.from_dict)
 
     def ensure_writable(self) -> None:
-        """Create the folder and check that the store can be appended to, before any measurement."""
+        """Create the folder, drop a torn last line, and check that the store can be appended to."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with self.path.open("a"):
                 pass
+            self.repair()
         except OSError as exc:
             raise OutputError(
                 f"cannot write results to {self.folder}: {exc.strerror}", hint="choose a writable --out"
             ) from exc
 
-    def append(self, record: PointRecord) -> None:
+    def repair(self) -> bool:
+        """Cut a last line without its newline (a kill mid-write), so the next record starts a line of its own.
+
+        A record is complete only with its newline: what a kill left before it was never a record.
+        Returns whether anything was cut.
+        """
+        with self.path.open("rb+") as store:
+            size = store.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            store.seek(size - 1)
+            if store.read(1) == b"\n":
+                return False
+            store.seek(0)
+            keep = store.read().rfind(b"\n") + 1
+            store.truncate(keep)
+        warnings.warn(f"{self.path}: dropped a torn last line ({size - keep} bytes)", stacklevel=2)
+        return True
+
+    def append(self, record: R) -> None:
         """Append one record and flush it to disk, so an interruption keeps it."""
         with self.path.open("a") as sink:
             sink.write(record.to_json() + "\n")
             sink.flush()
+            os.fsync(sink.fileno())
 
-    def load(self) -> list[PointRecord]:
-        """Every complete record; a torn last line (a kill mid-write) is skipped with a warning."""
+    def load(self) -> list[R]:
+        """Every complete record; an unreadable line (a kill mid-write) is skipped with a warning."""
         if not self.path.is_file():
             return []
         records = []
@@ -146,8 +193,8 @@ class ResultStore:
             if not line.strip():
                 continue
             try:
-                records.append(PointRecord.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
+                records.append(self.decode(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, KeyError) as exc:
                 warnings.warn(f"{self.path}:{number}: skipped an unreadable record ({exc})", stacklevel=2)
         return records
 

@@ -2,14 +2,14 @@
 
 Every function is pure apart from the files it is asked to write, so a CLI, the demo or a notebook can
 call them with records loaded from one or more results folders (``client.records.load_records``).
-Charts are drawn on bare ``Figure`` objects with the Agg canvas: no pyplot state, no display needed.
+Throughput and latency charts are rows of client.charts (charts as data); the frontier, speedup and
+memory charts, with their per-shape panels, bar labels and ticks, are still drawn here with its helpers.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from builder.common.errors import OutputError, UserError
+from client.charts import Chart, ChartSpec, draw
+from client.charts import figure as _figure
+from client.charts import legend as _legend
+from client.charts import save as _save
+from client.charts import scale as _scale
 from client.records import PointRecord
 
 NESTED = ("server", "gpu", "versions", "settings")
@@ -44,8 +47,6 @@ POINT_FIELDS = (
 )
 COMPARE_BY = ("variant", "model", "protocol", "engine")
 PERCENTILES = ("p50", "p90", "p95", "p99")
-LOG_SPAN = 20.0  # an axis whose values span more than this factor is drawn on a log scale
-DPI = 110
 LONG_LABELS = {
     "mode": "{} mode",
     "batch_size": "batch {}",
@@ -59,20 +60,6 @@ AXIS_LABELS = {
     "seq_len": "sequence length (tokens)",
     "concurrency": "concurrency (requests in flight)",
 }
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One chart: drawn at ``path``, or skipped (nothing written) for the stated ``reason``."""
-
-    title: str
-    path: Path
-    reason: str = ""
-
-    @property
-    def drawn(self) -> bool:
-        """Whether the PNG was written."""
-        return not self.reason
 
 
 @dataclass(frozen=True)
@@ -363,46 +350,6 @@ def compare_table(records: Sequence[PointRecord], by: str = "variant", baseline:
 # ------------------------------------------------------------------------------------ chart helpers
 
 
-def wants_log(values: Iterable[float]) -> bool:
-    """Whether an axis needs a log scale: its positive values span more than LOG_SPAN×."""
-    positive = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
-    return bool(positive) and max(positive) / min(positive) > LOG_SPAN
-
-
-def _scale(ax: Axes, axis: str, values: Sequence[float], ticks: bool = False) -> None:
-    """Log scale where the range is wide; ``ticks`` puts a labelled tick on every distinct value."""
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    if wants_log(values):
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-        target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        target.set_minor_formatter(NullFormatter())
-    if ticks:
-        distinct = sorted(set(values))
-        (ax.set_xticks if axis == "x" else ax.set_yticks)(distinct, labels=[f"{v:g}" for v in distinct])
-
-
-def _figure(panels: int = 1, ncols: int = 1, width: float = 8.0, height: float = 4.8) -> tuple[Figure, list[Axes]]:
-    """A figure on the Agg canvas (no pyplot, no display), with its panels in reading order."""
-    ncols = max(1, min(ncols, panels))
-    nrows = math.ceil(panels / ncols)
-    figure = Figure(figsize=(width, height * nrows), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    grid = figure.subplots(nrows, ncols, squeeze=False)
-    axes = [ax for row in grid for ax in row]
-    for extra in axes[panels:]:
-        extra.set_visible(False)
-    return figure, axes[:panels]
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    try:
-        figure.savefig(path, format="png")
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}", hint="choose a writable output folder") from exc
-    return path
-
-
 def _group(records: Sequence[PointRecord], names: Sequence[str]) -> dict[tuple[Any, ...], list[PointRecord]]:
     """Records grouped by the values of ``names``, groups sorted, each group ordered by load."""
     groups: dict[tuple[Any, ...], list[PointRecord]] = defaultdict(list)
@@ -432,45 +379,32 @@ def _title(figure: Figure, title: str, records: Sequence[PointRecord], names: Se
     figure.suptitle(f"{title}\n{shared}" if shared else title)
 
 
-def _legend(figure: Figure, axes: Sequence[Axes], title: str = "") -> None:
-    """One legend for the whole figure, below the plots (clear of titles), without repeated entries."""
-    entries: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            entries.setdefault(label, handle)
-    if entries:
-        figure.legend(
-            list(entries.values()),
-            list(entries),
-            loc="outside lower center",
-            fontsize="small",
-            title=title,
-            ncols=min(4, len(entries)),
-        )
-
-
 # ------------------------------------------------------------------------------------------- charts
+
+
+THROUGHPUT = ChartSpec(
+    "throughput_vs_concurrency",
+    "Throughput vs concurrency",
+    "line",
+    x="concurrency",
+    y="throughput_seq_per_s",
+    xlabel=AXIS_LABELS["concurrency"],
+    ylabel="throughput (sequences/s)",
+    series=SERIES_FIELDS,
+    labels=LONG_LABELS,
+    xticks=True,
+    empty="no record was measured in concurrency mode",
+)
+
+
+def _rows(records: Iterable[PointRecord]) -> list[dict[str, Any]]:
+    return [{name: getattr(r, name) for name in SCALAR_COLUMNS} for r in records]
 
 
 def plot_throughput(records: Sequence[PointRecord], path: Path) -> Chart:
     """Throughput against concurrency, one line per model/variant/batch/length: where it stops scaling."""
-    title = "Throughput vs concurrency"
     points = [r for r in records if r.mode == "concurrency" and r.concurrency]
-    if not points:
-        return Chart(title, path, "no record was measured in concurrency mode")
-    figure, (ax,) = _figure()
-    names = _varying(points, SERIES_FIELDS)
-    for group in _group(points, SERIES_FIELDS).values():
-        xs = [float(r.concurrency or 0) for r in group]
-        ax.plot(xs, [r.throughput_seq_per_s for r in group], marker="o", label=_label(group[0], names) or "all")
-    _scale(ax, "x", [float(r.concurrency or 0) for r in points], ticks=True)
-    _scale(ax, "y", [r.throughput_seq_per_s for r in points])
-    ax.set_xlabel(AXIS_LABELS["concurrency"])
-    ax.set_ylabel("throughput (sequences/s)")
-    ax.grid(True, alpha=0.3)
-    _title(figure, title, points, SERIES_FIELDS)
-    _legend(figure, [ax])
-    return Chart(title, _save(figure, path))
+    return draw(THROUGHPUT, _rows(points), path.parent)
 
 
 def _lowest_load(records: Sequence[PointRecord], names: Sequence[str]) -> list[PointRecord]:
@@ -489,25 +423,24 @@ def plot_latency(records: Sequence[PointRecord], path: Path, dimension: str = "b
     xs = sorted({getattr(r, dimension) for r in chosen})
     if len(xs) < 2:
         return Chart(title, path, f"only one {AXIS_LABELS[dimension].split(' (')[0]} was measured ({xs[0]})")
-    figure, axes = _figure(3, ncols=3, width=13.0)
-    names = _varying(chosen, series)
-    for ax, percentile in zip(axes, ("p50", "p90", "p99"), strict=True):
-        for group in _group(chosen, series).values():
-            group.sort(key=lambda r: getattr(r, dimension))
-            ys = [getattr(r, f"latency_{percentile}_ms") for r in group]
-            ax.plot([getattr(r, dimension) for r in group], ys, marker="o", label=_label(group[0], names) or "all")
-        ax.set_title(percentile)
-        ax.set_xlabel(AXIS_LABELS[dimension])
-        ax.set_ylabel(f"{percentile} latency (ms)")
-        ax.grid(True, alpha=0.3)
-        _scale(ax, "x", [float(x) for x in xs], ticks=True)
-        _scale(ax, "y", [r.latency_p50_ms for r in chosen] + [r.latency_p99_ms for r in chosen])
     loads = {_load_text(r) for r in chosen}
     prefix = "concurrency " if chosen[0].mode == "concurrency" else ""
     at = f"at {prefix}{loads.pop()}" if len(loads) == 1 else "at the lowest load measured"
-    _title(figure, f"{title} ({at})", chosen, series)
-    _legend(figure, axes)
-    return Chart(title, _save(figure, path))
+    spec = ChartSpec(
+        path.stem,
+        f"{title} ({at})",
+        "line",
+        x=dimension,
+        y=tuple(f"latency_{p}_ms" for p in ("p50", "p90", "p99")),
+        xlabel=AXIS_LABELS[dimension],
+        ylabel="{panel} latency (ms)",
+        series=series,
+        labels=LONG_LABELS,
+        panels=("p50", "p90", "p99"),
+        xticks=True,
+        width=13.0,
+    )
+    return Chart(title, draw(spec, _rows(chosen), path.parent).path)
 
 
 def _frontier_panel(

@@ -12,6 +12,18 @@
 #   diag       where the host side stalls (host_stall_probe.py): as serve (+ templates-COMMIT to serve older files)
 #   probe      the Python-backend stub's own round trip (stub_overhead_probe.py): as serve
 #   trunk      variants of the fused trunk (gpu_trunk_probe.py): nothing
+#   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
+#              triton-bundle.tar.xz, wheels, np1, minilm-tokenizer (as serve). Writes OUT/study.jsonl (the store),
+#              OUT/report/ (report.md, report.html, charts, points.csv), OUT/plan.txt (this call's plan with
+#              each point's estimate), OUT/study.log, OUT/tritonserver.log. STUDY_CONFIG replaces the default.
+#              One call measures what its estimate fits in STUDY_MINUTES (default 7.5) and is stopped after
+#              STUDY_SECONDS (default 540) whatever happens; the store keeps every finished point. Split across
+#              calls: copy the OUT of a call into the working tree (e.g. scripts/results/h200_study/) and give
+#              it as STUDY_RESUME in the next call, which copies its study.jsonl into OUT and measures the rest.
+#              On an H200 the default plan splits in two: the CPU baseline, fidelity and in process (348
+#              points, ~6.6 min estimated), then the 32 served points (~3.5 min with the server's start).
+#              Built models and the repository stay in STUDY_WORK (default .study-work, ignored by git), so a
+#              machine still warm skips make-repo.
 #   all        inprocess, then serve
 # Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200).
 set -euo pipefail
@@ -79,6 +91,22 @@ case $what in
       --work "$work/probe" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_current.log" || true ;;
   probe)
     python3 scripts/stub_overhead_probe.py "$out" "$tokenizer" 2>&1 | tail -30 ;;
+  study)  # STUDY_CONFIG replaces the default (the --example config)
+    config=${STUDY_CONFIG:-$work/study.toml}
+    [ -n "${STUDY_CONFIG:-}" ] || python3 -m client study --example > "$config"
+    if [ -n "${STUDY_RESUME:-}" ] && [ -f "$STUDY_RESUME/study.jsonl" ]; then
+      cp "$STUDY_RESUME/study.jsonl" "$out/study.jsonl"
+      echo "study: resuming from $STUDY_RESUME/study.jsonl ($(wc -l < "$out/study.jsonl") points)"
+    fi
+    args=("$config" --out "$out" --work "${STUDY_WORK:-.study-work}" --vocab "$tokenizer")
+    python3 -m client study "${args[@]}" --dry-run --max-minutes "${STUDY_MINUTES:-7.5}" > "$out/plan.txt"
+    head -4 "$out/plan.txt" | tee "$out/study.log"
+    if ! timeout -k 15 "${STUDY_SECONDS:-540}" python3 -m client study "${args[@]}" --max-minutes "${STUDY_MINUTES:-7.5}" \
+      --no-progress 2>&1 | grep -v "Loading weights" | tee -a "$out/study.log"; then
+      echo "study: stopped early (time limit or error, above); every finished point is in $out/study.jsonl" |
+        tee -a "$out/study.log"
+      python3 -m client study "${args[@]}" --report-only 2>&1 | tee -a "$out/study.log"
+    fi ;;
   inprocess) ;;
   *) echo "gpu_run.sh: unknown mode '$what'" >&2; exit 2 ;;
 esac

@@ -40,30 +40,16 @@ def make_distilbert(dest: Path) -> Path:
 
 
 def make_gpt2(dest: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from builder.common.corpus import corpus_sentences
+    from builder.random_models import byte_level_bpe
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(corpus_sentences(), trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        eos_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        model_max_length=256,
-    )
+    tokenizer = byte_level_bpe(vocab_size=1000, max_length=256)
     tokenizer.save_pretrained(dest)
     torch.manual_seed(0)
-    eos = bpe.token_to_id("<|endoftext|>")
+    eos = tokenizer.eos_token_id
     config = GPT2Config(
-        vocab_size=bpe.get_vocab_size(),
+        vocab_size=len(tokenizer),
         n_positions=256,
         n_embd=64,
         n_layer=2,

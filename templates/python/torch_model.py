@@ -116,16 +116,22 @@ def last_token(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fused_head(model: torch.nn.Module, task: str) -> Finish:
-    """The task head on a fused trunk's hidden states, using the model's own head modules."""
+    """The task head on a fused trunk's hidden states, using the model's own head modules.
+
+    A widened BF16 trunk returns FP32 states (FusedTransformer.widen): they are cast to the head's dtype.
+    """
     kind = model.config.model_type
     if task == "feature-extraction":
         return lambda hidden, mask: hidden
     if task == "causal-lm" and kind == "gpt2":  # project only the tokens asked for, not all of them
-        return lambda hidden, mask: model.lm_head(hidden[last_token(mask)])
+        low = model.lm_head.weight.dtype
+        return lambda hidden, mask: model.lm_head(hidden[last_token(mask)].to(low))
     if task == "text-classification" and kind == "bert":
-        return lambda hidden, mask: model.classifier(model.bert.pooler(hidden))
+        low = model.classifier.weight.dtype
+        return lambda hidden, mask: model.classifier(model.bert.pooler(hidden.to(low)))
     if task == "text-classification" and kind == "distilbert":
-        return lambda hidden, mask: model.classifier(torch.relu(model.pre_classifier(hidden[:, 0])))
+        low = model.pre_classifier.weight.dtype
+        return lambda hidden, mask: model.classifier(torch.relu(model.pre_classifier(hidden[:, 0].to(low))))
     raise fused_transformer.Unsupported(f"{task} head of {kind}")
 
 

@@ -68,3 +68,20 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
     assert compared.exit_code == 0 and "1.80" in compared.output
     missing = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "no results.jsonl" in missing.output
+
+
+def test_study_prints_its_example_and_refuses_what_it_cannot_do_here(tmp_path):
+    from pathlib import Path
+
+    from client.study_config import default_config, parse_config
+
+    example = CliRunner().invoke(main, ["study", "--example"])
+    assert example.exit_code == 0 and parse_config(example.output, Path.cwd()) == default_config()
+    assert CliRunner().invoke(main, ["study"]).exit_code == 2  # no CONFIG
+    config = tmp_path / "study.toml"
+    config.write_text(example.output)
+    # the default serves on the h200 profile's GPU: on this CPU machine the plan refuses before anything runs
+    planned = CliRunner().invoke(main, ["study", str(config), "--dry-run", "--out", str(tmp_path / "out")])
+    assert planned.exit_code == 1 and "this host has none" in planned.output and "Traceback" not in planned.output
+    report = CliRunner().invoke(main, ["study", str(config), "--report-only", "--out", str(tmp_path / "out")])
+    assert report.exit_code == 1 and "no points yet" in report.output

@@ -1,3 +1,4 @@
+import contextlib
 import random
 
 import pytest
@@ -27,6 +28,17 @@ def test_gpt2_byte_level_tokenizer_too(tiny_models):
     source = TextSource(tokenizer)
     for seq_len in (1, 16, 100):
         assert len(tokenizer.encode(source.text_of_length(seq_len, random.Random(0))).ids) == seq_len
+
+
+@pytest.mark.parametrize("seq_len", [16, 128])
+def test_byte_level_texts_start_at_a_word_boundary_at_the_first_attempt_mostly(tiny_models, seq_len):
+    tokenizer = load_tokenizer(tiny_models["gpt2"])
+    source, rng, cut = TextSource(tokenizer), random.Random(1), []
+    for _ in range(100):
+        with contextlib.suppress(InputError):  # the rest of the 100 draws: counted as misses
+            cut.append(source.text_of_length(seq_len, rng, attempts=1))
+    assert len(cut) > 30  # about 1 in 40 before byte-level starts were accepted: batches ran out of attempts
+    assert all(len(tokenizer.encode(text).ids) == seq_len for text in cut)
 
 
 def test_too_short_for_the_special_tokens(minilm_tokenizer):

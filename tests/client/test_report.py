@@ -8,6 +8,7 @@ from matplotlib import image as mpimg
 from PIL import Image
 
 from builder.common.errors import OutputError, UserError
+from client.charts import wants_log
 from client.records import ModelTimes, PointRecord, ResultStore, load_records
 from client.report import (
     SCALAR_COLUMNS,
@@ -16,7 +17,6 @@ from client.report import (
     plot_memory,
     plot_speedup,
     speedups,
-    wants_log,
     write_csv,
     write_report,
 )

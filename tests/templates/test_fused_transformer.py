@@ -169,3 +169,17 @@ def test_the_epilogue_gelu_rounds_once_to_half_precision():
         assert once.dtype == dtype
         assert torch.equal(once, exact.to(dtype))
         assert (once.float() - exact).abs().mean() < (twice.float() - exact).abs().mean()
+
+
+@pytest.mark.parametrize(
+    ("arch", "task"), [("bert", "text-classification"), ("distilbert", "text-classification"), ("gpt2", "causal-lm")]
+)
+def test_bf16_heads_take_the_widened_fp32_trunk(models, arch, task):
+    """A widened BF16 trunk hands FP32 states to heads whose weights are BF16: the head casts them down."""
+    model = models[(arch, task)]
+    ids, mask = batch()
+    with torch.inference_mode():
+        reference = build_forward(model, task, "hf")(ids, mask)
+        out = build_forward(apply_precision(copy.deepcopy(model), "bf16"), task, "fused")(ids, mask)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    assert float(F.cosine_similarity(out, reference, dim=-1).min()) > 0.999
