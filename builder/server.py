@@ -116,6 +116,11 @@ class TritonServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def http_url(self) -> str:
         """host:port of the HTTP endpoint."""
         return f"127.0.0.1:{self.http_port}"

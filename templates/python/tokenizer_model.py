@@ -1,7 +1,9 @@
 """Triton Python-backend tokenizer: TEXT (bytes) → input_ids, attention_mask padded to a length bucket.
 
 Padding to a few fixed lengths lets Triton's dynamic batcher merge requests downstream: it only
-batches requests whose tensors have the same shape.
+batches requests whose tensors have the same shape. Each text is cut to `max_text_chars` characters
+before tokenizing (the planner derives the bound from the model's maximum length): the model reads
+max_length tokens whatever the text's length, so a megabyte costs what a few kilobytes do.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ from tokenizers import Tokenizer
 # isort: on
 
 pb_utils = tb.pb_utils
+InputError = tb.InputError
 
 
-class InputError(ValueError):
-    """A request the client must fix; answered with an error, the server keeps serving."""
-
-
-def decode_texts(items: np.ndarray, max_bytes: int) -> list[str]:
-    """Decode a TYPE_STRING array to str, rejecting empty, oversized and non-UTF-8 items by index."""
+def decode_texts(items: np.ndarray, max_bytes: int, max_chars: int) -> list[str]:
+    """Decode a TYPE_STRING array to str cut to `max_chars`, rejecting empty, oversized and non-UTF-8 items by index."""
     texts = []
     for i, raw in enumerate(items.reshape(-1)):
         data = raw if isinstance(raw, bytes) else str(raw).encode()
@@ -34,9 +33,9 @@ def decode_texts(items: np.ndarray, max_bytes: int) -> list[str]:
             raise InputError(
                 f"TEXT[{i}] is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
             ) from None
-        if not text.strip():
+        if not text or text.isspace():
             raise InputError(f"TEXT[{i}] is empty or whitespace only")
-        texts.append(text)
+        texts.append(text[:max_chars])
     return texts
 
 
@@ -72,6 +71,8 @@ class TritonPythonModel:
         self.buckets = [int(b) for b in params["buckets"].split(",")]
         self.pad_id = int(params["pad_id"])
         self.max_text_bytes = int(params["max_text_bytes"])
+        self.max_text_chars = int(params["max_text_chars"])
+        self.name = args["model_name"]
         path = tb.version_file(args, "tokenizer.json")
         self.tokenizer = Tokenizer.from_file(path)
         self.tokenizer.no_padding()
@@ -81,18 +82,18 @@ class TritonPythonModel:
 
     def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokenize a request's texts into bucket-padded arrays."""
-        texts = decode_texts(items, self.max_text_bytes)
+        texts = decode_texts(items, self.max_text_bytes, self.max_text_chars)
         encodings = self.encode_batch(texts)
         return pad_to_bucket([e.ids for e in encodings], self.pad_id, self.buckets)
 
     def execute(self, requests: list) -> list:
-        """One response per request, an error response for a bad one."""
+        """One response per request; a bad one gets its own error (INVALID_ARGUMENT for bad text)."""
         responses = []
         for request in requests:
             try:
                 ids, mask = self.encode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-            except InputError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+            except Exception as exc:
+                responses.append(tb.error_response(self.name, exc))
                 continue
             responses.append(
                 pb_utils.InferenceResponse(

@@ -46,6 +46,7 @@ class TritonPythonModel:
         """Tokenizer from tokenizer.json, engine from hf/, labels from labels.json."""
         self.tokenizer = tokenizer_model.TritonPythonModel()
         self.tokenizer.initialize(args)
+        self.name = args["model_name"]
         self.task = tb.params(args)["task"]
         self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
         self.runner = torch_model.load_runner(args, finish=FINISH[self.task])
@@ -59,17 +60,17 @@ class TritonPythonModel:
         return [tb.output_tensor("LOGITS", part)]
 
     def execute(self, requests: list) -> list:
-        """One response per request, an error response for a bad text."""
+        """One response per request, an error response for a bad text; a failed batch is retried per request."""
         ids, masks, errors = [], [], []
         for request in requests:
             try:
                 a, m = self.tokenizer.encode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-            except tokenizer_model.InputError as exc:
+            except Exception as exc:
                 ids.append(None)
                 masks.append(None)
-                errors.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+                errors.append(tb.error_response(self.name, exc))
                 continue
             ids.append(a)
             masks.append(m)
             errors.append(None)
-        return tb.run_grouped(ids, masks, errors, self.runner, self.outputs)
+        return tb.run_grouped(self.name, ids, masks, errors, self.runner, self.outputs)
