@@ -24,8 +24,8 @@ class Stub:
     instance: str
 
     def alive(self) -> bool:
-        """True while the process exists and is neither a zombie nor dead (killed, not yet reaped)."""
-        return _state(self.pid) not in ("", "Z", "X")
+        """True while the stub runs."""
+        return alive(self.pid)
 
     def rss_bytes(self) -> int:
         """Resident memory of the process (0 once it is gone)."""
@@ -36,6 +36,11 @@ class Stub:
         except OSError:
             pass
         return 0
+
+
+def alive(pid: int) -> bool:
+    """True while process `pid` exists and is neither a zombie nor dead (killed, not yet reaped)."""
+    return _state(pid) not in ("", "Z", "X")
 
 
 def _state(pid: int) -> str:

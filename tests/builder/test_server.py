@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 from builder.errors import ServerError
-from builder.server import TritonServer, check_servable, find_bundle
+from builder.server import TritonServer, check_servable, find_bundle, free_port
+from builder.stubs import stubs_of
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).parents[2]  # `python -m builder` runs this checkout's code
 
 IDENTITY = """
 import os, sys
@@ -89,3 +99,142 @@ def test_python_backend_settings_reach_the_backend(tmp_path):
         assert server.is_alive()
         log = server.log_path.read_text()
     assert '"shm-default-byte-size":"16777216"' in log  # the server's own table of backend settings
+
+
+def _infer(url: str) -> list:
+    client = httpclient.InferenceServerClient(url)
+    x = httpclient.InferInput("X", [1, 2], "FP32")
+    x.set_data_from_numpy(np.array([[1.5, -2.0]], dtype=np.float32))
+    return client.infer("double", [x]).as_numpy("Y").tolist()
+
+
+def _kill_stub(server: TritonServer, model: str) -> None:
+    (stub,) = [s for s in stubs_of(server.pid, server.repo) if s.model == model]
+    os.kill(stub.pid, signal.SIGKILL)
+
+
+def test_a_killed_stub_is_reloaded_and_serves_again_within_10_s(tmp_path):
+    _python_model(tmp_path, "double")
+    reported: list[str] = []
+    with TritonServer(tmp_path, report=reported.append) as server:
+        assert _infer(server.http_url) == [[3.0, -4.0]]
+        _kill_stub(server, "double")
+        killed = time.monotonic()
+        while time.monotonic() - killed < 30:
+            try:
+                assert _infer(server.http_url) == [[3.0, -4.0]]
+                break
+            except InferenceServerException:
+                time.sleep(0.1)
+        recovered = time.monotonic() - killed
+        log = server.log_path.read_text()
+    assert recovered < 10, f"serving again only after {recovered:.1f} s"
+    assert "double: 1 of its 1 backend stub(s) died; reloading double" in reported[0]
+    assert "double: serving again" in reported[1] and server.events == reported
+    assert "tritonbuild supervisor: double: serving again" in log
+
+
+class Served:
+    """`tritonbuild serve` in a child process, its output read line by line in a thread (never blocking a test)."""
+
+    def __init__(self, repo: Path, *ports: int) -> None:
+        http, grpc, metrics = ports or (free_port(), free_port(), free_port())
+        command = [sys.executable, "-m", "builder", "serve", "--repo", str(repo)]
+        command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # end of output
+
+    def wait_for(self, text: str, timeout_s: float = 120) -> None:
+        """Block until a line holding `text` arrives; fail with everything seen when it does not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if not line:
+                break
+            if text in line:
+                return
+        raise AssertionError(f"no line with {text!r} in:\n{''.join(self.seen)}")
+
+    def finish(self, timeout_s: float = 120) -> str:
+        """Wait for the exit (killing it after `timeout_s`); everything it printed."""
+        try:
+            self.process.wait(timeout=timeout_s)
+        finally:
+            self.process.kill()
+            self.process.wait()
+        while not self.seen or self.seen[-1]:  # the reader thread ends the output with ""
+            self.seen.append(self.lines.get(timeout=10))
+        return "".join(self.seen)
+
+    def server_pid(self) -> int:
+        """The tritonserver that `tritonbuild serve` started (its child)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        (pid,) = [int(c) for c in children if Path(f"/proc/{c}/exe").resolve().name == "tritonserver"]
+        return pid
+
+
+def test_serve_reloads_a_model_and_exits_1_when_it_cannot(tmp_path):
+    flag = tmp_path / "double" / "broken"
+    _python_model(tmp_path, "double", init=f"assert not os.path.exists({str(flag)!r}), 'model files damaged'")
+    served = Served(tmp_path)
+    try:
+        served.wait_for("ready:")
+        server_pid = served.server_pid()
+        (stub,) = stubs_of(server_pid, tmp_path.resolve())
+        os.kill(stub.pid, signal.SIGKILL)
+        served.wait_for("supervisor: double: serving again", timeout_s=30)
+        flag.write_text("")  # the next reload fails: serve must give up and say so
+        (stub,) = stubs_of(server_pid, tmp_path.resolve())
+        os.kill(stub.pid, signal.SIGKILL)
+    finally:
+        output = served.finish()
+    assert served.process.returncode == 1, output
+    assert "reload 3 of 3 failed" in output and "double lost a backend stub and could not be reloaded" in output
+    assert "model files damaged" in output  # the log's lines say why
+    assert "Traceback (most recent call last)" not in output.split("error:")[0]
+
+
+def test_serve_exits_1_with_the_logs_last_lines_when_the_server_dies(tmp_path):
+    _python_model(tmp_path, "double")
+    served = Served(tmp_path)
+    try:
+        served.wait_for("ready:")
+        os.kill(served.server_pid(), signal.SIGKILL)
+    finally:
+        output = served.finish(timeout_s=60)
+    assert served.process.returncode == 1, output
+    assert "tritonserver exited unexpectedly (code -9); its log ends:" in output
+    assert "Started HTTPService at 127.0.0.1" in output  # the last lines, not only error lines
+    if not Path("/dev/nvidiactl").exists():  # a CPU host: the CUDA and NVML complaints are noise
+        assert "CUDA driver version is insufficient" not in output and "NVML" not in output
+
+
+def test_a_port_that_another_server_owns_is_refused(tmp_path):
+    _python_model(tmp_path / "a", "double")
+    _python_model(tmp_path / "b", "double")
+    with TritonServer(tmp_path / "a") as first:
+        second = TritonServer(tmp_path / "b", http_port=first.http_port)
+        with pytest.raises(ServerError, match=f"http port {first.http_port} is in use") as err, second:
+            pass
+        assert "--http-port" in err.value.hint and not second.is_alive()
+        # and `serve` says so instead of "ready:"
+        served = Served(tmp_path / "b", free_port(), first.grpc_port, free_port())
+        output = served.finish(timeout_s=60)
+        assert served.process.returncode == 1 and "grpc port" in output and "ready:" not in output, output
+        # a server that answers on our ports but is not ours is never taken for ours
+        impostor = TritonServer(tmp_path / "b", http_port=first.http_port, grpc_port=first.grpc_port)
+        with pytest.raises(ServerError, match="is not the one just started"):
+            impostor._check_identity()
+        assert _infer(first.http_url) == [[3.0, -4.0]]  # the first server was left alone
