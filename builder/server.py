@@ -98,6 +98,15 @@ def check_ports_free(ports: dict[str, int]) -> None:
                 ) from None
 
 
+def served_models(repo: Path) -> list[str]:
+    """The model folders of `repo`: a config.pbtxt inside, and no leading dot.
+
+    make-repo stages inside the repository (`.staging-*`, `.replaced-*`): a server that loaded every folder
+    would fail to start on those.
+    """
+    return sorted(p.parent.name for p in repo.glob("*/config.pbtxt") if not p.parent.name.startswith("."))
+
+
 def check_servable(repo: Path) -> None:
     """Refuse repositories with models that need backends the bundled server lacks."""
     if not repo.is_dir():
@@ -175,7 +184,7 @@ class TritonServer:
             f"--metrics-port={self.metrics_port}",
             f"--id={self.server_id}",
             "--model-control-mode=explicit",  # the supervisor reloads models through the repository API
-            "--load-model=*",
+            *(f"--load-model={name}" for name in served_models(self.repo)),
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
@@ -213,7 +222,9 @@ class TritonServer:
         self._wait_ready()
         self._check_identity()
         assert self._process is not None
-        self._supervisor = Supervisor(self._process.pid, self.repo, self.http_url, self._event)
+        self._supervisor = Supervisor(
+            self._process.pid, self.repo, tuple(served_models(self.repo)), self.http_url, self._event
+        )
         self._supervisor.start()
         return self
 

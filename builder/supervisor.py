@@ -33,6 +33,7 @@ class Supervisor:
 
     pid: int
     repo: Path
+    models: tuple[str, ...]  # what the server loaded: all must be ready again after a reload
     http_url: str  # host:port
     report: Report
     interval_s: float = 0.5
@@ -91,7 +92,7 @@ class Supervisor:
 
     def _all_ready(self) -> bool:
         index = json.loads(self._post("/v2/repository/index") or "[]")
-        return bool(index) and all(entry.get("state") == "READY" for entry in index)
+        return {entry["name"] for entry in index if entry.get("state") == "READY"} >= set(self.models)
 
     def _post(self, path: str) -> str:
         request = urllib.request.Request(f"http://{self.http_url}{path}", data=b"{}", method="POST")

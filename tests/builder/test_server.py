@@ -238,3 +238,12 @@ def test_a_port_that_another_server_owns_is_refused(tmp_path):
         with pytest.raises(ServerError, match="is not the one just started"):
             impostor._check_identity()
         assert _infer(first.http_url) == [[3.0, -4.0]]  # the first server was left alone
+
+
+def test_make_repos_staging_folders_inside_the_repository_are_not_served(tmp_path):
+    _python_model(tmp_path, "double")
+    _python_model(tmp_path / ".staging-x1", "double")  # what a make-repo in progress (or killed) leaves
+    (tmp_path / ".staging-x1" / "unfinished").mkdir()
+    (tmp_path / ".tritonbuild.lock").write_text("")
+    with TritonServer(tmp_path, startup_timeout_s=60) as server:
+        assert _infer(server.http_url) == [[3.0, -4.0]]
