@@ -1,3 +1,4 @@
+import pytest
 from click.testing import CliRunner
 
 from builder.server import free_port
@@ -68,3 +69,19 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
     assert compared.exit_code == 0 and "1.80" in compared.output
     missing = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "no results.jsonl" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1", "is not host:port"),
+        ("http://127.0.0.1:8001", "is not host:port"),
+        (":8001", "is not host:port"),
+    ],
+)
+def test_a_url_without_a_valid_port_is_a_usage_error(tmp_path, url, message):
+    result = CliRunner().invoke(main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "results.jsonl").exists()  # refused before anything was dialled or written
