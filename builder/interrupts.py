@@ -22,10 +22,10 @@ def deferred_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
+    received: list[signal.Signals] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
+        received.append(signal.Signals(signum))
 
     previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

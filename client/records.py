@@ -122,7 +122,7 @@ def _conforms(value: Any, hint: Any) -> bool:
         return value is None
     if hint in (int, float):
         return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return isinstance(value, dict) and not _field_problems(hint, value)
     return isinstance(value, hint)
 
