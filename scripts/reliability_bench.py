@@ -296,7 +296,7 @@ def stub_kill(repo: Path) -> list[Row]:
             )
             rows.append(
                 Row(
-                    f"kill -9 of a {model.removeprefix('minilm_')} stub (of {len(stubs)})",
+                    f"kill -9 of a {model.removeprefix('minilm_')} stub ({len(stubs)} running)",
                     "serving again within 10 s, serve says so",
                     observed,
                     said and recovered is not None and recovered < 10 and again < 10,
