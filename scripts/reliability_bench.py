@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import platform
-import queue
 import shutil
 import signal
 import subprocess
@@ -31,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/hostile.py: the hostile cases and the serve process
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 import tritonclient.grpc.aio as grpcaio  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
+from hostile import HOSTILE, Served, inputs  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 import builder.repo_writer as repo_writer  # noqa: E402
@@ -55,6 +54,7 @@ from client.text_client import AsyncTextClient, ClientConfig  # noqa: E402
 from client.texts import corpus_sentences  # noqa: E402
 
 SENTENCES = corpus_sentences()
+EMPTY = np.array([[b""]], dtype=object)
 
 
 @dataclass(frozen=True)
@@ -68,52 +68,22 @@ class Row:
     recovery_s: float | None = None
 
 
-def _inputs(module, arrays: dict[str, np.ndarray]) -> list:
-    tensors = []
-    for name, array in arrays.items():
-        dtype = "BYTES" if array.dtype == object else {"int64": "INT64", "float32": "FP32"}[array.dtype.name]
-        tensor = module.InferInput(name, list(array.shape), dtype)
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
-
-
-def _ids(bad: int | None = None, length: int = 16, mask: int = 1) -> dict[str, np.ndarray]:
-    ids = np.full((1, length), 7, np.int64)
-    if bad is not None:
-        ids[0, 3] = bad
-    return {"input_ids": ids, "attention_mask": np.full((1, length), mask, np.int64)}
-
-
-def _hidden(value: float, mask_length: int = 16) -> dict[str, np.ndarray]:
-    return {
-        "last_hidden_state": np.full((1, 16, 384), value, np.float32),
-        "attention_mask": np.ones((1, mask_length), np.int64),
-    }
-
-
-# case → (model, inputs): every one must come back INVALID_ARGUMENT / 400 with a short message
-HOSTILE = {
-    "token id ≥ vocabulary → NAME_model": ("minilm_model", _ids(40_000)),
-    "negative token id → NAME_model": ("minilm_model", _ids(-5)),
-    "300 tokens (limit 256) → NAME_model": ("minilm_model", _ids(length=300)),
-    "mask 2 → NAME_model": ("minilm_model", _ids(mask=2)),
-    "mask of another shape → NAME_model": ("minilm_model", {**_ids(), "attention_mask": np.ones((1, 3), np.int64)}),
-    "NaN hidden state → NAME_post": ("minilm_post", _hidden(np.nan)),
-    "hidden/mask lengths differ → NAME_post": ("minilm_post", _hidden(0.5, mask_length=3)),
-    "non-UTF-8 text → NAME_tokenizer": ("minilm_tokenizer", {"TEXT": np.array([[b"\xff\xfe"]], dtype=object)}),
-    "empty text → ensemble": ("minilm", {"TEXT": np.array([[b""]], dtype=object)}),
+# every hostile case of the tests that this repository has, and bad text through the ensemble
+CASES = {
+    f"{case} → {model}": (model, arrays)
+    for case, (model, arrays, _) in {**HOSTILE, "empty text": ("minilm", {"TEXT": EMPTY}, "")}.items()
+    if model.startswith("minilm")
 }
 
 
 def hostile(server: TritonServer) -> list[Row]:
     """Each hostile request over gRPC and HTTP: the status code and the message the client sees."""
     rows = []
-    for case, (model, arrays) in HOSTILE.items():
+    for case, (model, arrays) in CASES.items():
         seen = []
         for module, url in ((grpcclient, server.grpc_url), (httpclient, server.http_url)):
             try:
-                module.InferenceServerClient(url).infer(model, _inputs(module, arrays))
+                module.InferenceServerClient(url).infer(model, inputs(module, arrays))
                 seen.append(("answered", ""))
             except InferenceServerException as exc:
                 seen.append((str(exc.status()).removeprefix("StatusCode."), exc.message()))
@@ -127,7 +97,7 @@ def hostile(server: TritonServer) -> list[Row]:
 
 def poisoning(server: TritonServer, good: int = 1000) -> Row:
     """Bad requests to every member model at full rate beside good ensemble requests (8 in flight)."""
-    poison = [(m, a) for m, a in HOSTILE.values() if m != "minilm"]
+    poison = [(m, a) for m, a in CASES.values() if m != "minilm"]
 
     async def attacker(stop: asyncio.Event, refused: list[bool]) -> None:
         client = grpcaio.InferenceServerClient(server.grpc_url)
@@ -136,7 +106,7 @@ def poisoning(server: TritonServer, good: int = 1000) -> Row:
             model, arrays = poison[index % len(poison)]
             index += 1
             try:
-                await client.infer(model, _inputs(grpcaio, arrays))
+                await client.infer(model, inputs(grpcaio, arrays))
                 refused.append(False)
             except InferenceServerException as exc:
                 refused.append(str(exc.status()) == "StatusCode.INVALID_ARGUMENT")
@@ -146,7 +116,7 @@ def poisoning(server: TritonServer, good: int = 1000) -> Row:
         stop, refused = asyncio.Event(), []
         attackers = [asyncio.create_task(attacker(stop, refused)) for _ in range(6)]
         client = grpcaio.InferenceServerClient(server.grpc_url)
-        texts = [_inputs(grpcaio, {"TEXT": np.array([[f"good request {i}".encode()]], dtype=object)}) for i in range(8)]
+        texts = [inputs(grpcaio, {"TEXT": np.array([[f"good request {i}".encode()]], dtype=object)}) for i in range(8)]
         ok = 0
         for _ in range(good // 8):
             results = await asyncio.gather(*(client.infer("minilm", t) for t in texts), return_exceptions=True)
@@ -170,8 +140,8 @@ def poisoning(server: TritonServer, good: int = 1000) -> Row:
 def head_of_line(server: TritonServer) -> Row:
     """Small requests every 10 ms while two maximal in-limits requests (32 texts of ~1 MB) run one after another."""
     megabyte = (" ".join(SENTENCES) * 3).encode()[:999_000]
-    big = _inputs(grpcclient, {"TEXT": np.array([[megabyte]] * 32, dtype=object)})
-    small = _inputs(grpcclient, {"TEXT": np.array([[b"a small request"]], dtype=object)})
+    big = inputs(grpcclient, {"TEXT": np.array([[megabyte]] * 32, dtype=object)})
+    small = inputs(grpcclient, {"TEXT": np.array([[b"a small request"]], dtype=object)})
     client = grpcclient.InferenceServerClient(server.grpc_url)
     client.infer("minilm", small)
     rss = sum(s.rss_bytes() for s in stubs_of(server.pid, server.repo) if s.model == "minilm_tokenizer")
@@ -208,57 +178,6 @@ def head_of_line(server: TritonServer) -> Row:
     )
 
 
-class Served:
-    """`python -m builder serve` on free ports, its output collected by a thread."""
-
-    def __init__(self, repo: Path, *ports: int) -> None:
-        self.ports = ports or (free_port(), free_port(), free_port())
-        command = [sys.executable, "-m", "builder", "serve", "--repo", str(repo)]
-        command += [f"--{k}-port={p}" for k, p in zip(("http", "grpc", "metrics"), self.ports, strict=True)]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
-        self.seen: list[tuple[float, str]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports[1]}"
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put((time.monotonic(), line))
-
-    def wait_for(self, text: str, timeout_s: float = 180) -> float:
-        """When a line with `text` came (monotonic seconds)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(queue.Empty):
-                at, line = self.lines.get(timeout=0.2)
-                self.seen.append((at, line))
-                if text in line:
-                    return at
-        raise TimeoutError(f"no {text!r} in: {''.join(line for _, line in self.seen)}")
-
-    def server_pid(self) -> int:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return next(int(c) for c in children if Path(f"/proc/{c}/exe").resolve().name == "tritonserver")
-
-    def output(self) -> str:
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        return "".join(line for _, line in self.seen)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def _ok(client, request) -> bool:
     try:
         client.infer("minilm", request, client_timeout=10)
@@ -274,7 +193,7 @@ def stub_kill(repo: Path) -> list[Row]:
     try:
         served.wait_for("ready:")
         client = grpcclient.InferenceServerClient(served.grpc_url)
-        request = _inputs(grpcclient, {"TEXT": np.array([[b"still serving?"]], dtype=object)})
+        request = inputs(grpcclient, {"TEXT": np.array([[b"still serving?"]], dtype=object)})
         for model in ("minilm_tokenizer", "minilm_model", "minilm_post"):
             stubs = [s for s in stubs_of(served.server_pid(), repo.resolve()) if s.model == model]
             killed = time.monotonic()
@@ -304,22 +223,19 @@ def stub_kill(repo: Path) -> list[Row]:
                 )
             )
     finally:
-        served.stop()
+        served.process.send_signal(signal.SIGINT)
+        served.finish(timeout_s=60)
     return rows
 
 
 def server_kill(repo: Path) -> Row:
     """kill -9 of tritonserver under serve."""
     served = Served(repo)
-    try:
-        served.wait_for("ready:")
-        killed = time.monotonic()
-        os.kill(served.server_pid(), signal.SIGKILL)
-        served.process.wait(timeout=60)
-        exited = time.monotonic() - killed
-    finally:
-        served.stop()
-    output = served.output()
+    served.wait_for("ready:")
+    killed = time.monotonic()
+    os.kill(served.server_pid(), signal.SIGKILL)
+    output = served.finish(timeout_s=60)
+    exited = time.monotonic() - killed
     tail = output.split("its log ends:", 1)[-1]
     noise = "CUDA driver version is insufficient" in tail or "NVML" in tail
     passed = served.process.returncode == 1 and "Started HTTPService" in tail and not noise
@@ -335,8 +251,7 @@ def server_kill(repo: Path) -> Row:
 def port_taken(repo: Path, server: TritonServer) -> Row:
     """serve on the gRPC port of a server already running."""
     served = Served(repo, free_port(), server.grpc_port, free_port())
-    served.process.wait(timeout=120)
-    output = served.output()
+    output = served.finish(timeout_s=120)
     passed = served.process.returncode == 1 and "is in use" in output and "ready:" not in output
     observed = f"exit {served.process.returncode}: “{output.strip().splitlines()[0][:90]}”"
     return Row("serve on a port another server owns", "refused before starting, no “ready:”", observed, passed)

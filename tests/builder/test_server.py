@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from hostile import Served
 from tritonclient.utils import InferenceServerException
 
 from builder.errors import ServerError
@@ -22,7 +19,6 @@ from builder.server import TritonServer, check_servable, find_bundle, free_port
 from builder.stubs import stubs_of
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).parents[2]  # `python -m builder` runs this checkout's code
 
 IDENTITY = """
 import os, sys
@@ -132,57 +128,6 @@ def test_a_killed_stub_is_reloaded_and_serves_again_within_10_s(tmp_path):
     assert "double: 1 of its 1 backend stub(s) died; reloading double" in reported[0]
     assert "double: serving again" in reported[1] and server.events == reported
     assert "tritonbuild supervisor: double: serving again" in log
-
-
-class Served:
-    """`tritonbuild serve` in a child process, its output read line by line in a thread (never blocking a test)."""
-
-    def __init__(self, repo: Path, *ports: int) -> None:
-        http, grpc, metrics = ports or (free_port(), free_port(), free_port())
-        command = [sys.executable, "-m", "builder", "serve", "--repo", str(repo)]
-        command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put("")  # end of output
-
-    def wait_for(self, text: str, timeout_s: float = 120) -> None:
-        """Block until a line holding `text` arrives; fail with everything seen when it does not."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if not line:
-                break
-            if text in line:
-                return
-        raise AssertionError(f"no line with {text!r} in:\n{''.join(self.seen)}")
-
-    def finish(self, timeout_s: float = 120) -> str:
-        """Wait for the exit (killing it after `timeout_s`); everything it printed."""
-        try:
-            self.process.wait(timeout=timeout_s)
-        finally:
-            self.process.kill()
-            self.process.wait()
-        while not self.seen or self.seen[-1]:  # the reader thread ends the output with ""
-            self.seen.append(self.lines.get(timeout=10))
-        return "".join(self.seen)
-
-    def server_pid(self) -> int:
-        """The tritonserver that `tritonbuild serve` started (its child)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        (pid,) = [int(c) for c in children if Path(f"/proc/{c}/exe").resolve().name == "tritonserver"]
-        return pid
 
 
 def test_serve_reloads_a_model_and_exits_1_when_it_cannot(tmp_path):

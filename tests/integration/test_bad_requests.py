@@ -13,6 +13,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
+from hostile import HOSTILE, inputs, tokens
 from tritonclient.utils import InferenceServerException
 
 from builder.server import TritonServer
@@ -26,59 +27,14 @@ TEMPLATES = Path(__file__).parents[2] / "templates" / "python"
 SENTENCES = corpus_sentences()
 
 
-def _inputs(module, arrays: dict[str, np.ndarray]) -> list:
-    tensors = []
-    for name, array in arrays.items():
-        dtype = "BYTES" if array.dtype == object else {"int64": "INT64", "float32": "FP32"}[array.dtype.name]
-        tensor = module.InferInput(name, list(array.shape), dtype)
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
-
-
-def _tokens(ids: list[list[int]], mask: list[list[int]] | None = None) -> dict[str, np.ndarray]:
-    array = np.array(ids, dtype=np.int64)
-    return {"input_ids": array, "attention_mask": np.array(mask, np.int64) if mask else np.ones_like(array)}
-
-
-def _row(bad: int | None = None) -> list[int]:
-    """16 tokens, a length bucket of the tokenizer: the batcher merges such a request with good ones."""
-    return [101, *([7] * 7), *([] if bad is None else [bad]), *([7] * (7 if bad is None else 6)), 102]
-
-
-def _hidden(value: float, rows: int = 1, length: int = 16, mask_length: int = 16) -> dict[str, np.ndarray]:
-    return {
-        "last_hidden_state": np.full((rows, length, 384), value, np.float32),
-        "attention_mask": np.ones((rows, mask_length), np.int64),
-    }
-
-
-_MASK_OF_3 = np.ones((1, 3), np.int64)
-# (model, inputs, what the short message says): each is refused by that model alone
-HOSTILE = {
-    "out-of-vocabulary id": ("minilm_model", _tokens([_row(40_000)]), "token id 40000"),
-    "negative id": ("minilm_model", _tokens([_row(-5)]), "token id -5"),
-    "longer than the model maximum": ("minilm_model", _tokens([[101] * 300]), "300 tokens per row; the limit is 256"),
-    "mask of another shape": ("minilm_model", {**_tokens([_row()]), "attention_mask": _MASK_OF_3}, "differ in shape"),
-    "mask not 0/1": ("minilm_model", _tokens([_row()], [[2] * 16]), "only 0 and 1"),
-    "row without a real token": ("minilm_model", _tokens([_row()], [[0] * 16]), "without any real token"),
-    "torch: out-of-vocabulary id": ("mtorch_model", _tokens([_row(99_999)]), "token id 99999"),
-    "NaN hidden state": ("minilm_post", _hidden(np.nan), "NaN or infinite"),
-    "infinite hidden state": ("minilm_post", _hidden(np.inf), "NaN or infinite"),
-    "hidden and mask lengths differ": ("minilm_post", _hidden(0.5, mask_length=3), "differ in batch or length"),
-    "NaN logits": ("dbert_post", {"logits": np.array([[np.nan, 0.0, 1.0]], np.float32)}, "NaN or infinite"),
-    "not UTF-8": ("minilm_tokenizer", {"TEXT": np.array([[b"\xff\xfe"]], dtype=object)}, "not valid UTF-8"),
-}
-
-
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_input_is_an_invalid_argument_with_a_short_message(server, case):
     model, arrays, message = HOSTILE[case]
     with pytest.raises(InferenceServerException) as grpc_error:
-        grpcclient.InferenceServerClient(server.grpc_url).infer(model, _inputs(grpcclient, arrays))
+        grpcclient.InferenceServerClient(server.grpc_url).infer(model, inputs(grpcclient, arrays))
     assert grpc_error.value.status() == "StatusCode.INVALID_ARGUMENT", grpc_error.value
     with pytest.raises(InferenceServerException) as http_error:
-        httpclient.InferenceServerClient(server.http_url).infer(model, _inputs(httpclient, arrays))
+        httpclient.InferenceServerClient(server.http_url).infer(model, inputs(httpclient, arrays))
     assert http_error.value.status() == "400", http_error.value
     for error in (grpc_error.value, http_error.value):
         text = error.message()
@@ -89,7 +45,7 @@ def test_hostile_input_is_an_invalid_argument_with_a_short_message(server, case)
 def test_bad_text_through_the_ensemble_is_an_invalid_argument(server, protocol):
     module, url = (grpcclient, server.grpc_url) if protocol == "grpc" else (httpclient, server.http_url)
     with pytest.raises(InferenceServerException) as error:
-        module.InferenceServerClient(url).infer("minilm", _inputs(module, {"TEXT": np.array([[b""]], dtype=object)}))
+        module.InferenceServerClient(url).infer("minilm", inputs(module, {"TEXT": np.array([[b""]], dtype=object)}))
     assert error.value.status() in ("StatusCode.INVALID_ARGUMENT", "400")
     assert "TEXT[0] is empty" in error.value.message()
 
@@ -106,7 +62,7 @@ def test_poisoned_members_do_not_fail_good_ensemble_requests(server):
             model, arrays = poison[index % len(poison)]
             index += 1
             try:
-                await client.infer(model, _inputs(grpcaio, arrays))
+                await client.infer(model, inputs(grpcaio, arrays))
             except InferenceServerException as exc:
                 counts.append(exc.status() == "StatusCode.INVALID_ARGUMENT")
         await client.close()
@@ -144,7 +100,7 @@ class TritonPythonModel:
         return (ids * 2).astype(np.float32)
 
     def execute(self, requests):
-        return tb.run_grouped("retry", *tb.token_inputs(requests, self.limits), self.run,
+        return tb.run_grouped("retry", *tb.tokeninputs(requests, self.limits), self.run,
                               lambda part: [tb.output_tensor("Y", part)])
 """
 RETRY_CONFIG = """name: "retry"
@@ -167,7 +123,7 @@ def test_a_failure_inside_a_merged_batch_is_retried_per_request(tmp_path):
 
     async def go(url: str) -> list:
         client = grpcaio.InferenceServerClient(url)
-        calls = [client.infer("retry", _inputs(grpcaio, _tokens([row]))) for row in rows]
+        calls = [client.infer("retry", inputs(grpcaio, tokens([row]))) for row in rows]
         results = await asyncio.gather(*calls, return_exceptions=True)
         stats = await client.get_inference_statistics("retry", as_json=True)
         await client.close()
@@ -196,8 +152,8 @@ def _stub_rss(server, model: str) -> int:
 def test_a_maximal_request_neither_blocks_small_ones_nor_keeps_memory(server):
     """32 texts of ~1 MB (under every limit) beside small requests: small p99 stays low, the tokenizer stays lean."""
     megabyte = (" ".join(SENTENCES) * 3).encode()[:999_000]
-    big = _inputs(grpcclient, {"TEXT": np.array([[megabyte]] * 32, dtype=object)})
-    small = _inputs(grpcclient, {"TEXT": np.array([[b"a small request"]], dtype=object)})
+    big = inputs(grpcclient, {"TEXT": np.array([[megabyte]] * 32, dtype=object)})
+    small = inputs(grpcclient, {"TEXT": np.array([[b"a small request"]], dtype=object)})
     client = grpcclient.InferenceServerClient(server.grpc_url)
     client.infer("minilm", small)
     rss_before = _stub_rss(server, "minilm_tokenizer")
