@@ -318,12 +318,17 @@ def _point_name(point: Point) -> str:
     return f"b{point.batch_size} s{point.seq_len} {load}"
 
 
-def _interrupted(records: list[PointRecord], todo: list[Point], store: ResultStore) -> str:
-    """What a Ctrl-C leaves: the points saved by this run, and how many a rerun still measures."""
-    saved = ", ".join(_point_name(Point(r.batch_size, r.seq_len, r.concurrency, r.request_rate)) for r in records)
+def _interrupted(config: SweepConfig, todo: list[Point], store: ResultStore) -> str:
+    """What a Ctrl-C leaves: the points of this run in the store, and how many a rerun still measures.
+
+    Read back from the store: a Ctrl-C may come between storing a record and anything after it.
+    """
+    wanted = {p.key(config): p for p in todo}
+    saved = [wanted[r.key] for r in store.load() if r.key in wanted]
+    names = ", ".join(_point_name(p) for p in saved)
     return (
-        f"interrupted: {len(records)} new point(s) of this run are saved in {store.path}"
-        f"{': ' + saved if saved else ''}; the same command measures the other {len(todo) - len(records)}"
+        f"interrupted: {len(saved)} new point(s) of this run are saved in {store.path}"
+        f"{': ' + names if names else ''}; the same command measures the other {len(todo) - len(saved)}"
     )
 
 
@@ -351,7 +356,7 @@ def run_sweep(
     try:
         _measure_points(sweeper, target, todo, store, records, echo, progress)
     except KeyboardInterrupt:
-        echo(_interrupted(records, todo, store))
+        echo(_interrupted(config, todo, store))
         raise
     except ClientError as exc:
         if records or done:

@@ -100,7 +100,7 @@ class TritonPythonModel:
         return (ids * 2).astype(np.float32)
 
     def execute(self, requests):
-        return tb.run_grouped("retry", *tb.tokeninputs(requests, self.limits), self.run,
+        return tb.run_grouped("retry", *tb.token_inputs(requests, self.limits), self.run,
                               lambda part: [tb.output_tensor("Y", part)])
 """
 RETRY_CONFIG = """name: "retry"
@@ -140,7 +140,7 @@ def test_a_failure_inside_a_merged_batch_is_retried_per_request(tmp_path):
             assert "retry failed on this request (RuntimeError)" in result.message()
             assert "Traceback" not in result.message() and "unlucky" not in result.message()
         else:
-            assert not isinstance(result, BaseException), result
+            assert not isinstance(result, BaseException), (row, result.message())
             assert result.as_numpy("Y").tolist() == [[2.0 * v for v in row]]
     assert "unlucky number in the batch" in log and "Traceback" in log  # the details stay in the server log
 
