@@ -24,6 +24,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def hostile(server: TritonServer) -> list[Row]:
         short = all(len(m) < 200 and "Traceback" not in m and ".py" not in m for _, m in seen)
         passed = [s for s, _ in seen] == ["INVALID_ARGUMENT", "400"] and short
         message = seen[0][1].removeprefix("in ensemble 'minilm', ")
-        observed = f"{seen[0][0]} / {seen[1][0]}: “{message[:70]}”"
+        observed = f"{seen[0][0]} / {seen[1][0]}: “{message[:90]}”"
         rows.append(Row(case, "INVALID_ARGUMENT / 400, short message", observed, passed))
     return rows
 
@@ -457,8 +458,9 @@ def main() -> None:
         "# Reliability benchmark",
         "",
         f"- machine: {platform.node()}, {cpu}, {len(os.sched_getaffinity(0))} cores, {platform.platform()}",
-        f"- versions: Python {platform.python_version()}, tritonserver 2.51 (nvidia-pytriton "
-        f"{versions.get('nvidia-pytriton', '?')}), " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        f"- versions: Python {platform.python_version()}, tritonserver 2.51 "
+        f"(nvidia-pytriton {version('nvidia-pytriton')}), "
+        + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- commit: {commit.strip()}; date: {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"- command: python scripts/reliability_bench.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}",
         "- repository: bundled all-MiniLM-L6-v2, python-onnxruntime, cpu profile (2 model, 2 tokenizer instances)",
