@@ -268,19 +268,36 @@ def gpus() -> None:
 @click.option("--metrics-port", type=int, default=METRICS.port, show_default=True)
 @click.option("--log", type=click.Path(path_type=Path), default=None, help="server log file (default: temporary)")
 def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Path | None) -> None:
-    """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C."""
-    with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log) as server:
+    """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C.
+
+    A model whose backend stub dies is reloaded (and said so here and in the log); exits 1 when the server
+    dies or a model cannot be brought back.
+    """
+
+    def report(message: str) -> None:
+        click.secho(f"supervisor: {message}", fg="yellow", err=True)
+
+    with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log, report=report) as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
+        click.echo(f"log: {server.log_path}")
         click.echo("Ctrl-C stops the server")
         for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a shell's `&`)
             signal.signal(sig, signal.default_int_handler)
         try:
-            while server.is_alive():
+            while server.is_alive() and server.failure is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             click.echo("stopping")
             return
-        click.secho(f"tritonserver exited unexpectedly:\n{server.log_tail()}", fg="red", err=True)
+        if server.failure is not None:
+            click.secho(f"error: {server.failure}; stopping the server:\n{server.log_tail()}", fg="red", err=True)
+        else:
+            code = server.returncode
+            click.secho(
+                f"tritonserver exited unexpectedly (code {code}); its log ends:\n{server.log_tail()}",
+                fg="red",
+                err=True,
+            )
         raise SystemExit(1)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder.common.errors import ConfigError
@@ -28,7 +30,14 @@ from builder.gpus import get_profile
 from builder.parity import ParityReport, check_parity, parity_shapes
 from builder.plan import VARIANT_ENGINES, RepoPlan, ServingOptions, plan_repository
 from builder.precision import Compute, PrecisionPlan, Variant, VariantFromOnnx, get_plan
-from builder.repo_writer import check_conflicts, check_writable, publish, stage_model_files, staging_dir
+from builder.repo_writer import (
+    MixedRepository,
+    check_conflicts,
+    check_writable,
+    publish,
+    stage_model_files,
+    staging_dir,
+)
 from builder.source import ModelInfo, inspect_model, load_graph_module, save_tokenizer_json
 from builder.steps import Step, run_steps
 from builder.tasks import GraphModule
@@ -187,6 +196,35 @@ def _check_gate(engine: str, precision: str, options: FidelityOptions) -> None:
         )
 
 
+@dataclass
+class _Outcome:
+    """Whether the new repository is in place: what a failure must say about the output folder."""
+
+    published: bool = False
+
+    def mark_published(self) -> None:
+        """Called by publish() once every new model folder is in place."""
+        self.published = True
+
+
+@contextmanager
+def _truthful_outcome(output: Path, echo: Echo) -> Iterator[_Outcome]:
+    """Say what state `output` is in when the build stops early; a Ctrl-C after the publish changes nothing."""
+    outcome = _Outcome()
+    try:
+        yield outcome
+    except MixedRepository:
+        raise  # its message says which folders are where
+    except KeyboardInterrupt:
+        if not outcome.published:
+            echo(f"interrupted: {output} is unchanged, nothing was published")
+            raise
+        echo(f"Ctrl-C came after the publish: {output} holds the new repository")
+    except BaseException:
+        echo(f"{output} {'holds the new repository' if outcome.published else 'is unchanged: nothing was published'}")
+        raise
+
+
 def make_repo(
     model: str,
     task: str,
@@ -222,9 +260,9 @@ def make_repo(
     if engine_file is not None:
         check_prebuilt(engine_file, profile, precision, info.max_length)
     needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
-    check_conflicts(plan, output, force)
+    check_conflicts(plan, output, force)  # again under the lock, when publishing
     state = _Exported()
-    with staging_dir(output) as stage:
+    with _truthful_outcome(output, echo) as outcome, staging_dir(output) as stage:
         onnx_path = stage / "export" / "model.onnx"
 
         def served() -> Path:
@@ -260,7 +298,7 @@ def make_repo(
             *(variant_steps if engine in VARIANT_ENGINES else []),
             *(torch_gate if engine == "python-torch" and _gated(engine, precision, options) else []),
             Step(f"render and check {len(plan.models)} configs, stage files", stage_files),
-            Step(f"publish into {output}", lambda: publish(plan, stage, output)),
+            Step(f"publish into {output}", lambda: publish(plan, stage, output, force, outcome.mark_published)),
         ]
         run_steps(steps, echo)
     return plan

@@ -27,6 +27,10 @@ ENGINES = {
     **TENSORRT_ENGINES,
 }
 MAX_TEXT_BYTES = 1_000_000
+# The tokenizer cuts each text to max_length × this many characters before tokenizing: the model reads
+# max_length tokens anyway, and English averages about 4 characters a token (1,018 characters gave MiniLM's
+# 256 tokens on Python's pydoc text). Only texts averaging over 16 characters a token lose tokens they had.
+TEXT_CHARS_PER_TOKEN = 16
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
 # Engines whose model.onnx is the precision variant itself (builder.precision), gated by builder.fidelity.
 # onnxruntime-trt is not one: its accelerator applies the precision to the FP32 graph when the server builds.
@@ -150,10 +154,15 @@ def _torch_parameters(info: ModelInfo, precision: str, gpu: GpuProfile, kernels:
 _TORCH_FILES = (("fused_transformer.py", "template:fused_transformer.py"), ("hf", "hf_model"))
 
 
+def _token_limits(info: ModelInfo) -> tuple[tuple[str, str], ...]:
+    """What a token-id Python model checks each request against (tritonbuild_backend.TokenLimits)."""
+    return (("vocab_size", str(info.vocab_size)), ("max_length", str(info.max_length)))
+
+
 def _torch_model(
     info: ModelInfo, precision: str, gpu: GpuProfile, kernels: str, common: dict[str, Any]
 ) -> ModelDirPlan:
-    parameters = _torch_parameters(info, precision, gpu, kernels)
+    parameters = (*_torch_parameters(info, precision, gpu, kernels), *_token_limits(info))
     spec = ModelConfigSpec(backend="python", parameters=parameters, **common)
     return ModelDirPlan(spec, (*_python_files("torch_model.py"), *_TORCH_FILES))
 
@@ -198,7 +207,7 @@ def _model_config(
         _check_variant_precision(engine, precision, gpu)
     if engine == "python-onnxruntime":
         providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
-        spec = ModelConfigSpec(backend="python", parameters=(("providers", providers),), **common)
+        spec = ModelConfigSpec(backend="python", parameters=(("providers", providers), *_token_limits(info)), **common)
         return ModelDirPlan(spec, (*_python_files("onnxruntime_model.py"), ("model.onnx", "onnx")))
     if engine == "onnxruntime":
         spec = ModelConfigSpec(platform="onnxruntime_onnx", default_model_filename="model.onnx", **common)
@@ -212,6 +221,7 @@ def _tokenizer_parameters(info: ModelInfo, gpu: GpuProfile) -> tuple[tuple[str, 
         ("buckets", ",".join(map(str, gpu.buckets_up_to(info.max_length)))),
         ("pad_id", str(info.pad_id)),
         ("max_text_bytes", str(MAX_TEXT_BYTES)),
+        ("max_text_chars", str(info.max_length * TEXT_CHARS_PER_TOKEN)),
     )
 
 

@@ -1,15 +1,19 @@
-"""Start the tritonserver bundled in the nvidia-pytriton wheel, as a context manager.
+"""Start the tritonserver bundled in the nvidia-pytriton wheel, as a context manager, and keep it serving.
 
 The wheel carries tritonserver 2.51 with the Python backend and one backend stub per Python
 version; the stub for the running Python is placed next to the backend in a private folder,
-so the installed package is never modified.
+so the installed package is never modified. The ports must be free before it starts, and the
+server that answers "ready" must be this one (its `--id`, a random name, is asked back); once
+ready, a Supervisor reloads any model whose backend stub died.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,6 +29,8 @@ from types import TracebackType
 from builder.common.errors import ServerError
 from builder.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
 from builder.modelconfig import parse_config
+from builder.server_log import has_gpu, log_tail
+from builder.supervisor import Report, Supervisor
 
 _NEEDS_NGC = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch"}
 
@@ -75,6 +81,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Refuse to start when something listens on one of the ports (another server would answer for ours).
+
+    SO_REUSEADDR, as servers set it: a port whose last connections linger in TIME_WAIT counts as free, a
+    port with a listener (on 127.0.0.1 or on every address) does not.
+    """
+    for what, port in ports.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise ServerError(
+                    f"the {what} port {port} is in use on 127.0.0.1 ({exc.strerror}): another server would answer",
+                    hint=f"stop what listens there or choose another --{what}-port",
+                ) from None
+
+
+def served_models(repo: Path) -> list[str]:
+    """The model folders of `repo`: a config.pbtxt inside, and no leading dot.
+
+    make-repo stages inside the repository (`.staging-*`, `.replaced-*`): a server that loaded every folder
+    would fail to start on those.
+    """
+    return sorted(p.parent.name for p in repo.glob("*/config.pbtxt") if not p.parent.name.startswith("."))
+
+
 def check_servable(repo: Path) -> None:
     """Refuse repositories with models that need backends the bundled server lacks."""
     if not repo.is_dir():
@@ -105,8 +138,12 @@ class TritonServer:
         log_path: Path | None = None,
         startup_timeout_s: float = 180.0,
         python_backend_config: tuple[str, ...] = (),
+        report: Report | None = None,
     ) -> None:
         self.repo = repo.resolve()
+        self.server_id = f"tritonbuild-{secrets.token_hex(6)}"  # asked back: the ready server must be ours
+        self.report = report  # where the supervisor's findings go, besides the log and `events`
+        self.events: list[str] = []
         self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
@@ -115,6 +152,12 @@ class TritonServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-server-")
         self.log_path = log_path or Path(self._tmp.name) / "tritonserver.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._supervisor: Supervisor | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def http_url(self) -> str:
@@ -140,6 +183,9 @@ class TritonServer:
             HTTP.arg(self.http_port),
             GRPC.arg(self.grpc_port),
             METRICS.arg(self.metrics_port),
+            f"--id={self.server_id}",
+            "--model-control-mode=explicit",  # the supervisor reloads models through the repository API
+            *(f"--load-model={name}" for name in served_models(self.repo)),
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
@@ -148,8 +194,9 @@ class TritonServer:
         ]
 
     def start(self) -> TritonServer:
-        """Start the server and block until it is ready; raises ServerError with the log tail otherwise."""
+        """Start the server, block until it is ready, then supervise it; raises ServerError with the log tail."""
         check_servable(self.repo)
+        check_ports_free({"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port})
         bundle = find_bundle()
         backends = prepare_backends(bundle, Path(self._tmp.name) / "backends")
         env = dict(os.environ)
@@ -157,7 +204,8 @@ class TritonServer:
         env["TRITONBUILD_SITE_PACKAGES"] = site
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = self.log_path.open("wb")
+            self.log_path.write_bytes(b"")
+            log = self.log_path.open("ab")  # appending, so the supervisor's lines and the server's never overlap
         except OSError as exc:
             raise ServerError(f"cannot write the server log {self.log_path}: {exc.strerror}") from exc
         with log:
@@ -170,7 +218,26 @@ class TritonServer:
                 preexec_fn=_die_with_parent,
             )
         self._wait_ready()
+        self._check_identity()
+        assert self._process is not None
+        self._supervisor = Supervisor(
+            self._process.pid, self.repo, tuple(served_models(self.repo)), self.http_url, self._event
+        )
+        self._supervisor.start()
         return self
+
+    def _event(self, message: str) -> None:
+        """A supervisor finding: into the server log, `events` and the report callback."""
+        self.events.append(message)
+        with self.log_path.open("a") as log:
+            log.write(f"tritonbuild supervisor: {message}\n")
+        if self.report is not None:
+            self.report(message)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the server stopped serving although its process runs (a model that could not be reloaded)."""
+        return self._supervisor.failure if self._supervisor is not None else None
 
     def _ready(self) -> bool:
         try:
@@ -178,6 +245,25 @@ class TritonServer:
                 return bool(response.status == 200)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
+
+    def _check_identity(self) -> None:
+        """Both endpoints must be our process's: a server that was there first would answer too."""
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2", timeout=5) as response:
+                http_name = json.loads(response.read()).get("name")
+            grpc_name = grpcclient.InferenceServerClient(self.grpc_url).get_server_metadata(client_timeout=5).name
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, InferenceServerException) as exc:
+            http_name = grpc_name = f"unknown ({exc})"
+        if http_name != self.server_id or grpc_name != self.server_id:
+            self.stop()
+            raise ServerError(
+                f"the server on HTTP {self.http_url} / gRPC {self.grpc_url} is not the one just started "
+                f"(it says {http_name} / {grpc_name}, ours is {self.server_id})",
+                hint="another server took a port while this one started: choose other ports",
+            )
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
@@ -203,17 +289,24 @@ class TritonServer:
         """True while the server process runs."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit status once it has exited (negative: the signal that ended it)."""
+        return self._process.poll() if self._process is not None else None
+
     def log_tail(self, lines: int = 12) -> str:
-        """The server's error lines (or its last lines when there are none), each cut to 400 characters."""
+        """The log's last meaningful lines, after the error lines above them (builder/server_log.py)."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        errors = [line for line in text if line[:1] == "E" and line[1:5].isdigit()]
-        return "\n".join(line[:400] for line in (errors or text)[-lines:])
+        return log_tail(text, has_gpu(), last=lines)
 
     def stop(self) -> None:
-        """Ask the server to exit (SIGINT), then kill it if it has not within 20 s."""
+        """Stop supervising, ask the server to exit (SIGINT), then kill it if it has not within 20 s."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.stop()
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

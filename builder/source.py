@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,29 @@ def resolve_path(model: str) -> Path:
         ) from exc
 
 
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A JSON object file of the model folder ({} when absent); a damaged one is the user's to fix."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise ModelSourceError(
+            f"{path} is not valid JSON: {reason}{where}", hint="restore the file from the model's original"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelSourceError(f"{path} holds a JSON {type(data).__name__}, not an object", hint="restore the file")
+    return data
+
+
+def pickle_only(path: Path) -> bool:
+    """Whether the folder's weights exist only as PyTorch pickles (no model.safetensors)."""
+    return not any(path.glob("*.safetensors")) and any((path / name).is_file() for name in PICKLE_WEIGHTS)
 
 
 def inspect_model(model: str, task_name: str, trust_remote_code: bool = False) -> ModelInfo:
@@ -141,7 +163,16 @@ def load_graph_module(info: ModelInfo) -> GraphModule:
     kwargs: dict[str, Any] = {"trust_remote_code": info.trust_remote_code, "dtype": "float32"}
     if info.task.name == "text-classification" and info.arch.pad_with_eos:
         kwargs["pad_token_id"] = info.pad_id  # sequence classifiers find the last token through it
-    model = auto.from_pretrained(info.path, **kwargs)
+    try:
+        model = auto.from_pretrained(info.path, **kwargs)
+    except (pickle.UnpicklingError, OSError) as exc:
+        if not pickle_only(info.path):
+            raise
+        raise ModelSourceError(
+            f"cannot load the weights of {info.path}: they are only a PyTorch pickle (pytorch_model.bin) that holds "
+            f"more than tensors, which torch.load refuses to run ({str(exc).splitlines()[0][:160]})",
+            hint="where you trust that file, load the model and save_pretrained() it: that writes model.safetensors",
+        ) from None
     model.eval()
     return GraphModule(model, info.task)
 

@@ -9,7 +9,7 @@ import click
 from builder.common.cli import UserErrorGroup, float_list, int_list
 from client.measure import MeasurementConfig
 from client.records import ResultStore
-from client.sweep import SweepConfig, run_sweep
+from client.sweep import SweepConfig, point_line, run_sweep
 from client.text_client import PROTOCOLS, ClientConfig
 
 
@@ -19,8 +19,24 @@ def main() -> None:
     """Load sweeps, reports and comparisons for models on a Triton server."""
 
 
+def host_port(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Accept host:port with a port of 1-65535: a bad port must not dial another one, a missing one 443."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or "/" in value:
+        raise click.BadParameter(f"'{value}' is not host:port (for example 127.0.0.1:8001)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"'{value}': the port must be a number from 1 to 65535")
+    return value
+
+
 @main.command()
-@click.option("--url", default="127.0.0.1:8001", show_default=True, help="host:port of the gRPC or HTTP endpoint")
+@click.option(
+    "--url",
+    default="127.0.0.1:8001",
+    show_default=True,
+    callback=host_port,
+    help="host:port of the gRPC or HTTP endpoint",
+)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True)
 @click.option("--model", required=True, help="an ensemble taking TEXT, or a model taking input_ids/attention_mask")
 @click.option("--batch-sizes", default="1", show_default=True, help="comma-separated texts per request")
@@ -126,13 +142,9 @@ def sweep(
     )
     store = ResultStore(out)
     records = run_sweep(config, store, echo=click.echo, repo=repo, progress=not no_progress)
-    for r in records:
-        load = f"c{r.concurrency}" if r.concurrency else f"{r.request_rate:g}/s"
-        click.echo(
-            f"b{r.batch_size:<3} s{r.seq_len:<4} {load:>7}: {r.throughput_seq_per_s:9.1f} seq/s  "
-            f"p50 {r.latency_p50_ms:8.2f} ms  p99 {r.latency_p99_ms:8.2f} ms  errors {r.errors}"
-            f"{'' if r.stable else '  UNSTABLE'}"
-        )
+    if not no_progress:  # without the bar, each point had its line as it finished
+        for record in records:
+            click.echo(point_line(record))
     click.echo(f"records: {store.path} (tritonbench report {out} --out REPORT_DIR)")
 
 

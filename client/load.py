@@ -10,8 +10,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.measure import Completion, MeasurementConfig, Window, is_stable, next_gap, window_of
-from client.text_client import ClientError
+from client.measure import (
+    Completion,
+    Failures,
+    MeasurementConfig,
+    Window,
+    failures,
+    is_stable,
+    next_gap,
+    window_of,
+)
+from client.text_client import ClientError, RequestTimeout
 
 # Errors that end a point: the server is gone or is unloading the model (a shutdown in progress).
 _SERVER_GONE = ("cannot reach", "has no available versions", "unknown model")
@@ -47,14 +56,14 @@ class Recorder:
         sent = time.perf_counter()
         try:
             await send(index)
-            ok = True
+            ok, timed_out = True, False
         except ClientError as exc:
-            ok = False
+            ok, timed_out = False, isinstance(exc, RequestTimeout)
             self.first_error = self.first_error or exc.message
             if self.fatal is None and any(sign in exc.message for sign in _SERVER_GONE):
                 self.fatal = exc
                 self.stop.set()
-        self.completions.append(Completion(sent, time.perf_counter(), ok))
+        self.completions.append(Completion(sent, time.perf_counter(), ok, timed_out))
 
     def count_since(self, start: float) -> int:
         """Completions that finished after `start`."""
@@ -110,12 +119,13 @@ async def _wait(recorder: Recorder, seconds: float) -> bool:
 
 @dataclass
 class PointRun:
-    """What measuring one point produced: its windows, and server snapshots at each window edge."""
+    """What measuring one point produced: its windows, server snapshots at each window edge, every failure."""
 
     windows: list[Window]
     snapshots: list[dict[str, Any]]
     stable: bool
     first_error: str
+    failures: Failures  # of the whole run: warm-up, every window, and what was in flight at the end
 
 
 async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: Sample) -> PointRun:
@@ -147,4 +157,5 @@ async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: S
         await generator
     if recorder.fatal:
         raise recorder.fatal
-    return PointRun(windows, snapshots, is_stable(windows, config), recorder.first_error)
+    stable = is_stable(windows, config)
+    return PointRun(windows, snapshots, stable, recorder.first_error, failures(recorder.completions))

@@ -36,6 +36,20 @@ class Completion:
     sent: float
     done: float
     ok: bool
+    timed_out: bool = False  # failed for want of an answer within the client's timeout
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Every failed request of a whole measurement, warm-up and the requests still in flight at the end included."""
+
+    errors: int  # failed requests, timeouts included
+    timeouts: int
+
+
+def failures(completions: list[Completion]) -> Failures:
+    """Count the failures among all completions: a stall during warm-up or an early window is not forgotten."""
+    return Failures(sum(not c.ok for c in completions), sum(c.timed_out for c in completions))
 
 
 @dataclass(frozen=True)
@@ -82,10 +96,9 @@ def is_stable(windows: list[Window], config: MeasurementConfig) -> bool:
 
 @dataclass(frozen=True)
 class PointSummary:
-    """The reported numbers of a point: the last N windows merged."""
+    """The reported numbers of a point: the last N windows merged (failures count over the whole point)."""
 
     requests: int
-    errors: int
     duration_s: float
     throughput_infer_per_s: float
     latency: dict[str, float]
@@ -98,9 +111,7 @@ def summarize(windows: list[Window], config: MeasurementConfig) -> PointSummary:
     duration = last[-1].end - last[0].start
     if not latencies:
         raise ValueError("no request succeeded in the measured windows")
-    return PointSummary(
-        len(latencies), sum(w.errors for w in last), duration, len(latencies) / duration, summarize_latencies(latencies)
-    )
+    return PointSummary(len(latencies), duration, len(latencies) / duration, summarize_latencies(latencies))
 
 
 def next_gap(rate: float, arrival: str, rng: random.Random) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
-from client.text_client import ClientConfig, ClientError
+from client.text_client import ClientConfig, ClientError, RequestTimeout
 
 _METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -52,7 +52,7 @@ class RawGrpcSender:
                     hint="is the server running? (tritonbuild serve)",
                 ) from exc
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise ClientError(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from exc
+                raise RequestTimeout(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from exc
             raise ClientError(f"{self.config.model}: {exc.details()}") from exc
 
     async def close(self) -> None:

@@ -1,14 +1,16 @@
 """Sweep results: one typed record per measured point, appended to a JSON Lines store as it finishes.
 
 The store is the source of truth for resuming a sweep, for reports and for comparisons: a point
-already in the store (same key) is not measured again. The store holds any record type with a key and
-a JSON form (`Record`): sweeps keep PointRecords, `tritonbench study` its StudyRecords.
+already in the store (same key) is not measured again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import types
+import typing
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -48,8 +50,8 @@ class PointRecord:
     arrival: str | None  # constant | poisson, for mode request_rate
     variant: str  # a label for comparisons: fp32, fp16, hybrid, an engine name ...
     # what came out
-    requests: int
-    errors: int
+    requests: int  # successful requests in the windows the numbers come from
+    errors: int  # every failed request of the whole measurement, warm-up included (timeouts too)
     duration_s: float
     throughput_infer_per_s: float
     throughput_seq_per_s: float
@@ -62,6 +64,7 @@ class PointRecord:
     latency_max_ms: float
     stable: bool
     trials: int
+    timeouts: int = 0  # of the errors, those without an answer within the client's timeout
     server: dict[str, ModelTimes] = field(default_factory=dict)
     gpu: dict[str, float] = field(default_factory=dict)  # utilization, memory_used_mb, power_w (if a GPU)
     # where and how
@@ -92,11 +95,76 @@ class PointRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PointRecord:
-        """Rebuild a record from its JSON form (unknown keys are ignored, for forward compatibility)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        """Rebuild a record from its JSON form; DamagedRecord unless every field has its type.
+
+        Unknown keys are ignored (forward compatibility); fields added later take their defaults.
+        """
+        _check_fields(cls, data)
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["server"] = {name: ModelTimes(**times) for name, times in values.get("server", {}).items()}
         return cls(**values)
+
+
+class DamagedRecord(ValueError):
+    """A stored line that is not a record: torn by a crash, edited by hand, or not ours."""
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type of a record field (a bool is no number here)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, option) for option in typing.get_args(hint))
+    if origin is dict:
+        item = typing.get_args(hint)[1]
+        return isinstance(value, dict) and all(isinstance(k, str) and _conforms(v, item) for k, v in value.items())
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return isinstance(value, dict) and not _field_problems(hint, value)
+    return isinstance(value, hint)
+
+
+def _field_problems(cls: type, data: dict[str, Any]) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    problems = []
+    for f in fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.name not in data:
+            problems += [f"no {f.name}"] if required else []
+        elif not _conforms(data[f.name], hints[f.name]):
+            expected = getattr(hints[f.name], "__name__", str(hints[f.name]))  # int, or dict[str, float]
+            problems.append(f"{f.name} is {type(data[f.name]).__name__}, not {expected}")
+    return problems
+
+
+def _check_fields(cls: type, data: dict[str, Any]) -> None:
+    problems = _field_problems(cls, data)
+    if problems:
+        raise DamagedRecord(", ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+
+
+def parse_line(line: bytes, decode: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """One stored line as a record (a PointRecord unless `decode` says otherwise); DamagedRecord says what is wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DamagedRecord("not UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise DamagedRecord("not complete JSON (torn by a crash?)") from None
+    if not isinstance(data, dict):
+        raise DamagedRecord(f"a JSON {type(data).__name__}, not an object")
+    if decode is None:
+        return PointRecord.from_dict(data)
+    try:
+        return decode(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise DamagedRecord(str(exc)) from None
 
 
 def point_key(
@@ -144,7 +212,7 @@ class ResultStore(Generic[R]):
     def __init__(self, folder: Path, file_name: str = RESULTS_FILE, decode: Callable[..., Any] | None = None) -> None:
         self.folder = folder
         self.path = folder / file_name
-        self.decode = cast("Callable[[dict[str, Any]], R]", decode or PointRecord.from_dict)
+        self.decode = cast("Callable[[dict[str, Any]], R] | None", decode)
 
     def ensure_writable(self) -> None:
         """Create the folder, drop a torn last line, and check that the store can be appended to."""
@@ -159,17 +227,13 @@ class ResultStore(Generic[R]):
             ) from exc
 
     def repair(self) -> bool:
-        """Cut a last line without its newline (a kill mid-write), so the next record starts a line of its own.
+        """Cut a last line without its newline (a kill mid-write): what a kill left before it was never a record.
 
-        A record is complete only with its newline: what a kill left before it was never a record.
-        Returns whether anything was cut.
+        Returns whether anything was cut. `append` starts a line of its own after a torn one anyway.
         """
         with self.path.open("rb+") as store:
             size = store.seek(0, os.SEEK_END)
-            if size == 0:
-                return False
-            store.seek(size - 1)
-            if store.read(1) == b"\n":
+            if size == 0 or _ends_with_newline(store):
                 return False
             store.seek(0)
             keep = store.read().rfind(b"\n") + 1
@@ -178,29 +242,45 @@ class ResultStore(Generic[R]):
         return True
 
     def append(self, record: R) -> None:
-        """Append one record and flush it to disk, so an interruption keeps it."""
-        with self.path.open("a") as sink:
-            sink.write(record.to_json() + "\n")
+        """Append one record on a line of its own and sync it to disk, so an interruption keeps it.
+
+        A last line torn by a crash has no newline: the record starts on the next line instead of gluing
+        itself onto the torn one (and being lost with it).
+        """
+        with self.path.open("a+b") as sink:
+            torn = sink.seek(0, os.SEEK_END) > 0 and not _ends_with_newline(sink)
+            sink.write((b"\n" if torn else b"") + record.to_json().encode() + b"\n")
             sink.flush()
             os.fsync(sink.fileno())
 
     def load(self) -> list[R]:
-        """Every complete record; an unreadable line (a kill mid-write) is skipped with a warning."""
+        """Every record in the store; damaged lines are skipped, with one warning that lists them."""
         if not self.path.is_file():
             return []
-        records = []
-        for number, line in enumerate(self.path.read_text().splitlines(), 1):
+        records, damaged = [], []
+        for number, line in enumerate(self.path.read_bytes().split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                records.append(self.decode(json.loads(line)))
-            except (json.JSONDecodeError, TypeError, KeyError) as exc:
-                warnings.warn(f"{self.path}:{number}: skipped an unreadable record ({exc})", stacklevel=2)
+                records.append(parse_line(line, self.decode))
+            except DamagedRecord as exc:
+                damaged.append(f"line {number}: {exc}")
+        if damaged:
+            listed = "; ".join(damaged[:5]) + ("; ..." if len(damaged) > 5 else "")
+            warnings.warn(
+                f"{self.path}: skipped {len(damaged)} damaged line(s), kept {len(records)} record(s) ({listed})",
+                stacklevel=2,
+            )
         return records
 
     def done_keys(self) -> set[tuple[Any, ...]]:
         """Keys of the points already measured."""
         return {r.key for r in self.load()}
+
+
+def _ends_with_newline(sink: Any) -> bool:
+    sink.seek(-1, os.SEEK_END)
+    return bool(sink.read(1) == b"\n")
 
 
 def load_records(paths: list[Path]) -> list[PointRecord]:

@@ -267,7 +267,8 @@ class Sweeper:
             arrival=c.arrival if point.request_rate is not None else None,
             variant=c.variant,
             requests=summary.requests,
-            errors=summary.errors,
+            errors=run.failures.errors,
+            timeouts=run.failures.timeouts,
             duration_s=summary.duration_s,
             throughput_infer_per_s=summary.throughput_infer_per_s,
             throughput_seq_per_s=seq_per_s,
@@ -302,10 +303,43 @@ def run_async(coroutine: Any) -> Any:
         return runner.run(coroutine)
 
 
+def point_line(record: PointRecord) -> str:
+    """One finished point on one line: where it was measured, what came out, and whether it failed anywhere."""
+    load = f"c{record.concurrency}" if record.concurrency else f"{record.request_rate:g}/s"
+    timeouts = f" (timeouts {record.timeouts})" if record.timeouts else ""
+    return (
+        f"b{record.batch_size:<3} s{record.seq_len:<4} {load:>7}: {record.throughput_seq_per_s:9.1f} seq/s  "
+        f"p50 {record.latency_p50_ms:8.2f} ms  p99 {record.latency_p99_ms:8.2f} ms  errors {record.errors}{timeouts}"
+        f"{'' if record.stable else '  UNSTABLE'}"
+    )
+
+
+def _point_name(point: Point) -> str:
+    load = f"c{point.concurrency}" if point.concurrency else f"r{point.request_rate:g}"
+    return f"b{point.batch_size} s{point.seq_len} {load}"
+
+
+def _interrupted(config: SweepConfig, todo: list[Point], store: ResultStore) -> str:
+    """What a Ctrl-C leaves: the points of this run in the store, and how many a rerun still measures.
+
+    Read back from the store: a Ctrl-C may come between storing a record and anything after it.
+    """
+    wanted = {p.key(config): p for p in todo}
+    saved = [wanted[r.key] for r in store.load() if r.key in wanted]
+    names = ", ".join(_point_name(p) for p in saved)
+    return (
+        f"interrupted: {len(saved)} new point(s) of this run are saved in {store.path}"
+        f"{': ' + names if names else ''}; the same command measures the other {len(todo) - len(saved)}"
+    )
+
+
 def run_sweep(
     config: SweepConfig, store: ResultStore, echo: Echo, repo: Path | None = None, progress: bool = True
 ) -> list[PointRecord]:
-    """Measure every point not yet in `store`, appending each record as soon as it is measured."""
+    """Measure every point not yet in `store`, appending each record as soon as it is measured.
+
+    Without a progress bar each finished point gets its line (point_line) as it is stored.
+    """
     store.ensure_writable()
     points = plan_points(config)
     done = store.done_keys()
@@ -320,32 +354,48 @@ def run_sweep(
         f"{len(todo)} to measure, about {fast / 60:.1f}–{slow / 60:.1f} min"
     )
     records: list[PointRecord] = []
+    try:
+        _measure_points(sweeper, target, todo, store, records, echo, progress)
+    except KeyboardInterrupt:
+        echo(_interrupted(config, todo, store))
+        raise
+    except ClientError as exc:
+        if records or done:
+            raise SweepError(
+                f"{exc.message}\n{len(records)} new point(s) of this run are saved in {store.path}",
+                hint="fix the cause and run the same command again: finished points are skipped",
+            ) from exc
+        raise
+    return records
+
+
+def _measure_points(
+    sweeper: Sweeper,
+    target: Target,
+    todo: list[Point],
+    store: ResultStore,
+    records: list[PointRecord],
+    echo: Echo,
+    progress: bool,
+) -> None:
+    """Measure `todo` in order, storing each record and adding it to `records` as soon as it is measured."""
+    config = sweeper.config
     bar = tqdm(todo, unit="point", disable=not progress or not todo)
-    for point in bar:
-        bar.set_description(
-            f"b{point.batch_size} s{point.seq_len} "
-            f"{'c' + str(point.concurrency) if point.concurrency else 'r' + str(point.request_rate)}"
-        )
-        try:
-            if config.engine == "perf_analyzer":
-                record = sweeper.measure_with_perf_analyzer(point, target)
-                if record is None:
-                    echo(f"perf_analyzer found no stable measurement at {point}; not stored (a rerun retries it)")
-                    continue
-            else:
-                record = run_async(sweeper.measure(point, target))
-        except ClientError as exc:
-            if records or done:
-                raise SweepError(
-                    f"{exc.message}\n{len(records)} new point(s) of this run are saved in {store.path}",
-                    hint="fix the cause and run the same command again: finished points are skipped",
-                ) from exc
-            raise
+    for number, point in enumerate(bar, 1):
+        bar.set_description(_point_name(point))
+        if config.engine == "perf_analyzer":
+            record = sweeper.measure_with_perf_analyzer(point, target)
+            if record is None:
+                echo(f"perf_analyzer found no stable measurement at {point}; not stored (a rerun retries it)")
+                continue
+        else:
+            record = run_async(sweeper.measure(point, target))
         store.append(record)
         records.append(record)
+        if not progress:
+            echo(f"[{number}/{len(todo)}] {point_line(record)}")
         bar.set_postfix_str(
             f"{record.throughput_seq_per_s:.0f} seq/s p50 {record.latency_p50_ms:.1f} ms"
             f"{'' if record.stable else ' UNSTABLE'}"
         )
     bar.close()
-    return records

@@ -23,6 +23,10 @@ class ClientError(UserError):
     """A request failed: the server said no, could not be reached, or timed out."""
 
 
+class RequestTimeout(ClientError):
+    """No answer came within the client's timeout: counted apart from other errors in a measurement."""
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """Where and how to reach one model."""
@@ -106,10 +110,10 @@ def _error(config: ClientConfig, exc: Exception) -> ClientError:
                 hint="is the server running? (tritonbuild serve)",
             )
         if "DEADLINE_EXCEEDED" in str(exc.status()) or "Deadline" in text:
-            return ClientError(f"{config.model}: no answer within {config.timeout_s:g} s")
+            return RequestTimeout(f"{config.model}: no answer within {config.timeout_s:g} s")
         return ClientError(f"{config.model}: {text}")
     if isinstance(exc, TimeoutError):
-        return ClientError(f"{config.model}: no answer within {config.timeout_s:g} s")
+        return RequestTimeout(f"{config.model}: no answer within {config.timeout_s:g} s")
     return ClientError(
         f"cannot reach Triton at {config.url} ({config.protocol}): {exc}",
         hint="is the server running? (tritonbuild serve)",

@@ -21,6 +21,8 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         """Open the session with the configured providers that this ONNX Runtime build has."""
         params = tb.params(args)
+        self.name = args["model_name"]
+        self.limits = tb.TokenLimits.of(args)
         self.output_name = tb.output_names(args)[0]
         config = tb.json.loads(args["model_config"])
         self.output_dims = [int(d) for d in config["output"][0]["dims"]]  # -1: the sequence axis
@@ -54,8 +56,11 @@ class TritonPythonModel:
         return out
 
     def execute(self, requests: list) -> list:
-        """Answer every request; same-length requests run together."""
+        """Answer every request; same-length valid requests run together, a bad one fails alone."""
         self.arena.reset()
         return tb.run_grouped(
-            *tb.token_inputs(requests), self.run, lambda part: [tb.output_tensor(self.output_name, part)]
+            self.name,
+            *tb.token_inputs(requests, self.limits),
+            self.run,
+            lambda part: [tb.output_tensor(self.output_name, part)],
         )

@@ -12,6 +12,23 @@ import numpy as np
 pb_utils = tb.pb_utils
 
 
+def check_finite(name: str, values: np.ndarray) -> None:
+    """Raise InputError unless every value is finite: NaN survives min and max, so no temporary is needed."""
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise tb.InputError(f"{name} holds NaN or infinite values")
+
+
+def check_hidden(hidden: np.ndarray, mask: np.ndarray) -> None:
+    """Raise InputError unless the hidden states and mask of one request fit together and are finite."""
+    if hidden.shape[:2] != mask.shape:
+        raise tb.InputError(
+            f"last_hidden_state {list(hidden.shape)} and attention_mask {list(mask.shape)} differ in batch or length"
+        )
+    if mask.size and (int(mask.min()) < 0 or int(mask.max()) > 1):
+        raise tb.InputError("attention_mask must hold only 0 and 1")
+    check_finite("last_hidden_state", hidden)
+
+
 def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean over real tokens, then L2 normalisation (sentence-transformers' pooling)."""
     weights = mask.astype(np.float32)
@@ -40,26 +57,43 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         """Read the task and, for classification, the label names."""
         tb.configure_threads(args, computes_on_host=False)  # pooling or a softmax: one thread is plenty
+        self.name = args["model_name"]
         self.task = tb.params(args)["task"]
         self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
 
-    def execute(self, requests: list) -> list:
-        """One response per request; logits of every request go through one softmax."""
-        if self.task == "feature-extraction":  # lengths differ between requests: pooled one by one
-            return [pb_utils.InferenceResponse(output_tensors=self.embedding(r)) for r in requests]
-        parts = [pb_utils.get_input_tensor_by_name(r, "logits").as_numpy() for r in requests]
-        if self.task == "text-classification":
-            probs = softmax(np.concatenate(parts) if len(parts) > 1 else parts[0])
-            outputs = [
-                [label_tensor(self.labels, p), tb.output_tensor("PROBS", p)]
-                for p in tb.split_rows(probs, [len(x) for x in parts])
-            ]
-        else:
-            outputs = [[tb.output_tensor("LOGITS", p.astype(np.float32))] for p in parts]
-        return [pb_utils.InferenceResponse(output_tensors=o) for o in outputs]
-
     def embedding(self, request: object) -> list:
-        """The EMBEDDING output of one request."""
+        """The EMBEDDING output of one request; InputError when its inputs cannot be pooled."""
         hidden = pb_utils.get_input_tensor_by_name(request, "last_hidden_state").as_numpy()
         mask = pb_utils.get_input_tensor_by_name(request, "attention_mask").as_numpy()
+        check_hidden(hidden, mask)
         return [tb.output_tensor("EMBEDDING", mean_pool_normalize(hidden, mask))]
+
+    def execute(self, requests: list) -> list:
+        """One response per request, a bad one getting its own error; logits of every good request in one softmax."""
+        responses: list = [None] * len(requests)
+        if self.task == "feature-extraction":  # lengths differ between requests: pooled one by one
+            for index, request in enumerate(requests):
+                try:
+                    responses[index] = pb_utils.InferenceResponse(output_tensors=self.embedding(request))
+                except Exception as exc:
+                    responses[index] = tb.error_response(self.name, exc)
+            return responses
+        good: list[tuple[int, np.ndarray]] = []
+        for index, request in enumerate(requests):
+            try:
+                logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
+                check_finite("logits", logits)
+                good.append((index, logits))
+            except Exception as exc:
+                responses[index] = tb.error_response(self.name, exc)
+        if self.task == "text-classification" and good:
+            parts = [logits for _, logits in good]
+            probs = softmax(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            for (index, _), p in zip(good, tb.split_rows(probs, [len(x) for x in parts]), strict=True):
+                outputs = [label_tensor(self.labels, p), tb.output_tensor("PROBS", p)]
+                responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
+        elif good:
+            for index, logits in good:
+                outputs = [tb.output_tensor("LOGITS", logits.astype(np.float32))]
+                responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
+        return responses

@@ -1,7 +1,9 @@
 """Triton Python-backend tokenizer: TEXT (bytes) → input_ids, attention_mask padded to a length bucket.
 
 Padding to a few fixed lengths lets Triton's dynamic batcher merge requests downstream: it only
-batches requests whose tensors have the same shape.
+batches requests whose tensors have the same shape. Each text is cut to `max_text_chars` characters
+before tokenizing (the planner derives the bound from the model's maximum length): the model reads
+max_length tokens whatever the text's length, so a megabyte costs what a few kilobytes do.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ from tokenizers import Tokenizer
 # isort: on
 
 pb_utils = tb.pb_utils
+InputError = tb.InputError
 
 
-class InputError(ValueError):
-    """A request the client must fix; answered with an error, the server keeps serving."""
-
-
-def decode_texts(items: np.ndarray, max_bytes: int) -> list[str]:
-    """Decode a TYPE_STRING array to str, rejecting empty, oversized and non-UTF-8 items by index."""
+def decode_texts(items: np.ndarray, max_bytes: int, max_chars: int) -> list[str]:
+    """Decode a TYPE_STRING array to str cut to `max_chars`, rejecting empty, oversized and non-UTF-8 items by index."""
     texts = []
     for i, raw in enumerate(items.reshape(-1)):
         data = raw if isinstance(raw, bytes) else str(raw).encode()
@@ -34,9 +33,9 @@ def decode_texts(items: np.ndarray, max_bytes: int) -> list[str]:
             raise InputError(
                 f"TEXT[{i}] is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
             ) from None
-        if not text.strip():
+        if not text or text.isspace():
             raise InputError(f"TEXT[{i}] is empty or whitespace only")
-        texts.append(text)
+        texts.append(text[:max_chars])
     return texts
 
 
@@ -72,6 +71,8 @@ class TritonPythonModel:
         self.buckets = [int(b) for b in params["buckets"].split(",")]
         self.pad_id = int(params["pad_id"])
         self.max_text_bytes = int(params["max_text_bytes"])
+        self.max_text_chars = int(params["max_text_chars"])
+        self.name = args["model_name"]
         path = tb.version_file(args, "tokenizer.json")
         self.tokenizer = Tokenizer.from_file(path)
         self.tokenizer.no_padding()
@@ -82,45 +83,46 @@ class TritonPythonModel:
     def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokenize a request's texts into bucket-padded arrays."""
         result = self.encode_requests([items])[0]
-        if isinstance(result, InputError):
+        if isinstance(result, BaseException):
             raise result
         return result
 
-    def encode_requests(self, requests: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray] | InputError]:
-        """Each request's texts as bucket-padded arrays, or the InputError that refuses that request alone.
+    def _pad(self, encodings: list) -> tuple[np.ndarray, np.ndarray]:
+        return pad_to_bucket([e.ids for e in encodings], self.pad_id, self.buckets)
+
+    def _encode_alone(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | BaseException:
+        try:
+            return self._pad(self.encode_batch(texts))
+        except Exception as exc:  # reported for this request alone
+            return exc
+
+    def encode_requests(self, requests: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray] | BaseException]:
+        """Each request's texts as bucket-padded arrays, or the exception that refuses that request alone.
 
         The valid texts of every request go through one encode_batch call: one hand-over to the
-        tokenizers' pool per execute() instead of one per request.
+        tokenizers' pool per execute() instead of one per request. Should the tokenizer itself fail on
+        the merged batch, every request is tokenized on its own, so that only the bad one fails.
         """
-        results: list[tuple[np.ndarray, np.ndarray] | InputError] = []
-        texts: list[str] = []
-        counts: list[int] = []
+        decoded: list[list[str] | BaseException] = []
         for items in requests:
             try:
-                decoded = decode_texts(items, self.max_text_bytes)
-            except InputError as exc:
-                results.append(exc)
-                counts.append(0)
-                continue
-            results.append((np.empty(0), np.empty(0)))  # filled in below
-            texts.extend(decoded)
-            counts.append(len(decoded))
-        encodings = self.encode_batch(texts) if texts else []
-        start = 0
-        for index, count in enumerate(counts):
-            if isinstance(results[index], InputError):
-                continue
-            results[index] = pad_to_bucket([e.ids for e in encodings[start : start + count]], self.pad_id, self.buckets)
-            start += count
-        return results
+                decoded.append(decode_texts(items, self.max_text_bytes, self.max_text_chars))
+            except Exception as exc:
+                decoded.append(exc)
+        texts = [text for d in decoded if not isinstance(d, BaseException) for text in d]
+        try:
+            encodings = iter(self.encode_batch(texts) if texts else [])
+        except Exception:
+            return [d if isinstance(d, BaseException) else self._encode_alone(d) for d in decoded]
+        return [d if isinstance(d, BaseException) else self._pad([next(encodings) for _ in d]) for d in decoded]
 
     def execute(self, requests: list) -> list:
-        """One response per request, an error response for a bad one."""
+        """One response per request; a bad one gets its own error (INVALID_ARGUMENT for bad text)."""
         encoded = self.encode_requests([pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy() for r in requests])
         responses = []
         for result in encoded:
-            if isinstance(result, InputError):
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
+            if isinstance(result, BaseException):
+                responses.append(tb.error_response(self.name, result))
                 continue
             ids, mask = result
             responses.append(

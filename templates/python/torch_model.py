@@ -259,10 +259,12 @@ class TritonPythonModel:
 
     def initialize(self, args: dict) -> None:
         """Load, cast, and (on a GPU) capture every bucketed shape before serving."""
+        self.name = args["model_name"]
+        self.limits = tb.TokenLimits.of(args)
         self.output_name = tb.output_names(args)[0]
         self.runner = load_runner(args)
 
     def execute(self, requests: list) -> list:
-        """Answer every request; same-length requests run together."""
-        inputs = tb.token_inputs(requests, read=from_dlpack)
-        return tb.run_grouped(*inputs, self.runner, lambda part: [tb.output_tensor(self.output_name, part)])
+        """Answer every request; same-length valid requests run together, a bad one fails alone."""
+        inputs = tb.token_inputs(requests, self.limits, read=from_dlpack)
+        return tb.run_grouped(self.name, *inputs, self.runner, lambda part: [tb.output_tensor(self.output_name, part)])

@@ -46,6 +46,7 @@ class TritonPythonModel:
         """Tokenizer from tokenizer.json, engine from hf/, labels from labels.json."""
         self.tokenizer = tokenizer_model.TritonPythonModel()
         self.tokenizer.initialize(args)
+        self.name = args["model_name"]
         self.task = tb.params(args)["task"]
         self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
         self.runner = torch_model.load_runner(args, finish=FINISH[self.task])
@@ -59,16 +60,16 @@ class TritonPythonModel:
         return [tb.output_tensor("LOGITS", part)]
 
     def execute(self, requests: list) -> list:
-        """One response per request, an error response for a bad text."""
+        """One response per request, an error response for a bad text; a failed batch is retried per request."""
         ids, masks, errors = [], [], []
         texts = [pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy() for request in requests]
-        for result in self.tokenizer.encode_requests(texts):
-            if isinstance(result, tokenizer_model.InputError):
+        for result in self.tokenizer.encode_requests(texts):  # every request's texts in one tokenizer call
+            if isinstance(result, BaseException):
                 ids.append(None)
                 masks.append(None)
-                errors.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
+                errors.append(tb.error_response(self.name, result))
                 continue
             ids.append(result[0])
             masks.append(result[1])
             errors.append(None)
-        return tb.run_grouped(ids, masks, errors, self.runner, self.outputs)
+        return tb.run_grouped(self.name, ids, masks, errors, self.runner, self.outputs)

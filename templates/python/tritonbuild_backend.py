@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import sys
+import traceback
+from dataclasses import dataclass
 
 if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
     sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
@@ -207,39 +209,122 @@ def split_rows(batch: object, sizes: list[int]) -> list:
     return parts
 
 
-def token_inputs(requests: list, read: object = None) -> tuple[list, list, list]:
-    """input_ids and attention_mask of each request, and a response slot per request (None, or an error).
+class InputError(ValueError):
+    """A request the client must fix: answered INVALID_ARGUMENT (HTTP 400) with a short message, alone."""
 
-    `read` turns an input tensor into a numpy array (default: as_numpy, which needs the stub's numpy).
+
+def error_response(model: str, exc: BaseException) -> object:
+    """The error response for one request that raised `exc`.
+
+    An InputError is the client's: INVALID_ARG with its message. Anything else is ours: INTERNAL with a
+    short message; its traceback goes to the server log (the stub's stderr), never to the client.
+    """
+    if isinstance(exc, InputError):
+        return invalid_argument(str(exc))
+    print(f"tritonbuild: {model}: a request failed:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+    sys.stderr.flush()
+    message = f"{model} failed on this request ({type(exc).__name__}); the server log has the details"
+    return _pb().InferenceResponse(error=_pb().TritonError(message, _pb().TritonError.INTERNAL))
+
+
+def invalid_argument(message: str) -> object:
+    """An INVALID_ARG error response (gRPC INVALID_ARGUMENT, HTTP 400): the client's request is wrong."""
+    return _pb().InferenceResponse(error=_pb().TritonError(message, _pb().TritonError.INVALID_ARG))
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """What a token-id model accepts: ids below its vocabulary size, at most max_length tokens per row."""
+
+    vocab_size: int
+    max_length: int
+
+    @classmethod
+    def of(cls, args: dict) -> TokenLimits:
+        """The limits the planner wrote into the model's config parameters."""
+        parameters = params(args)
+        return cls(int(parameters["vocab_size"]), int(parameters["max_length"]))
+
+    def check(self, ids: object, mask: object) -> None:
+        """Raise InputError unless (ids, mask) is a batch this model can run; reductions only, no temporaries."""
+        if ids.shape != mask.shape:
+            raise InputError(f"input_ids {list(ids.shape)} and attention_mask {list(mask.shape)} differ in shape")
+        rows, length = ids.shape
+        if rows == 0 or length == 0:
+            raise InputError(f"input_ids {list(ids.shape)} is empty")
+        if length > self.max_length:
+            raise InputError(f"input_ids has {length} tokens per row; the limit is {self.max_length}")
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= self.vocab_size:
+            bad = low if low < 0 else high
+            raise InputError(f"input_ids has token id {bad}; ids must be in [0, {self.vocab_size})")
+        if int(mask.min()) < 0 or int(mask.max()) > 1:
+            raise InputError("attention_mask must hold only 0 and 1")
+        if int(mask.max(axis=1).min()) == 0:
+            raise InputError("attention_mask has a row without any real token")
+
+
+def token_inputs(requests: list, limits: TokenLimits, read: object = None) -> tuple[list, list, list]:
+    """input_ids and attention_mask of each request, and a response slot per request (None, or its error).
+
+    Each request is checked on its own against `limits`, so a bad one fails alone and never reaches a
+    batch it would fail for everyone. `read` turns an input tensor into a numpy array (default: as_numpy,
+    which needs the stub's numpy).
     """
     read = read or (lambda tensor: tensor.as_numpy())
     ids, masks, errors = [], [], []
     for request in requests:
         a = read(_pb().get_input_tensor_by_name(request, "input_ids"))
         m = read(_pb().get_input_tensor_by_name(request, "attention_mask"))
-        error = None
-        if a.shape != m.shape:
-            error = _pb().InferenceResponse(
-                error=_pb().TritonError(f"input_ids {a.shape} and attention_mask {m.shape} differ in shape")
-            )
+        try:
+            limits.check(a, m)
+        except InputError as exc:
+            ids.append(None)
+            masks.append(None)
+            errors.append(invalid_argument(str(exc)))
+            continue
         ids.append(a)
         masks.append(m)
-        errors.append(error)
+        errors.append(None)
     return ids, masks, errors
 
 
-def run_grouped(ids: list, masks: list, errors: list, run: object, outputs: object) -> list:
+def run_grouped(model: str, ids: list, masks: list, errors: list, run: object, outputs: object) -> list:
     """Run each same-length group of valid requests as one batch through `run(ids, mask)`; one response each.
 
-    `outputs(part)` turns a request's rows of the result into its output tensors.
+    `outputs(part)` turns a request's rows of the result into its output tensors. When a merged batch
+    fails, its requests are run again one by one: only the request that fails on its own gets an error.
     """
-    import numpy as np
-
     responses = list(errors)
     valid = [i for i, e in enumerate(errors) if e is None]
     for indices in group_by_length([ids[i].shape for i in valid]).values():
         members = [valid[i] for i in indices]
-        out = run(np.concatenate([ids[i] for i in members]), np.concatenate([masks[i] for i in members]))
-        for index, part in zip(members, split_rows(out, [ids[i].shape[0] for i in members]), strict=True):
-            responses[index] = _pb().InferenceResponse(output_tensors=outputs(part))
+        try:
+            answered = _answer(members, ids, masks, run, outputs)
+        except Exception:
+            answered = {}
+            for index in members:
+                try:
+                    answered.update(_answer([index], ids, masks, run, outputs))
+                except Exception as exc:
+                    answered[index] = error_response(model, exc)
+        for index, response in answered.items():
+            responses[index] = response
     return responses
+
+
+def _answer(members: list[int], ids: list, masks: list, run: object, outputs: object) -> dict[int, object]:
+    """Responses of `members` run as one batch; raises if any part of it fails."""
+    import numpy as np
+
+    if len(members) == 1:  # no concatenation: the request's own arrays
+        batch_ids, batch_masks = ids[members[0]], masks[members[0]]
+    else:
+        batch_ids = np.concatenate([ids[i] for i in members])
+        batch_masks = np.concatenate([masks[i] for i in members])
+    out = run(batch_ids, batch_masks)
+    parts = split_rows(out, [ids[i].shape[0] for i in members])
+    return {
+        index: _pb().InferenceResponse(output_tensors=outputs(part)) for index, part in zip(members, parts, strict=True)
+    }

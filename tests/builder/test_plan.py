@@ -23,6 +23,16 @@ def test_feature_extraction_plan(minilm):
     assert ("model.onnx", "onnx") in plan.models[1].files
 
 
+@pytest.mark.parametrize("engine", ["python-onnxruntime", "python-torch"])
+def test_limits_come_from_the_model(minilm, engine):
+    plan = plan_repository(minilm, "emb", engine, get_profile("cpu"))
+    tokenizer, model = (dict(m.config.parameters) for m in plan.models[:2])
+    assert tokenizer["max_text_chars"] == str(256 * 16)  # texts are cut to max_length × 16 characters
+    assert (model["vocab_size"], model["max_length"]) == ("30522", "256")  # every request is checked against these
+    cpu = [m.config.instance_groups[0].count for m in plan.models[:2]]
+    assert cpu == [2, 2]  # a second tokenizer and model instance: one long request cannot hold the only one
+
+
 def test_gpu_profile_shapes_the_plan(minilm):
     plan = plan_repository(minilm, "emb", "onnxruntime", get_profile("t4"))
     model = plan.models[1].config

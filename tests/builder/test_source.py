@@ -1,9 +1,11 @@
 import json
+import shutil
+from fractions import Fraction
 
 import pytest
 
 from builder.common.errors import ModelSourceError
-from builder.source import inspect_model, resolve_path
+from builder.source import inspect_model, load_graph_module, resolve_path
 
 
 def test_bundled_minilm():
@@ -55,3 +57,35 @@ def test_remote_code_needs_explicit_trust(tmp_path):
     with pytest.raises(ModelSourceError, match="needs its own Python code") as err:
         inspect_model(str(tmp_path), "feature-extraction")
     assert "--trust-remote-code" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"model_type": "distilbert",', r"config.json is not valid JSON: Expecting .* \(line 1, column 29\)"),
+        ("[1, 2]", "config.json holds a JSON list, not an object"),
+        ("\udcff", "config.json is not valid JSON: not UTF-8 text"),
+    ],
+)
+def test_a_damaged_config_json_is_a_clear_error(tiny_models, tmp_path, text, message):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_models["distilbert"], folder)
+    (folder / "config.json").write_bytes(text.encode(errors="surrogateescape"))
+    with pytest.raises(ModelSourceError, match=message) as err:
+        inspect_model(str(folder), "text-classification")
+    assert "restore" in err.value.hint
+
+
+def test_pickle_weights_that_torch_refuses_are_a_clear_error(tiny_models, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_models["distilbert"], folder)
+    weights = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save({"state": weights, "extra": Fraction(1, 3)}, folder / "pytorch_model.bin")  # more than tensors
+    info = inspect_model(str(folder), "text-classification")
+    with pytest.raises(ModelSourceError, match="only a PyTorch pickle") as err:
+        load_graph_module(info)
+    assert "model.safetensors" in err.value.hint

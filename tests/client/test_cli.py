@@ -1,3 +1,4 @@
+import pytest
 from click.testing import CliRunner
 
 from builder.server import free_port
@@ -85,3 +86,19 @@ def test_study_prints_its_example_and_refuses_what_it_cannot_do_here(tmp_path):
     assert planned.exit_code == 1 and "this host has none" in planned.output and "Traceback" not in planned.output
     report = CliRunner().invoke(main, ["study", str(config), "--report-only", "--out", str(tmp_path / "out")])
     assert report.exit_code == 1 and "no points yet" in report.output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1", "is not host:port"),
+        ("http://127.0.0.1:8001", "is not host:port"),
+        (":8001", "is not host:port"),
+    ],
+)
+def test_a_url_without_a_valid_port_is_a_usage_error(tmp_path, url, message):
+    result = CliRunner().invoke(main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "results.jsonl").exists()  # refused before anything was dialled or written

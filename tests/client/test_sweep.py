@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -11,14 +13,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from builder.common.corpus import corpus_sentences
 from builder.server import TritonServer
 from client.cli import main
 from client.measure import MeasurementConfig
-from client.records import ResultStore
-from client.sweep import SweepConfig, plan_points, run_sweep
+from client.records import PointRecord, ResultStore
+from client.sweep import SweepConfig, plan_points, point_line, run_sweep
 from client.text_client import ClientConfig
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).parents[2]  # `python -m client` runs this checkout's code
+SENTENCES = corpus_sentences()
 FAST = MeasurementConfig(window_s=0.5, stability_pct=50, stable_windows=2, max_trials=4, warmup_s=0.2)
 
 
@@ -122,7 +127,7 @@ def test_a_torn_last_line_is_skipped(tmp_path, server, served_repo):
     )
     with store.path.open("a") as f:
         f.write('{"model": "minilm", "batch_')  # a kill mid-write
-    with pytest.warns(UserWarning, match="unreadable record"):
+    with pytest.warns(UserWarning, match="skipped 1 damaged line"):
         assert len(store.load()) == 1
 
 
@@ -181,3 +186,67 @@ def test_perf_analyzer_engine_measures_the_same_grid(server, served_repo, tmp_pa
     assert record.engine == "perf_analyzer" and record.seq_len == 16 and record.requests > 0
     assert 0 < record.latency_p50_ms <= record.latency_p99_ms and record.stable
     assert "minilm_model" in record.server
+
+
+def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
+    """One point of `config` whose request i sends texts_for(i), run and recorded as a sweep does."""
+    from client.load import Load, run_point
+    from client.server_stats import counters
+    from client.sweep import Point, Sweeper
+    from client.text_client import AsyncTextClient
+
+    async def go():
+        async with AsyncTextClient(config.client) as client:
+
+            async def send(index: int) -> None:
+                await client.infer(texts_for(index))
+
+            async def sample():
+                return {"stats": counters(await client.statistics()), "gpu": {}}
+
+            return await run_point(send, Load(concurrency=1), config.measurement, sample)
+
+    point = Point(1, 16, 1)
+    return Sweeper(config, None).record(point, asyncio.run(go()))
+
+
+def test_errors_during_warm_up_are_counted_in_the_record(server):
+    config = _config(server, measurement=MeasurementConfig(0.5, 0, 50, 2, 4, warmup_s=1.0))
+    record = _measure_with(server, config, lambda i: [""] if i < 5 else [f"good text {i}"])  # 5 refused, first
+    assert record.errors == 5 and record.timeouts == 0 and record.requests > 0
+
+
+def test_timeouts_are_counted_apart(server):
+    long_texts = [" ".join(SENTENCES[i : i + 40]) for i in range(32)]  # 32 × 256 tokens: seconds on two cores
+    config = SweepConfig(
+        ClientConfig(server.grpc_url, "minilm", timeout_s=1.0),
+        (1,),
+        (16,),
+        concurrency=(1,),
+        measurement=MeasurementConfig(0.5, 0, 50, 2, 4, warmup_s=0.2),
+    )
+    record = _measure_with(server, config, lambda i: long_texts if i == 0 else [f"good text {i}"])
+    assert record.timeouts == 1 and record.errors == 1 and record.requests > 0
+    assert "errors 1 (timeouts 1)" in point_line(record)
+
+
+def test_ctrl_c_says_which_points_are_saved_and_no_progress_prints_each_point(server, served_repo, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "client", "sweep", "--url", server.grpc_url, "--model", "minilm"]
+    command += ["--batch-sizes", "1,2,4,8", "--seq-lens", "16", "--concurrency", "1", "--measurement-interval", "500"]
+    command += ["--stable-windows", "2", "--max-trials", "3", "--warmup", "0.2", "--repo", str(served_repo)]
+    command += ["--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ResultStore(out).load():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    saved = ResultStore(out).load()
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    assert 1 <= len(saved) < 4
+    names = ", ".join(f"b{r.batch_size} s16 c1" for r in saved)
+    assert f"interrupted: {len(saved)} new point(s) of this run are saved in {out / 'results.jsonl'}: {names}" in output
+    assert f"the same command measures the other {4 - len(saved)}" in output
+    for number, record in enumerate(saved, 1):  # --no-progress: each point's line, as it finished
+        assert f"[{number}/4] {point_line(record)}" in output

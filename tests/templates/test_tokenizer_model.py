@@ -20,15 +20,22 @@ def test_pad_to_bucket_pads_right_with_the_pad_id():
 
 def test_decode_texts_accepts_utf8_and_rejects_bad_items_by_index():
     items = np.array([["héllo".encode()], [b"world"]], dtype=object)
-    assert decode_texts(items, 100) == ["héllo", "world"]
+    assert decode_texts(items, 100, 100) == ["héllo", "world"]
     with pytest.raises(InputError, match=r"TEXT\[1\] is empty"):
-        decode_texts(np.array([[b"ok"], [b""]], dtype=object), 100)
+        decode_texts(np.array([[b"ok"], [b""]], dtype=object), 100, 100)
     with pytest.raises(InputError, match=r"TEXT\[0\] is empty or whitespace only"):
-        decode_texts(np.array([[b" \t\n "]], dtype=object), 100)
+        decode_texts(np.array([[b" \t\n "]], dtype=object), 100, 100)
     with pytest.raises(InputError, match=r"TEXT\[0\] is not valid UTF-8 \(byte 0xff at offset 2\)"):
-        decode_texts(np.array([[b"ab\xffcd"]], dtype=object), 100)
+        decode_texts(np.array([[b"ab\xffcd"]], dtype=object), 100, 100)
     with pytest.raises(InputError, match=r"TEXT\[0\] has 101 bytes; the limit is 100"):
-        decode_texts(np.array([[b"x" * 101]], dtype=object), 100)
+        decode_texts(np.array([[b"x" * 101]], dtype=object), 100, 100)
+
+
+def test_texts_are_cut_to_the_character_bound_before_tokenizing():
+    items = np.array([["é" * 50 + "x" * 50], [b"short"], [(" " * 30 + "word").encode()]], dtype=object)
+    assert decode_texts(items, 1000, 20) == ["é" * 20, "short", " " * 20]  # cut by characters, never mid-character
+    with pytest.raises(InputError, match=r"TEXT\[0\] is not valid UTF-8"):  # the whole text is checked, cut or not
+        decode_texts(np.array([[b"fine" * 10 + b"\xff"]], dtype=object), 1000, 8)
 
 
 def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fails_alone():
@@ -40,7 +47,13 @@ def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fail
     from builder.source import resolve_path
 
     model = TritonPythonModel()
-    parameters = {"max_length": "256", "buckets": "16,32,64,128,256", "pad_id": "0", "max_text_bytes": "1000"}
+    parameters = {
+        "max_length": "256",
+        "buckets": "16,32,64,128,256",
+        "pad_id": "0",
+        "max_text_bytes": "1000",
+        "max_text_chars": "4096",
+    }
     config = {
         "name": "t",
         "instance_group": [{"count": 1}],
@@ -52,6 +65,7 @@ def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fail
             "model_instance_kind": "CPU",
             "model_repository": str(resolve_path("minilm").parent),
             "model_version": "model",
+            "model_name": "t",
         }
     )
     calls = []
