@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from builder.common.cli import UserErrorGroup, float_list, int_list
-from client.measure import MeasurementConfig
+from client.generators.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, point_line, run_sweep
-from client.text_client import PROTOCOLS, ClientConfig
+from client.transport.text_client import PROTOCOLS, ClientConfig
 
 
 @click.group(cls=UserErrorGroup)
@@ -155,7 +155,7 @@ def sweep(
 def report(results: tuple[Path, ...], out: Path, baseline: str | None) -> None:
     """CSV, Markdown tables and PNG charts from one or more sweep results folders."""
     from client.records import load_records
-    from client.report import write_report
+    from client.report.report import write_report
 
     files = write_report(load_records(list(results)), out, baseline=baseline)
     click.echo(f"wrote {files.csv}, {files.markdown} and {len(files.charts)} charts in {files.folder}")
@@ -176,7 +176,7 @@ def report(results: tuple[Path, ...], out: Path, baseline: str | None) -> None:
 def compare(results: tuple[Path, ...], by: str, baseline: str | None) -> None:
     """Models, variants, engines or protocols side by side at matching points, with ratios."""
     from client.records import load_records
-    from client.report import compare_table
+    from client.report.report import compare_table
 
     click.echo(compare_table(load_records(list(results)), by=by, baseline=baseline))
 
@@ -215,10 +215,10 @@ def study(
     """
     import dataclasses
 
-    from client.study_config import EXAMPLE, load_config
-    from client.study_records import study_store
-    from client.study_report import write_study_report
-    from client.study_run import StudyOptions, StudyPaths, prepare, run_study
+    from client.experiments.study_config import EXAMPLE, load_config
+    from client.experiments.study_records import study_store
+    from client.experiments.study_report import write_study_report
+    from client.experiments.study_run import StudyOptions, StudyPaths, prepare, run_study
 
     if example:
         click.echo(EXAMPLE, nl=False)
@@ -247,7 +247,7 @@ def study(
 
 
 def _print_plan(plan: object, done: set, max_minutes: float | None) -> None:
-    from client.study_plan import StudyPlan, describe, pending, within_budget
+    from client.experiments.study_plan import StudyPlan, describe, pending, within_budget
 
     assert isinstance(plan, StudyPlan)
     todo, dropped = within_budget(plan, pending(plan, done), max_minutes)

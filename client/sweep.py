@@ -16,13 +16,13 @@ from tqdm import tqdm
 
 from builder.common.tokenizer import load_tokenizer
 from builder.common.versions import package_versions
-from client.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
-from client.load import Load, PointRun, run_point
-from client.measure import MeasurementConfig, summarize
-from client.raw_grpc import RawGrpcSender, serialize_request
+from client.generators.load import Load, PointRun, run_point
+from client.generators.measure import MeasurementConfig, summarize
+from client.generators.raw_grpc import RawGrpcSender, serialize_request
 from client.records import PointRecord, ResultStore, point_key
-from client.server_stats import average_gpu, counters, deltas, read_gpu_metrics
-from client.text_client import AsyncTextClient, ClientConfig, ClientError, text_array
+from client.targets.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
+from client.transport.server_stats import average_gpu, counters, deltas, read_gpu_metrics
+from client.transport.text_client import AsyncTextClient, ClientConfig, ClientError, text_array
 
 ENGINES = ("tritonbench", "perf_analyzer")
 REQUEST_POOL = 32  # distinct requests per point, cycled; enough that no cache sees one input only
@@ -173,7 +173,7 @@ class Sweeper:
 
     def measure_with_perf_analyzer(self, point: Point, target: Target) -> PointRecord | None:
         """The same point measured by NVIDIA's perf_analyzer on the same inputs; None if it never settled."""
-        from client import perf_analyzer as pa
+        from client.generators import perf_analyzer as pa
 
         c, m = self.config, self.config.measurement
         with tempfile.TemporaryDirectory(prefix="tritonbench-pa-") as tmp:

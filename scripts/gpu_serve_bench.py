@@ -42,11 +42,11 @@ from builder.fidelity import FidelityOptions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
-from client.report import markdown_table  # noqa: E402
+from client.report.report import markdown_table  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.text_client import ClientConfig, ClientError  # noqa: E402
+from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -340,11 +340,11 @@ def served(args: argparse.Namespace) -> None:
     from builder.pipeline import make_repo
     from builder.plan import ServingOptions
     from builder.server import TritonServer
-    from client.measure import MeasurementConfig
+    from client.generators.measure import MeasurementConfig
     from client.records import ResultStore
-    from client.report import markdown_table
+    from client.report.report import markdown_table
     from client.sweep import SweepConfig, run_sweep
-    from client.text_client import ClientConfig
+    from client.transport.text_client import ClientConfig
 
     label = args.templates.name if args.templates else "current"
     repo = args.work / f"repo-{label}"

@@ -47,12 +47,12 @@ from builder.plan import RepoPlan, plan_repository  # noqa: E402
 from builder.server import TritonServer, free_port  # noqa: E402
 from builder.source import inspect_model  # noqa: E402
 from builder.stubs import stubs_of  # noqa: E402
-from client.load import Load, PointRun, run_point  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.load import Load, PointRun, run_point  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
-from client.server_stats import counters  # noqa: E402
 from client.sweep import Point, SweepConfig, Sweeper  # noqa: E402
-from client.text_client import AsyncTextClient, ClientConfig  # noqa: E402
+from client.transport.server_stats import counters  # noqa: E402
+from client.transport.text_client import AsyncTextClient, ClientConfig  # noqa: E402
 
 SENTENCES = corpus_sentences()
 EMPTY = np.array([[b""]], dtype=object)

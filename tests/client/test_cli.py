@@ -74,7 +74,7 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
 def test_study_prints_its_example_and_refuses_what_it_cannot_do_here(tmp_path):
     from pathlib import Path
 
-    from client.study_config import default_config, parse_config
+    from client.experiments.study_config import default_config, parse_config
 
     example = CliRunner().invoke(main, ["study", "--example"])
     assert example.exit_code == 0 and parse_config(example.output, Path.cwd()) == default_config()

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from builder.common.corpus import corpus_sentences
 from builder.server import TritonServer
 from client.cli import main
-from client.measure import MeasurementConfig
+from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
 from client.sweep import SweepConfig, plan_points, point_line, run_sweep
-from client.text_client import ClientConfig
+from client.transport.text_client import ClientConfig
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]  # `python -m client` runs this checkout's code
@@ -190,10 +190,10 @@ def test_perf_analyzer_engine_measures_the_same_grid(server, served_repo, tmp_pa
 
 def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
     """One point of `config` whose request i sends texts_for(i), run and recorded as a sweep does."""
-    from client.load import Load, run_point
-    from client.server_stats import counters
+    from client.generators.load import Load, run_point
     from client.sweep import Point, Sweeper
-    from client.text_client import AsyncTextClient
+    from client.transport.server_stats import counters
+    from client.transport.text_client import AsyncTextClient
 
     async def go():
         async with AsyncTextClient(config.client) as client:

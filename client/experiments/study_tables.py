@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from client.study_config import ReportSettings
-from client.study_records import StudyRecord
+from client.experiments.study_config import ReportSettings
+from client.experiments.study_records import StudyRecord
 
 PAPER = "paper (arXiv:2603.28708)"
 PRECISION_ORDER = ("fp32", "fp16", "hybrid", "bf16")
@@ -429,7 +429,7 @@ def geometric_mean(values: Sequence[float]) -> float:
 
 
 def chart_rows(data: StudyData, settings: ReportSettings) -> list[dict[str, Any]]:
-    """Flat rows the study's charts (client.study_report.STUDY_CHARTS) select from."""
+    """Flat rows the study's charts (client.experiments.study_report.STUDY_CHARTS) select from."""
     rows: list[dict[str, Any]] = []
     ref, first_batch = settings.reference_seq_len, min((r.batch_size or 1 for r in data.of("inprocess")), default=1)
     for r in data.records:

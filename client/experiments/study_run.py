@@ -24,9 +24,8 @@ from tqdm import tqdm
 from builder.archs import ModelDims, get_arch
 from builder.common.errors import UserError
 from builder.contract.manifest import MANIFEST, Manifest, package_versions
-from client.records import ResultStore
-from client.study_config import StudyConfig
-from client.study_plan import (
+from client.experiments.study_config import StudyConfig
+from client.experiments.study_plan import (
     HostFacts,
     StudyPlan,
     StudyPoint,
@@ -38,7 +37,8 @@ from client.study_plan import (
     point_costs,
     within_budget,
 )
-from client.study_records import Latency, StudyRecord, study_store
+from client.experiments.study_records import Latency, StudyRecord, study_store
+from client.records import ResultStore
 
 Echo = Callable[[str], None]
 
@@ -239,7 +239,7 @@ class _Run:
         """The CPU baseline: the fp32 engine on every core (or [cpu] threads), eagerly."""
         import torch
 
-        from client.study_engine import device_name, load_engine, release, time_runner
+        from client.experiments.study_engine import device_name, load_engine, release, time_runner
 
         self.threads("cpu")
         cpu = torch.device("cpu")
@@ -260,9 +260,9 @@ class _Run:
         """Each variant against its model's FP32 reference, on real text and random ids, per length."""
         import torch
 
-        from client.inputs import find_tokenizer
-        from client.study_engine import device_name, load_engine, release
-        from client.study_fidelity import Reference, exact_length_inputs, measure_fidelity
+        from client.experiments.study_engine import device_name, load_engine, release
+        from client.experiments.study_fidelity import Reference, exact_length_inputs, measure_fidelity
+        from client.targets.inputs import find_tokenizer
 
         device = torch.device(self.plan.device)
         self.threads(device.type)
@@ -297,7 +297,7 @@ class _Run:
         """Each variant's Runner: peak memory per shape (eager, before graphs), then graphs, then timing."""
         import torch
 
-        from client.study_engine import (
+        from client.experiments.study_engine import (
             device_name,
             load_engine,
             peak_allocated_mb,
@@ -334,13 +334,13 @@ class _Run:
         """What the bundled server runs its models on."""
         import torch
 
-        from client.study_engine import device_name
+        from client.experiments.study_engine import device_name
 
         return device_name(torch.device(self.plan.device)) if self.plan.device == "cuda" else "the CPU"
 
     def served(self, points: Sequence[StudyPoint]) -> None:
         """Every served point against one server that serves every variant from the one repository."""
-        from client.study_served import ServedMeasurer, serving, variant_gpu_mb
+        from client.experiments.study_served import ServedMeasurer, serving, variant_gpu_mb
 
         for variant in dict.fromkeys(self.variant(p) for p in points):
             self.ensure_built(variant)
@@ -380,7 +380,7 @@ def outcome(record: StudyRecord) -> str:
 
 def is_built(variant: Variant, config: StudyConfig, paths: StudyPaths) -> bool:
     """Whether `paths.repo` holds `variant` as `config` builds it (make-repo publishes atomically)."""
-    from client.study_engine import model_parameters
+    from client.experiments.study_engine import model_parameters
 
     manifest = paths.repo / variant.name / MANIFEST
     if not manifest.is_file():

@@ -20,8 +20,8 @@ import torch
 
 from builder.modelconfig import parse_config
 from builder.profile import backend_module
-from client.study_config import Repeats, Shapes
-from client.study_records import Latency, VariantMemory
+from client.experiments.study_config import Repeats, Shapes
+from client.experiments.study_records import Latency, VariantMemory
 
 Clock = Callable[[], float]
 

@@ -12,7 +12,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
-from client.text_client import ClientConfig, ClientError, RequestTimeout
+from client.transport.text_client import ClientConfig, ClientError, RequestTimeout
 
 _METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]

@@ -2,7 +2,7 @@
 
 Every function is pure apart from the files it is asked to write, so a CLI, the demo or a notebook can
 call them with records loaded from one or more results folders (``client.records.load_records``).
-Throughput and latency charts are rows of client.charts (charts as data); the frontier, speedup and
+Throughput and latency charts are rows of client.report.charts (charts as data); the frontier, speedup and
 memory charts, with their per-shape panels, bar labels and ticks, are still drawn here with its helpers.
 """
 
@@ -21,12 +21,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from builder.common.errors import OutputError, UserError
-from client.charts import Chart, ChartSpec, draw
-from client.charts import figure as _figure
-from client.charts import legend as _legend
-from client.charts import save as _save
-from client.charts import scale as _scale
 from client.records import PointRecord
+from client.report.charts import Chart, ChartSpec, draw
+from client.report.charts import figure as _figure
+from client.report.charts import legend as _legend
+from client.report.charts import save as _save
+from client.report.charts import scale as _scale
 
 NESTED = ("server", "gpu", "versions", "settings")
 SCALAR_COLUMNS = tuple(f.name for f in fields(PointRecord) if f.name not in NESTED)

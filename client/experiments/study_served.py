@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.server import TritonServer
-from client.gpu_memory import compute_apps, model_gpu_mb
-from client.inputs import find_tokenizer
+from client.experiments.gpu_memory import compute_apps, model_gpu_mb
+from client.experiments.study_config import Served, measurement_of
 from client.records import PointRecord
-from client.study_config import Served, measurement_of
 from client.sweep import Point, SweepConfig, Sweeper, Target, check_point, run_async
-from client.text_client import ClientConfig
+from client.targets.inputs import find_tokenizer
+from client.transport.text_client import ClientConfig
 
 
 @dataclass(frozen=True)

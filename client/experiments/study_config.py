@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from builder.common.errors import UserError
 
 if TYPE_CHECKING:
-    from client.measure import MeasurementConfig
+    from client.generators.measure import MeasurementConfig
 
 STUDY_ENGINES = ("python-torch",)  # engines with an in-process Runner to measure against the served path
 LOAD_GENERATORS = ("tritonbench", "perf_analyzer")
@@ -355,7 +355,7 @@ def _served(table: _Table) -> Served:
 
 def measurement_of(served: Served) -> MeasurementConfig:
     """The served points' measurement windows."""
-    from client.measure import MeasurementConfig
+    from client.generators.measure import MeasurementConfig
 
     return MeasurementConfig(
         window_s=served.window_s,

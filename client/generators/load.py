@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.measure import (
+from client.generators.measure import (
     Completion,
     Failures,
     MeasurementConfig,
@@ -20,7 +20,7 @@ from client.measure import (
     next_gap,
     window_of,
 )
-from client.text_client import ClientError, RequestTimeout
+from client.transport.text_client import ClientError, RequestTimeout
 
 # Errors that end a point: the server is gone or is unloading the model (a shutdown in progress).
 _SERVER_GONE = ("cannot reach", "has no available versions", "unknown model")

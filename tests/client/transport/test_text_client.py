@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from builder.common.corpus import corpus_sentences, sample_texts
-from client.text_client import ClientConfig, ClientError, text_array
+from client.transport.text_client import ClientConfig, ClientError, text_array
 
 
 def test_text_array_shape_and_encoding():

@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.archs import ModelDims
 from builder.gpus import get_profile
-from client.study_config import ModelEntry, Repeats, StudyConfig, StudyConfigError
+from client.experiments.study_config import ModelEntry, Repeats, StudyConfig, StudyConfigError
 
 KINDS = ("cpu", "fidelity", "memory", "inprocess", "served")  # the order points run in
 MEASURED = ("inprocess", "cpu", "served", "fidelity")  # configurations; "memory" is one record per variant

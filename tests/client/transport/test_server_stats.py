@@ -1,6 +1,6 @@
 import pytest
 
-from client.server_stats import average_gpu, counters, deltas, parse_gpu_metrics
+from client.transport.server_stats import average_gpu, counters, deltas, parse_gpu_metrics
 
 
 def _stats(count: int, queue_ns: int, infer_ns: int, executions: int):

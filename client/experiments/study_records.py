@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from builder.fidelity import OutputMetrics
+from client.experiments.study_plan import StudyPoint, study_key
 from client.records import PointRecord, ResultStore
 from client.stats import summarize_latencies
-from client.study_plan import StudyPoint, study_key
 
 STORE_FILE = "study.jsonl"
 

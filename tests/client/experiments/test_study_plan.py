@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from builder.random_models import RANDOM_MODELS
-from client.study_config import EXAMPLE, StudyConfigError, default_config, parse_config
-from client.study_plan import MEASURED, HostFacts, pending, plan_study, within_budget
+from client.experiments.study_config import EXAMPLE, StudyConfigError, default_config, parse_config
+from client.experiments.study_plan import MEASURED, HostFacts, pending, plan_study, within_budget
 
 H200 = HostFacts(gpu=True, cores=16)
 

@@ -8,9 +8,9 @@ from matplotlib import image as mpimg
 from PIL import Image
 
 from builder.common.errors import OutputError, UserError
-from client.charts import wants_log
 from client.records import ModelTimes, PointRecord, ResultStore, load_records
-from client.report import (
+from client.report.charts import wants_log
+from client.report.report import (
     SCALAR_COLUMNS,
     compare_table,
     markdown_table,

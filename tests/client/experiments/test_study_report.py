@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from builder.fidelity import OutputMetrics
+from client.experiments.study_config import default_config
+from client.experiments.study_records import Latency, StudyRecord, VariantMemory, study_store
+from client.experiments.study_report import findings, report_tables, seed_table, write_study_report
+from client.experiments.study_tables import StudyData, fidelity_table, memory_table, precision_table, speedup_tables
 from client.records import PointRecord
-from client.study_config import default_config
-from client.study_records import Latency, StudyRecord, VariantMemory, study_store
-from client.study_report import findings, report_tables, seed_table, write_study_report
-from client.study_tables import StudyData, fidelity_table, memory_table, precision_table, speedup_tables
 
 SHAPES = [(1, 32), (8, 32), (1, 128), (8, 128)]
 SETTINGS = default_config().report  # reference length 128, budgets 1, 2, 5, 10 ms, FP16 pays at 1.1×

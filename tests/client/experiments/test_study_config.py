@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from client.study_config import EXAMPLE, StudyConfigError, default_config, load_config, parse_config
+from client.experiments.study_config import EXAMPLE, StudyConfigError, default_config, load_config, parse_config
 
 
 def test_the_example_is_the_seeds_design():

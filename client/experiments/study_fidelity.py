@@ -1,6 +1,6 @@
 """Fidelity of a study variant against PyTorch FP32, at one sequence length, on real text and on random ids.
 
-Real text is cut from Python's own documentation to exactly the length (client.inputs.TextSource), random
+Real text is cut from Python's own documentation to exactly the length (client.targets.inputs.TextSource), random
 ids have the same shapes (builder.fidelity.random_inputs): the seed found that random inputs understate
 FP16's NaN rate, so both are measured side by side. Two views of each variant are compared with
 builder.fidelity's metrics: the trunk's last hidden state (per-token cosine, and the pooled embedding with
@@ -23,9 +23,9 @@ from builder.common.tokenizer import load_tokenizer
 from builder.fidelity import REAL, Inputs, OutputMetrics, compare, random_inputs
 from builder.source import ModelInfo, inspect_model, load_graph_module
 from builder.tasks import get_task
-from client.inputs import TextSource
-from client.study_config import FidelitySettings
-from client.study_engine import Engine
+from client.experiments.study_config import FidelitySettings
+from client.experiments.study_engine import Engine
+from client.targets.inputs import TextSource
 
 View = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

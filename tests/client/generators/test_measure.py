@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from client.measure import (
+from client.generators.measure import (
     Completion,
     MeasurementConfig,
     arrival_times,

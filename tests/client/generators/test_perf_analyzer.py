@@ -15,7 +15,7 @@ import pytest
 from builder.common.corpus import corpus_sentences
 from builder.server import free_port
 from builder.source import resolve_path
-from client.perf_analyzer import (
+from client.generators.perf_analyzer import (
     PerfAnalyzerError,
     PerfAnalyzerFailed,
     PerfAnalyzerLibraryError,
@@ -253,7 +253,7 @@ def test_missing_cuda_runtime_is_named():
 def test_a_binary_on_path_is_found_when_pip_installed_none(tmp_path, monkeypatch):
     import sysconfig
 
-    from client import perf_analyzer
+    from client.generators import perf_analyzer
 
     installed = find_binary()
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))

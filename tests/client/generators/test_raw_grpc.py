@@ -2,8 +2,8 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import deserialize_bytes_tensor
 
-from client.raw_grpc import serialize_request
-from client.text_client import text_array
+from client.generators.raw_grpc import serialize_request
+from client.transport.text_client import text_array
 
 
 def test_text_request_round_trips_through_the_protobuf():

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from builder.common.tokenizer import load_tokenizer
-from client.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
+from client.targets.inputs import InputError, TextSource, find_tokenizer, request_texts, request_tokens
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@ import itertools
 
 import pytest
 
-from client.study_config import Repeats
-from client.study_engine import time_calls
-from client.study_records import Latency
+from client.experiments.study_config import Repeats
+from client.experiments.study_engine import time_calls
+from client.experiments.study_records import Latency
 
 
 class Clock:

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from client.gpu_memory import model_gpu_mb, parse_compute_apps
+from client.experiments.gpu_memory import model_gpu_mb, parse_compute_apps
 
 # nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits, as printed with two stubs
 OUTPUT = "4242, 1810\n4243, 1806\n5000, [N/A]\n77, 512\n"

@@ -1,8 +1,8 @@
 """The study's one-page report: Markdown and one self-contained HTML page (charts as base64 PNG).
 
-Everything in it is computed from the store's records (client.study_tables): the seed's figures beside
+Everything in it is computed from the store's records (client.experiments.study_tables): the seed's figures beside
 this run's, the seed's tables, the five charts (speedup, throughput scaling, latency, memory, the
-accuracy/speed frontier) as rows of client.charts, and a few lines of "what this run shows" written
+accuracy/speed frontier) as rows of client.report.charts, and a few lines of "what this run shows" written
 from the same numbers. `tritonbench study CONFIG --report-only` writes it again from the store alone.
 """
 
@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.common.errors import OutputError
-from client.charts import Chart, ChartSpec, draw
-from client.study_config import ReportSettings
-from client.study_records import StudyRecord
-from client.study_tables import (
+from client.experiments.study_config import ReportSettings
+from client.experiments.study_records import StudyRecord
+from client.experiments.study_tables import (
     HIDDEN,
     PAPER,
     RANDOM,
@@ -41,6 +40,7 @@ from client.study_tables import (
     study_tables,
     worst,
 )
+from client.report.charts import Chart, ChartSpec, draw
 
 _BATCH = "batch size (texts per call)"
 STUDY_CHARTS = (
