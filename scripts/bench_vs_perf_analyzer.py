@@ -59,7 +59,7 @@ def measure(
             max_trials=args.max_trials,
             warmup_s=1.0,
         ),
-        engine=engine,
+        generator=engine,
         variant=f"{engine}-{repeat}",
     )
     records = run_sweep(config, store, echo=lambda _: None, repo=repo, progress=False)

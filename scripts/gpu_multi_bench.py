@@ -52,7 +52,7 @@ def measure(model_dir: Path, placement: tuple[int, ...], args: argparse.Namespac
     with TritonServer(repo, log_path=log, startup_timeout_s=420) as server:
         for model, batch, concurrency in points(name, len(placement)):
             config = SweepConfig(ClientConfig(server.grpc_url, model), (batch,), (SEQ,), concurrency=(concurrency,),
-                                 measurement=window, variant=f"{len(placement)} GPU", engine=PA,
+                                 measurement=window, variant=f"{len(placement)} GPU", generator=PA,
                                  metrics_url=server.metrics_url)  # fmt: skip
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)

@@ -133,7 +133,7 @@ def serve_and_measure(repo: Path, out: Path, window: MeasurementConfig, variant:
                 concurrency=(point.concurrency,),
                 measurement=window,
                 variant=variant,
-                engine=point.engine,
+                generator=point.engine,
                 metrics_url=server.metrics_url,
             )
             watcher = None
@@ -152,7 +152,7 @@ def serve_and_measure(repo: Path, out: Path, window: MeasurementConfig, variant:
 def find(records: list[PointRecord], point: Measured) -> PointRecord | None:
     """The record of one planned point, if it was measured (perf_analyzer stores no unstable point)."""
     key = (point.model, point.engine, point.batch, point.concurrency)
-    return next((r for r in records if (r.model, r.engine, r.batch_size, r.concurrency) == key), None)
+    return next((r for r in records if (r.model, r.generator, r.batch_size, r.concurrency) == key), None)
 
 
 def checks(records: list[PointRecord], baseline: dict[str, float], min_ratio: float, max_step_ms: float) -> list[str]:

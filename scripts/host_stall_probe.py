@@ -385,7 +385,7 @@ def served(args: argparse.Namespace) -> None:
             thread.start()
             client = ClientConfig(server.grpc_url, model_name)
             config = SweepConfig(client, (batch,), (128,), concurrency=(level,), measurement=window,
-                                 engine="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+                                 generator="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)
             except Exception as exc:  # a probe: record what failed and go on to the next point

@@ -359,7 +359,9 @@ class _Run:
                 assert point.batch_size and point.seq_len and point.concurrency
                 found = measurer.measure(name, point.batch_size, point.seq_len, point.concurrency)
                 if found is None:
-                    self.progress.note(f"{point.label}: perf_analyzer never settled; not stored (a rerun retries it)")
+                    self.progress.note(
+                        f"{point.label}: {served.load_generator} never settled; not stored (a rerun retries it)"
+                    )
                     continue
                 latency = Latency(found.latency_avg_ms, found.latency_p50_ms, found.latency_p90_ms,
                                   found.latency_p95_ms, found.latency_p99_ms, found.latency_max_ms)  # fmt: skip

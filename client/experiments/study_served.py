@@ -1,13 +1,13 @@
-"""Served study points: every variant through one server, measured by tritonbench's sweep machinery.
+"""Served study points: every variant through one server, measured by the configured load generator.
 
 One repository holds every variant, so one server (the bundled tritonserver, or a running one given
-by --url) serves them all; each point is one sweep point (client.sweep.Sweeper) against the variant's
-ensemble with texts of exactly the point's length, and also reads the variant's own GPU memory (NVML).
+by --url) serves them all; each point is one sweep point (client.generators: tritonbench's own or
+perf_analyzer) against the variant's ensemble with texts of exactly the point's length, and also reads the
+variant's own GPU memory (NVML).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,9 +16,13 @@ from pathlib import Path
 from builder.server import TritonServer
 from client.experiments.gpu_memory import compute_apps, model_gpu_mb
 from client.experiments.study_config import Served, measurement_of
+from client.generators import GENERATORS, Generator
+from client.generators.base import GeneratorConfig
+from client.points import Load, Point
 from client.records import PointRecord
-from client.sweep import Point, SweepConfig, Sweeper, Target, check_point, run_async
 from client.targets.inputs import find_tokenizer
+from client.targets.requests import Requests
+from client.targets.target import Target, check_point, read_target
 from client.transport.text_client import ClientConfig
 
 
@@ -42,38 +46,31 @@ def serving(repo: Path, served: Served, url: str | None, metrics_url: str | None
 
 
 class ServedMeasurer:
-    """Measures served points against one endpoint, one sweeper (and its texts) per variant."""
+    """Measures served points against one endpoint, one generator (and its requests) per variant."""
 
     def __init__(self, endpoint: Endpoint, repo: Path, served: Served) -> None:
         self.endpoint, self.repo, self.served = endpoint, repo, served
-        self._sweepers: dict[str, tuple[Sweeper, Target]] = {}
+        self._generators: dict[str, tuple[Generator, Target]] = {}
 
-    def _sweeper(self, name: str, point: Point) -> tuple[Sweeper, Target]:
-        if name not in self._sweepers:
+    def _generator(self, name: str) -> tuple[Generator, Target]:
+        if name not in self._generators:
             s = self.served
-            config = SweepConfig(
+            config = GeneratorConfig(
                 ClientConfig(self.endpoint.url, name, s.protocol),
-                (point.batch_size,),
-                (point.seq_len,),
-                concurrency=(point.concurrency or 1,),
-                measurement=measurement_of(s),
+                measurement_of(s),
                 variant=name.rsplit("_", 1)[-1],
-                engine=s.load_generator,
                 metrics_url=self.endpoint.metrics_url,
             )
-            sweeper = Sweeper(config, find_tokenizer(name, None, self.repo))
-            self._sweepers[name] = (sweeper, asyncio.run(sweeper.discover()))
-        return self._sweepers[name]
+            requests = Requests(name, find_tokenizer(name, None, self.repo))
+            self._generators[name] = (GENERATORS[s.load_generator](config, requests), read_target(config.client))
+        return self._generators[name]
 
     def measure(self, name: str, batch: int, seq_len: int, concurrency: int) -> PointRecord | None:
-        """One point of ensemble `name`; None when perf_analyzer found no stable window (a rerun retries it)."""
-        point = Point(batch, seq_len, concurrency)
-        sweeper, target = self._sweeper(name, point)
+        """One point of ensemble `name`; None when the generator found no stable window (a rerun retries it)."""
+        point = Point(batch, seq_len, Load(concurrency=concurrency))
+        generator, target = self._generator(name)
         check_point(point, target, name)
-        if self.served.load_generator == "perf_analyzer":
-            return sweeper.measure_with_perf_analyzer(point, target)
-        record: PointRecord = run_async(sweeper.measure(point, target))
-        return record
+        return generator.measure(point, target)
 
 
 def variant_gpu_mb(repo: Path, name: str) -> float | None:

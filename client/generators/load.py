@@ -1,4 +1,4 @@
-"""Load generators (closed-loop concurrency, open-loop request rate) and the windowed measurement of one point."""
+"""tritonbench's load: closed-loop concurrency or an open-loop request rate, and the windowed measurement of a point."""
 
 from __future__ import annotations
 
@@ -20,26 +20,13 @@ from client.generators.measure import (
     next_gap,
     window_of,
 )
+from client.points import Load
 from client.transport.text_client import ClientError, RequestTimeout
 
 # Errors that end a point: the server is gone or is unloading the model (a shutdown in progress).
 _SERVER_GONE = ("cannot reach", "has no available versions", "unknown model")
 Send = Callable[[int], Awaitable[Any]]  # sends request number i
 Sample = Callable[[], Awaitable[dict[str, Any]]]  # snapshots the server's counters
-
-
-@dataclass(frozen=True)
-class Load:
-    """Either `concurrency` requests in flight, or `request_rate` requests/s with the given arrivals."""
-
-    concurrency: int | None = None
-    request_rate: float | None = None
-    arrival: str = "constant"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if (self.concurrency is None) == (self.request_rate is None):
-            raise ValueError("set exactly one of concurrency or request_rate")
 
 
 @dataclass
@@ -128,14 +115,17 @@ class PointRun:
     failures: Failures  # of the whole run: warm-up, every window, and what was in flight at the end
 
 
-async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: Sample) -> PointRun:
-    """Warm up, then measure windows until the last N agree (or max trials); raise if the server vanished."""
+async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: Sample, seed: int = 0) -> PointRun:
+    """Warm up, then measure windows until the last N agree (or max trials); raise if the server vanished.
+
+    `seed` seeds an open loop's arrivals.
+    """
     recorder = Recorder()
     if load.concurrency is not None:
-        generator = asyncio.create_task(closed_loop(send, load.concurrency, recorder))
+        traffic = asyncio.create_task(closed_loop(send, load.concurrency, recorder))
     else:
-        assert load.request_rate is not None
-        generator = asyncio.create_task(open_loop(send, load.request_rate, load.arrival, load.seed, recorder))
+        assert load.request_rate is not None and load.arrival is not None
+        traffic = asyncio.create_task(open_loop(send, load.request_rate, load.arrival, seed, recorder))
     windows: list[Window] = []
     snapshots: list[dict[str, Any]] = []
     try:
@@ -154,7 +144,7 @@ async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: S
                 break
     finally:
         recorder.stop.set()
-        await generator
+        await traffic
     if recorder.fatal:
         raise recorder.fatal
     stable = is_stable(windows, config)

@@ -1,8 +1,8 @@
-"""Drive NVIDIA's own perf_analyzer binary and store its numbers as PointRecords.
+"""NVIDIA's own perf_analyzer binary as a load generator: one child process per point, its numbers as PointRecords.
 
-perf_analyzer is the reference load generator for Triton; running it next to tritonbench on the
-same points lets a user check that our measurements agree with NVIDIA's. The binary ships in the
-tritonclient 2.51.0 wheel (pinned in pyproject.toml) and links libcudart.so.12 (from the
+perf_analyzer is the reference load generator for Triton; running it next to tritonbench on the same
+points, with the same requests, lets a user check that our measurements agree with NVIDIA's. The binary
+ships in the tritonclient 2.51.0 wheel (pinned in pyproject.toml) and links libcudart.so.12 (from the
 nvidia-cuda-runtime-cu12 wheel, found here through importlib) and libb64.so.0d (apt: libb64-0d).
 
 Facts about perf_analyzer 2.51 that shape this module (all observed on the bundled server):
@@ -21,16 +21,14 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict, cast
@@ -38,10 +36,13 @@ from typing import Any, NoReturn, TypedDict, cast
 import numpy as np
 
 from builder.common.errors import UserError
-from builder.common.versions import package_versions
-from client.records import ModelTimes, PointRecord
+from client.generators.base import Generator
+from client.points import Load, Point
+from client.records import Measured, ModelTimes, Settings
+from client.targets.target import Target
 
 BINARY = "perf_analyzer"
+STABLE_WINDOWS = 3  # perf_analyzer judges stability on its last three windows; no option changes that
 UNSTABLE_MARK = "Failed to obtain stable measurement"
 _LIBRARY_ERROR = re.compile(r"error while loading shared libraries: (\S+?):")
 _PASS = re.compile(r"Pass \[(\d+)\] throughput: ([\d.]+) infer/sec\. (?:Avg|p\d+) latency: (\d+) usec")
@@ -146,11 +147,9 @@ class PerfPoint:
 
     url: str  # host:port of the gRPC or HTTP endpoint
     model: str
+    load: Load
     protocol: str = "grpc"  # grpc | http
     batch_size: int = 1
-    concurrency: int | None = None
-    request_rate: float | None = None  # requests/s
-    arrival: str = "constant"  # constant | poisson, for request_rate
     measurement_interval_ms: int = 5000  # time windows (perf_analyzer's default mode)
     measurement_request_count: int | None = None  # set → count windows of at least this many requests
     stability_pct: float = 10.0
@@ -162,35 +161,22 @@ class PerfPoint:
     def __post_init__(self) -> None:
         if self.protocol not in ("grpc", "http"):
             raise PerfAnalyzerError(f"unknown protocol '{self.protocol}'", hint="grpc or http")
-        if (self.concurrency is None) == (self.request_rate is None):
-            raise PerfAnalyzerError("give either a concurrency or a request rate", hint="not both, not neither")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise PerfAnalyzerError(f"concurrency must be at least 1, not {self.concurrency}")
-        if self.request_rate is not None and self.request_rate <= 0:
-            raise PerfAnalyzerError(f"request rate must be positive, not {self.request_rate}")
-        if self.arrival not in ("constant", "poisson"):
-            raise PerfAnalyzerError(f"unknown arrival process '{self.arrival}'", hint="constant or poisson")
         if self.batch_size < 1 or self.max_trials < 1 or self.measurement_interval_ms < 1:
             raise PerfAnalyzerError("batch size, max trials and the measurement interval must be at least 1")
         if self.percentile is not None and not 0 < self.percentile < 100:
             raise PerfAnalyzerError(f"percentile {self.percentile} is outside perf_analyzer's range (0, 100)")
-
-    @property
-    def mode(self) -> str:
-        """The load mode as PointRecord names it."""
-        return "concurrency" if self.concurrency is not None else "request_rate"
 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _load_flags(point: PerfPoint) -> list[str]:
-    if point.concurrency is not None:
-        return ["--concurrency-range", f"{point.concurrency}:{point.concurrency}"]
-    assert point.request_rate is not None
-    rate = _number(point.request_rate)
-    return ["--request-rate-range", f"{rate}:{rate}", "--request-distribution", point.arrival]
+def _load_flags(load: Load) -> list[str]:
+    if load.concurrency is not None:
+        return ["--concurrency-range", f"{load.concurrency}:{load.concurrency}"]
+    assert load.request_rate is not None and load.arrival is not None
+    rate = _number(load.request_rate)
+    return ["--request-rate-range", f"{rate}:{rate}", "--request-distribution", load.arrival]
 
 
 def _measurement_flags(point: PerfPoint) -> list[str]:
@@ -222,7 +208,7 @@ def build_command(binary: Path, point: PerfPoint, csv_path: Path) -> list[str]:
         point.protocol,
         "-b",
         str(point.batch_size),
-        *_load_flags(point),
+        *_load_flags(point.load),
         *_measurement_flags(point),
         *_input_flags(point),
         "-f",
@@ -484,67 +470,86 @@ def _raise_no_report(
     )
 
 
-# ── records ─────────────────────────────────────────────────────────────────────────────────────
+# ── the generator ───────────────────────────────────────────────────────────────────────────────
 
 
-def to_record(
-    run: PerfRun, seq_len: int, variant: str = "", extra_settings: Mapping[str, Any] | None = None
-) -> PointRecord:
-    """A PointRecord with engine "perf_analyzer", in tritonbench's units.
+def measured(run: PerfRun) -> Measured:
+    """What perf_analyzer measured, in tritonbench's units.
 
-    perf_analyzer's infer/s counts batch items, so it becomes seq/s and infer/s is requests/s;
-    the window duration follows from its formula (requests × batch ÷ infer/s). It reports no
-    maximum latency (NaN) and stops at the first error (errors = 0).
+    perf_analyzer's infer/s counts batch items, so infer/s here is that ÷ batch (requests/s); the window
+    duration follows from its formula (requests × batch ÷ infer/s). It reports no maximum latency (NaN) and
+    stops at the first error (errors = 0).
     """
     p, n = run.point, run.numbers
     seq_per_s = n["infer_per_s"]
     ms = 1e-3
-    return PointRecord(
-        model=p.model,
-        protocol=p.protocol,
-        engine="perf_analyzer",
-        mode=p.mode,
-        batch_size=p.batch_size,
-        seq_len=seq_len,
-        concurrency=p.concurrency,
-        request_rate=p.request_rate,
-        arrival=p.arrival if p.request_rate is not None else None,
-        variant=variant,
+    return Measured(
         requests=run.requests,
         errors=0,
+        timeouts=0,
         duration_s=run.requests * p.batch_size / seq_per_s if seq_per_s > 0 else 0.0,
         throughput_infer_per_s=seq_per_s / p.batch_size,
-        throughput_seq_per_s=seq_per_s,
-        throughput_tokens_per_s=seq_per_s * seq_len,
-        latency_avg_ms=n["latency_avg_us"] * ms,
-        latency_p50_ms=n["latency_p50_us"] * ms,
-        latency_p90_ms=n["latency_p90_us"] * ms,
-        latency_p95_ms=n["latency_p95_us"] * ms,
-        latency_p99_ms=n["latency_p99_us"] * ms,
-        latency_max_ms=math.nan,
+        latency={
+            "latency_avg_ms": n["latency_avg_us"] * ms,
+            "latency_p50_ms": n["latency_p50_us"] * ms,
+            "latency_p90_ms": n["latency_p90_us"] * ms,
+            "latency_p95_ms": n["latency_p95_us"] * ms,
+            "latency_p99_ms": n["latency_p99_us"] * ms,
+            "latency_max_ms": math.nan,
+        },
         stable=n["stable"],
         trials=len(run.passes),
         server=dict(run.server),
-        host=platform.node(),
-        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-        versions={**package_versions(), "perf_analyzer": run.version},
-        settings=_settings(p, run.command, n, extra_settings or {}),
+        gpu={},
+        settings=Settings(
+            url=p.url,
+            window_s=p.measurement_interval_ms / 1000,
+            window_requests=p.measurement_request_count or 0,
+            stability_pct=p.stability_pct,
+            stable_windows=STABLE_WINDOWS,
+            max_trials=p.max_trials,
+            warmup_s=0.0,
+            percentile=p.percentile,
+            command=" ".join(run.command),
+            input_data=str(p.input_data) if p.input_data else "",
+            # the CSV's server columns as perf_analyzer wrote them (for an ensemble, its own mix of its members)
+            server_total_us={k: cast(float, v) for k, v in n.items() if k.startswith("server_")},
+        ),
+        versions={"perf_analyzer": run.version},
     )
 
 
-def _settings(
-    point: PerfPoint, command: Iterable[str], numbers: PerfNumbers, extra: Mapping[str, Any]
-) -> dict[str, Any]:
-    return {
-        "url": point.url,
-        "measurement_interval_ms": None if point.measurement_request_count else point.measurement_interval_ms,
-        "measurement_request_count": point.measurement_request_count,
-        "stability_pct": point.stability_pct,
-        "max_trials": point.max_trials,
-        "percentile": point.percentile,
-        "input_data": str(point.input_data) if point.input_data else None,
-        "command": " ".join(command),
-        # the CSV's server columns as perf_analyzer wrote them (for an ensemble, its own mix of its members)
-        "server_total_us": {k: v for k, v in numbers.items() if k.startswith("server_")},
-        **extra,
-    }
+class PerfAnalyzer(Generator):
+    """Measures each point with one perf_analyzer run on the sweep's own requests (written as its input data)."""
+
+    name = "perf_analyzer"
+
+    def _measure(self, point: Point, target: Target) -> Measured | None:
+        c, m = self.config, self.config.measurement
+        with tempfile.TemporaryDirectory(prefix="tritonbench-pa-") as tmp:
+            data = Path(tmp) / "input.json"
+            if target.text_input:  # perf_analyzer builds each batch from [1]-shaped entries
+                write_text_data(data, [t for batch in self.requests.texts(point) for t in batch])
+            else:
+                arrays = self.requests.tokens(point)
+                write_token_data(
+                    data,
+                    np.concatenate([a["input_ids"] for a in arrays]),
+                    np.concatenate([a["attention_mask"] for a in arrays]),
+                )
+            spec = PerfPoint(
+                url=c.client.url,
+                model=c.client.model,
+                load=point.load,
+                protocol=c.client.protocol,
+                batch_size=point.batch_size,
+                measurement_interval_ms=int(m.window_s * 1000),
+                measurement_request_count=m.window_requests or None,
+                stability_pct=m.stability_pct,
+                max_trials=m.max_trials,
+                input_data=data,
+            )
+            try:
+                return measured(run_point(spec))
+            except PerfAnalyzerUnstable:
+                return None

@@ -35,7 +35,7 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
                 PointRecord(
                     model="m",
                     protocol="grpc",
-                    engine="tritonbench",
+                    generator="tritonbench",
                     mode="concurrency",
                     batch_size=1,
                     seq_len=32,

@@ -13,7 +13,7 @@ from client.records import ModelTimes, PointRecord, ResultStore
 
 def _record(batch: int = 1, **changes) -> PointRecord:
     values = dict(
-        model="m", protocol="grpc", engine="tritonbench", mode="concurrency", batch_size=batch, seq_len=16,
+        model="m", protocol="grpc", generator="tritonbench", mode="concurrency", batch_size=batch, seq_len=16,
         concurrency=1, request_rate=None, arrival=None, variant="fp32", requests=10, errors=0, duration_s=1.0,
         throughput_infer_per_s=10.0, throughput_seq_per_s=10.0, throughput_tokens_per_s=160.0, latency_avg_ms=1.0,
         latency_p50_ms=1.0, latency_p90_ms=1.0, latency_p95_ms=1.0, latency_p99_ms=1.0, latency_max_ms=2.0,

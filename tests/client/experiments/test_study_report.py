@@ -47,7 +47,7 @@ def metrics(inputs: str, cosine: float, nan: float) -> tuple[OutputMetrics, ...]
 def served_point(precision: str, batch: int) -> PointRecord:
     p50 = 2 + p50_of(precision, batch, 128)
     return PointRecord(
-        model=f"enc_{precision}", protocol="grpc", engine="tritonbench", mode="concurrency", batch_size=batch,
+        model=f"enc_{precision}", protocol="grpc", generator="tritonbench", mode="concurrency", batch_size=batch,
         seq_len=128, concurrency=1, request_rate=None, arrival=None, variant=precision, requests=100, errors=0,
         duration_s=1.0, throughput_infer_per_s=1000 / p50, throughput_seq_per_s=1000 * batch / p50,
         throughput_tokens_per_s=128000 * batch / p50, latency_avg_ms=p50, latency_p50_ms=p50, latency_p90_ms=p50,

@@ -27,18 +27,28 @@ from client.generators.perf_analyzer import (
     build_command,
     build_env,
     find_binary,
+    measured,
     parse_csv,
     run_point,
-    to_record,
     tokenize,
     write_text_data,
     write_token_data,
 )
-from client.records import ResultStore
+from client.points import Load, Point
+from client.records import PointRecord, ResultStore
 
 # Written by perf_analyzer 2.51.0 itself: minilm ensemble, gRPC, batch 1, concurrency 2, bundled CPU server.
 REAL_CSV = Path(__file__).parent / "data" / "perf_analyzer_verbose.csv"
 BIN = Path("/opt/pa/perf_analyzer")
+
+
+def to_record(run: PerfRun, seq_len: int, variant: str = "") -> PointRecord:
+    """The record a sweep stores for this run at `seq_len` (PointRecord.of, as every generator makes it)."""
+    p = run.point
+    point = Point(p.batch_size, seq_len, p.load)
+    return PointRecord.of(
+        point, measured(run), model=p.model, protocol=p.protocol, generator="perf_analyzer", variant=variant
+    )
 
 
 # ── the command line ────────────────────────────────────────────────────────────────────────────
@@ -46,7 +56,7 @@ BIN = Path("/opt/pa/perf_analyzer")
 
 def test_concurrency_command_has_exact_flags(tmp_path):
     data = tmp_path / "in.json"
-    point = PerfPoint("127.0.0.1:8001", "minilm", "grpc", batch_size=8, concurrency=4, input_data=data)
+    point = PerfPoint("127.0.0.1:8001", "minilm", Load(concurrency=4), "grpc", batch_size=8, input_data=data)
     assert build_command(BIN, point, tmp_path / "out.csv") == [
         "/opt/pa/perf_analyzer",
         "-m", "minilm",
@@ -68,9 +78,8 @@ def test_request_rate_command_with_count_windows_percentile_and_shapes(tmp_path)
     point = PerfPoint(
         "127.0.0.1:8000",
         "minilm_model",
+        Load(request_rate=12.5, arrival="poisson"),
         "http",
-        request_rate=12.5,
-        arrival="poisson",
         measurement_request_count=200,
         stability_pct=25,
         max_trials=3,
@@ -93,8 +102,8 @@ def test_request_rate_command_with_count_windows_percentile_and_shapes(tmp_path)
         "--verbose-csv",
         "-v",
     ]  # fmt: skip
-    assert point.mode == "request_rate"
-    rate = build_command(BIN, PerfPoint("h:1", "m", request_rate=20.0), tmp_path / "o.csv")
+    assert point.load.mode == "request_rate"
+    rate = build_command(BIN, PerfPoint("h:1", "m", Load(request_rate=20.0)), tmp_path / "o.csv")
     assert rate[rate.index("--request-rate-range") + 1] == "20:20"
     assert rate[rate.index("--request-distribution") + 1] == "constant"
 
@@ -102,19 +111,15 @@ def test_request_rate_command_with_count_windows_percentile_and_shapes(tmp_path)
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "either a concurrency or a request rate"),
-        ({"concurrency": 1, "request_rate": 5.0}, "either a concurrency or a request rate"),
-        ({"concurrency": 0}, "at least 1"),
-        ({"request_rate": -1.0}, "positive"),
-        ({"concurrency": 1, "protocol": "udp"}, "unknown protocol"),
-        ({"request_rate": 1.0, "arrival": "bursty"}, "unknown arrival"),
-        ({"concurrency": 1, "batch_size": 0}, "at least 1"),
-        ({"concurrency": 1, "percentile": 100}, "range"),
+        ({"protocol": "udp"}, "unknown protocol"),
+        ({"batch_size": 0}, "at least 1"),
+        ({"percentile": 100}, "range"),
     ],
 )
 def test_points_perf_analyzer_would_reject_are_refused_early(kwargs, message):
+    # the load itself is refused by client.points.Load, the one description every generator reads
     with pytest.raises(PerfAnalyzerError, match=message):
-        PerfPoint("127.0.0.1:8001", "minilm", **kwargs)
+        PerfPoint("127.0.0.1:8001", "minilm", Load(concurrency=1), **kwargs)
 
 
 # ── input data ──────────────────────────────────────────────────────────────────────────────────
@@ -210,12 +215,12 @@ def test_csv_without_verbose_columns_or_rows_is_an_error(tmp_path):
 
 
 def test_record_converts_units_from_the_real_csv(tmp_path):
-    point = PerfPoint("127.0.0.1:8001", "minilm", "grpc", batch_size=4, concurrency=2)
+    point = PerfPoint("127.0.0.1:8001", "minilm", Load(concurrency=2), "grpc", batch_size=4)
     run = PerfRun(
         point, parse_csv(REAL_CSV), requests=316, passes=[(1.0, 1.0)] * 3, server={}, command=["pa"], version="2.51.0"
     )
     record = to_record(run, seq_len=32, variant="fp32")
-    assert record.engine == "perf_analyzer" and record.mode == "concurrency" and record.arrival is None
+    assert record.generator == "perf_analyzer" and record.mode == "concurrency" and record.arrival is None
     assert record.throughput_seq_per_s == pytest.approx(87.6553)  # perf_analyzer's infer/s counts batch items
     assert record.throughput_infer_per_s == pytest.approx(87.6553 / 4)
     assert record.throughput_tokens_per_s == pytest.approx(87.6553 * 32)
@@ -268,7 +273,7 @@ def test_a_binary_on_path_is_found_when_pip_installed_none(tmp_path, monkeypatch
 
 
 def test_missing_binary_is_a_clear_error(tmp_path):
-    point = PerfPoint("127.0.0.1:8001", "minilm", concurrency=1)
+    point = PerfPoint("127.0.0.1:8001", "minilm", Load(concurrency=1))
     with pytest.raises(PerfAnalyzerNotFound, match="no perf_analyzer at"):
         run_point(point, binary=tmp_path / "perf_analyzer")
 
@@ -292,7 +297,9 @@ def _url(server, protocol: str) -> str:
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_minilm_ensemble_with_real_text(server, text_data, protocol, concurrency, tmp_path):
-    point = PerfPoint(_url(server, protocol), "minilm", protocol, concurrency=concurrency, input_data=text_data, **FAST)
+    point = PerfPoint(
+        _url(server, protocol), "minilm", Load(concurrency=concurrency), protocol, input_data=text_data, **FAST
+    )
     run = run_point(point, timeout_s=60)
     n = run.numbers
     assert n["stable"] and n["infer_per_s"] > 0 and run.requests > 0 and run.version == "2.51.0"
@@ -317,7 +324,7 @@ def test_bare_model_with_valid_token_ids(server, served_repo, tmp_path):
     tokenizer = served_repo / "minilm_tokenizer" / "1" / "tokenizer.json"
     ids, mask = tokenize(tokenizer, corpus_sentences()[:32], seq_len=32)
     data = write_token_data(tmp_path / "tokens.json", ids, mask, vocab_size=30522)
-    point = PerfPoint(server.grpc_url, "minilm_model", "grpc", batch_size=4, concurrency=1, input_data=data, **FAST)
+    point = PerfPoint(server.grpc_url, "minilm_model", Load(concurrency=1), batch_size=4, input_data=data, **FAST)
     run = run_point(point, timeout_s=60)
     times = run.server["minilm_model"]  # a bare model's own line has the full breakdown
     assert times.inference_count == pytest.approx(run.requests * 4, rel=0.1)
@@ -330,7 +337,8 @@ def test_bare_model_with_valid_token_ids(server, served_repo, tmp_path):
 def test_request_rate_with_poisson_arrivals(server, text_data):
     # Poisson bursts queue on one model instance, so latency swings more than under concurrency: 4x band
     settings = {**FAST, "stability_pct": 300.0}
-    point = PerfPoint(server.grpc_url, "minilm", request_rate=30.0, arrival="poisson", input_data=text_data, **settings)
+    poisson = Load(request_rate=30.0, arrival="poisson")
+    point = PerfPoint(server.grpc_url, "minilm", poisson, input_data=text_data, **settings)
     record = to_record(run_point(point, timeout_s=60), seq_len=32)
     assert record.mode == "request_rate" and record.arrival == "poisson" and record.request_rate == 30.0
     assert 15.0 <= record.throughput_infer_per_s <= 45.0  # about the 30/s asked for
@@ -341,7 +349,7 @@ def test_unstable_measurement_is_reported_with_its_windows(server, text_data):
     point = PerfPoint(
         server.grpc_url,
         "minilm",
-        concurrency=1,
+        Load(concurrency=1),
         input_data=text_data,
         **{**FAST, "stability_pct": 0.1, "max_trials": 3},
     )
@@ -353,7 +361,7 @@ def test_unstable_measurement_is_reported_with_its_windows(server, text_data):
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_unreachable_server_gives_perf_analyzers_own_message(text_data, protocol):
-    point = PerfPoint(f"127.0.0.1:{free_port()}", "minilm", protocol, concurrency=1, input_data=text_data, **FAST)
+    point = PerfPoint(f"127.0.0.1:{free_port()}", "minilm", Load(concurrency=1), protocol, input_data=text_data, **FAST)
     with pytest.raises(PerfAnalyzerFailed, match="failed to get model metadata") as caught:
         run_point(point, timeout_s=60)
     assert "exit 99" in str(caught.value) and "check the URL" in str(caught.value)
@@ -361,11 +369,11 @@ def test_unreachable_server_gives_perf_analyzers_own_message(text_data, protocol
 
 @pytest.mark.slow
 def test_unknown_model_and_rejected_text_carry_the_servers_message(server, tmp_path):
-    unknown = PerfPoint(server.grpc_url, "nosuch", concurrency=1, **FAST)
+    unknown = PerfPoint(server.grpc_url, "nosuch", Load(concurrency=1), **FAST)
     with pytest.raises(PerfAnalyzerFailed, match="'nosuch' is not found"):
         run_point(unknown, timeout_s=60)
     blank = tmp_path / "blank.json"  # bypasses write_text_data's check, as a hand-made file would
     blank.write_text(json.dumps({"data": [{"TEXT": {"content": ["   "], "shape": [1]}}]}))
-    rejected = PerfPoint(server.grpc_url, "minilm", concurrency=1, input_data=blank, **FAST)
+    rejected = PerfPoint(server.grpc_url, "minilm", Load(concurrency=1), input_data=blank, **FAST)
     with pytest.raises(PerfAnalyzerFailed, match="empty or whitespace only"):
         run_point(rejected, timeout_s=60)

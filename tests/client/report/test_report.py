@@ -10,16 +10,9 @@ from PIL import Image
 from builder.common.errors import OutputError, UserError
 from client.records import ModelTimes, PointRecord, ResultStore, load_records
 from client.report.charts import wants_log
-from client.report.report import (
-    SCALAR_COLUMNS,
-    compare_table,
-    markdown_table,
-    plot_memory,
-    plot_speedup,
-    speedups,
-    write_csv,
-    write_report,
-)
+from client.report.report import write_report
+from client.report.sweep_charts import plot_memory, plot_speedup
+from client.report.tables import SCALAR_COLUMNS, compare_table, markdown_table, speedups, write_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COST = {"fp32": 1.0, "fp16": 0.55}  # relative compute time of one request
@@ -53,7 +46,7 @@ def make_record(variant: str, batch: int, seq_len: int, concurrency: int) -> Poi
     return PointRecord(
         model="minilm",
         protocol="grpc",
-        engine="tritonbench",
+        generator="tritonbench",
         mode="concurrency",
         batch_size=batch,
         seq_len=seq_len,
@@ -155,7 +148,7 @@ def test_csv_has_every_column_and_round_trips_numbers(records, tmp_path):
 
 def test_markdown_table_has_one_sorted_row_per_record(records):
     lines = markdown_table(records).splitlines()
-    assert lines[0].startswith("| model | variant | engine | protocol | mode | batch | seq_len | concurrency |")
+    assert lines[0].startswith("| model | variant | generator | protocol | mode | batch | seq_len | concurrency |")
     assert "| tokens/s | p50 ms | p90 ms | p95 ms | p99 ms | errors | stable |" in lines[0]
     body = [line.split(" | ") for line in lines[2:]]
     assert len(body) == len(records)
