@@ -123,35 +123,38 @@ def _lowest_load(records: Sequence[PointRecord], names: Sequence[str]) -> list[P
     return [group[0] for group in _group(records, names).values()]
 
 
-def plot_latency(records: Sequence[PointRecord], path: Path, dimension: str = "batch_size") -> Chart:
-    """p50/p90/p99 latency against batch size or sequence length, at the lowest load measured."""
-    if dimension not in ("batch_size", "seq_len"):
-        raise ValueError(f"latency is plotted against batch_size or seq_len, not {dimension!r}")
+def latency_spec(name: str, dimension: str) -> ChartSpec:
+    """p50/p90/p99 latency against batch size or sequence length, one line per everything else but the load."""
     other = "seq_len" if dimension == "batch_size" else "batch_size"
-    title = f"Latency vs {'batch size' if dimension == 'batch_size' else 'sequence length'}"
-    series = ("model", "variant", "protocol", "generator", "mode", "arrival", other)
-    chosen = _lowest_load(records, (*series, dimension))
-    xs = sorted({getattr(r, dimension) for r in chosen})
-    if len(xs) < 2:
-        return Chart(title, path, f"only one {AXIS_LABELS[dimension].split(' (')[0]} was measured ({xs[0]})")
-    loads = {load_text(r) for r in chosen}
-    prefix = "concurrency " if chosen[0].mode == "concurrency" else ""
-    at = f"at {prefix}{loads.pop()}" if len(loads) == 1 else "at the lowest load measured"
-    spec = ChartSpec(
-        path.stem,
-        f"{title} ({at})",
+    what = AXIS_LABELS[dimension].split(" (")[0]
+    return ChartSpec(
+        name,
+        f"Latency vs {what}",
         "line",
         x=dimension,
         y=tuple(f"latency_{p}_ms" for p in ("p50", "p90", "p99")),
         xlabel=AXIS_LABELS[dimension],
         ylabel="{panel} latency (ms)",
-        series=series,
+        series=("model", "variant", "protocol", "generator", "mode", "arrival", other),
         labels=LONG_LABELS,
         panels=("p50", "p90", "p99"),
+        subtitle="{at}",
         xticks=True,
         width=13.0,
+        single=f"only one {what} was measured ({{x}})",
     )
-    return Chart(title, draw(spec, _rows(chosen), path.parent).path)
+
+
+def plot_latency(records: Sequence[PointRecord], path: Path, dimension: str = "batch_size") -> Chart:
+    """p50/p90/p99 latency against batch size or sequence length, at the lowest load measured."""
+    if dimension not in ("batch_size", "seq_len"):
+        raise ValueError(f"latency is plotted against batch_size or seq_len, not {dimension!r}")
+    spec = latency_spec(path.stem, dimension)
+    chosen = _lowest_load(records, (*spec.series, dimension))
+    loads = {load_text(r) for r in chosen}
+    prefix = "concurrency " if chosen[0].mode == "concurrency" else ""
+    at = f"at {prefix}{loads.pop()}" if len(loads) == 1 else "at the lowest load measured"
+    return draw(spec, _rows(chosen), path.parent, {"at": at})
 
 
 # Lines of a frontier, and the order its series take their colours in (the Markdown table's order).
