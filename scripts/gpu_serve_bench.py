@@ -44,7 +44,7 @@ from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
 from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
-from client.report.report import markdown_table  # noqa: E402
+from client.report.tables import markdown_table  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
 from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
 

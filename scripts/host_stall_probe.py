@@ -342,7 +342,7 @@ def served(args: argparse.Namespace) -> None:
     from builder.server import TritonServer
     from client.generators.measure import MeasurementConfig
     from client.records import ResultStore
-    from client.report.report import markdown_table
+    from client.report.tables import markdown_table
     from client.sweep import SweepConfig, run_sweep
     from client.transport.text_client import ClientConfig
 
