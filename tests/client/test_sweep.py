@@ -188,6 +188,36 @@ def test_perf_analyzer_generator_measures_the_same_grid(server, served_repo, tmp
     assert "minilm_model" in record.server
 
 
+def test_engine_perf_analyzer_still_chooses_perf_analyzer(server, served_repo, tmp_path):
+    command = ["sweep", "--url", server.grpc_url, "--model", "minilm", "--seq-lens", "16", "--engine", "perf_analyzer"]
+    command += ["--measurement-interval", "1000", "--stability-percentage", "100", "--max-trials", "5"]
+    result = CliRunner().invoke(main, [*command, "--repo", str(served_repo), "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "The option 'engine' is deprecated. use --generator" in result.output
+    (record,) = ResultStore(tmp_path).load()
+    assert (
+        record.generator == "perf_analyzer" and '"generator": "perf_analyzer"' in ResultStore(tmp_path).path.read_text()
+    )
+
+
+def test_a_generator_that_never_settles_stores_nothing_and_says_so(server, served_repo, tmp_path, monkeypatch):
+    from client.generators import GENERATORS
+    from client.generators.tritonbench import Tritonbench
+
+    class Unsettled(Tritonbench):  # a real run, then no settled number, as perf_analyzer reports an unstable point
+        name = "unsettled"
+
+        def _measure(self, point, target):
+            super()._measure(point, target)
+
+    monkeypatch.setitem(GENERATORS, "unsettled", Unsettled)
+    lines: list[str] = []
+    config = _config(server, batch_sizes=(1,), concurrency=(1,), generator="unsettled")
+    assert run_sweep(config, ResultStore(tmp_path), echo=lines.append, repo=served_repo, progress=False) == []
+    assert ResultStore(tmp_path).load() == []
+    assert "unsettled found no stable measurement at b1 s16 c1; not stored (a rerun retries it)" in lines
+
+
 def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
     """One point of `config` whose request i sends texts_for(i), run and recorded as a sweep does."""
     from client.generators.load import run_point
