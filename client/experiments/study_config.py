@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from client.generators.measure import MeasurementConfig
 
 STUDY_ENGINES = ("python-torch",)  # engines with an in-process Runner to measure against the served path
-LOAD_GENERATORS = ("tritonbench", "perf_analyzer")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,40}")  # leaves room for "_<precision>_tokenizer" in 64
 
 EXAMPLE = """\
@@ -333,12 +332,14 @@ def _study(table: _Table) -> dict[str, Any]:
 
 
 def _served(table: _Table) -> Served:
+    from client.generators import GENERATORS
+
     served = Served(
         enabled=table.get("enabled", bool, True),
         shapes=Shapes(table.positive_ints("batch_sizes", (1, 32)), table.positive_ints("seq_lens", (128,))),
         concurrency=table.positive_ints("concurrency", (1,)),
         protocol=table.choice("protocol", ("grpc", "http"), "grpc"),
-        load_generator=table.choice("load_generator", LOAD_GENERATORS, "tritonbench"),
+        load_generator=table.choice("load_generator", tuple(GENERATORS), "tritonbench"),
         single_model=table.get("single_model", bool, False),
         window_s=table.get("window_s", float, 0.5),
         warmup_s=table.get("warmup_s", float, 0.5),

@@ -1,1 +1,6 @@
-"""What stored records become: CSV, Markdown tables and comparisons, and charts declared as data."""
+"""What stored records become.
+
+tables.py (a flat CSV, a Markdown table, values side by side with ratios), charts.py (charts as data: one
+ChartSpec row per chart, one draw function, shared with the study), sweep_charts.py (the report's charts) and
+report.py (`tritonbench report`: all of them in one folder).
+"""
