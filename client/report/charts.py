@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from builder.common.errors import OutputError
+from client.report.sorting import sortable
 
 LOG_SPAN = 20.0  # an axis whose values span more than this factor is drawn on a log scale
 DPI = 110
@@ -149,11 +150,6 @@ def legend(fig: Figure, axes: Sequence[Axes], title: str = "") -> None:
             title=title,
             ncols=min(4, len(entries)),
         )
-
-
-def sortable(values: Iterable[Any]) -> tuple[Any, ...]:
-    """A sort key that tolerates None next to numbers or strings."""
-    return tuple((v is None, 0 if v is None else v) for v in values)
 
 
 def label(row: Row, names: Sequence[str], formats: Mapping[str, str]) -> str:

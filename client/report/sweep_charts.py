@@ -23,6 +23,7 @@ from client.report.charts import figure as _figure
 from client.report.charts import legend as _legend
 from client.report.charts import save as _save
 from client.report.charts import scale as _scale
+from client.report.sorting import sortable
 from client.report.tables import (
     SCALAR_COLUMNS,
     baseline_of,
@@ -31,7 +32,6 @@ from client.report.tables import (
     load_text,
     match_fields,
     require_records,
-    sortable,
     speedups,
     values_of,
 )

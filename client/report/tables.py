@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.common.errors import OutputError, UserError
 from client.records import PointRecord
-from client.report.charts import sortable
+from client.report.sorting import sortable
 
 NESTED = ("server", "gpu", "versions", "settings")
 SCALAR_COLUMNS = tuple(f.name for f in fields(PointRecord) if f.name not in NESTED)
