@@ -17,11 +17,12 @@ QUERIES = (
 
 def run_demo(output: Path, results: Path, window_s: float, echo: Callable[[str], None]) -> None:
     """Build, serve, query, sweep and report; everything lands in `output` and `results`."""
-    from client.measure import MeasurementConfig
+    from client.generators.measure import MeasurementConfig
     from client.records import ResultStore
-    from client.report import markdown_table, write_report
+    from client.report.report import write_report
+    from client.report.tables import markdown_table
     from client.sweep import SweepConfig, run_sweep
-    from client.text_client import ClientConfig, TextClient
+    from client.transport.text_client import ClientConfig, TextClient
 
     make_repo(
         "minilm",

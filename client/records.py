@@ -1,7 +1,8 @@
 """Sweep results: one typed record per measured point, appended to a JSON Lines store as it finishes.
 
 The store is the source of truth for resuming a sweep, for reports and for comparisons: a point
-already in the store (same key) is not measured again.
+already in the store (same key) is not measured again. Every load generator turns what it measured
+(`Measured`, with its `Settings`) into a record through the one constructor, `PointRecord.of`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import types
 import typing
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from builder.common.errors import OutputError
+from builder.common.versions import package_versions
+from client.points import Point
 
 RESULTS_FILE = "results.jsonl"
 
@@ -34,6 +39,48 @@ class ModelTimes:
     compute_output_us: float
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a point was measured, in one shape whichever generator measured it (PointRecord.settings).
+
+    The window fields are the rule the generator applied: perf_analyzer's own fixed ones included (three
+    stable windows, no warm-up), not what it was asked and ignored.
+    """
+
+    url: str
+    window_s: float  # time windows of this length (count windows: the interval a window may last)
+    window_requests: int  # > 0: count windows of at least this many requests
+    stability_pct: float
+    stable_windows: int
+    max_trials: int
+    warmup_s: float
+    percentile: int | None = None  # stabilised on this latency percentile instead of the average
+    command: str = ""  # the command line of a generator that runs one (perf_analyzer)
+    input_data: str = ""  # the inputs file it read
+    server_total_us: dict[str, float] = field(default_factory=dict)  # its own server totals (perf_analyzer's CSV)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a generator measured at one point, in tritonbench's units, before it becomes a record.
+
+    Plain values only, so a generator may measure in another process and hand this back.
+    """
+
+    requests: int  # successful requests in the windows the numbers come from
+    errors: int  # every failed request of the whole measurement, warm-up included (timeouts too)
+    timeouts: int
+    duration_s: float
+    throughput_infer_per_s: float  # requests/s
+    latency: dict[str, float]  # latency_avg_ms ... latency_max_ms (client.stats.summarize_latencies)
+    stable: bool
+    trials: int
+    server: dict[str, ModelTimes]
+    gpu: dict[str, float]
+    settings: Settings
+    versions: dict[str, str] = field(default_factory=dict)  # the generator's own, beside the packages'
+
+
 @dataclass
 class PointRecord:
     """One measured point of a sweep, with everything needed to reproduce and compare it."""
@@ -41,7 +88,7 @@ class PointRecord:
     # what was measured (the key)
     model: str
     protocol: str  # grpc | http
-    engine: str  # tritonbench | perf_analyzer
+    generator: str  # the load generator: tritonbench | perf_analyzer (stored as "engine" before)
     mode: str  # concurrency | request_rate
     batch_size: int
     seq_len: int
@@ -79,7 +126,7 @@ class PointRecord:
         return point_key(
             self.model,
             self.protocol,
-            self.engine,
+            self.generator,
             self.mode,
             self.batch_size,
             self.seq_len,
@@ -87,6 +134,42 @@ class PointRecord:
             self.request_rate,
             self.arrival,
             self.variant,
+        )
+
+    @classmethod
+    def of(
+        cls, point: Point, measured: Measured, *, model: str, protocol: str, generator: str, variant: str
+    ) -> PointRecord:
+        """The record of `point` as `generator` measured it: the one constructor every generator uses."""
+        load = point.load
+        seq_per_s = measured.throughput_infer_per_s * point.batch_size
+        return cls(
+            model=model,
+            protocol=protocol,
+            generator=generator,
+            mode=load.mode,
+            batch_size=point.batch_size,
+            seq_len=point.seq_len,
+            concurrency=load.concurrency,
+            request_rate=load.request_rate,
+            arrival=load.arrival,
+            variant=variant,
+            requests=measured.requests,
+            errors=measured.errors,
+            timeouts=measured.timeouts,
+            duration_s=measured.duration_s,
+            throughput_infer_per_s=measured.throughput_infer_per_s,
+            throughput_seq_per_s=seq_per_s,
+            throughput_tokens_per_s=seq_per_s * point.seq_len,
+            stable=measured.stable,
+            trials=measured.trials,
+            server=dict(measured.server),
+            gpu=dict(measured.gpu),
+            host=platform.node(),
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions={**package_versions(), **measured.versions},
+            settings=asdict(measured.settings),
+            **measured.latency,
         )
 
     def to_json(self) -> str:
@@ -97,8 +180,11 @@ class PointRecord:
     def from_dict(cls, data: dict[str, Any]) -> PointRecord:
         """Rebuild a record from its JSON form; DamagedRecord unless every field has its type.
 
-        Unknown keys are ignored (forward compatibility); fields added later take their defaults.
+        Unknown keys are ignored (forward compatibility); fields added later take their defaults. Records
+        written before the load generator had its own word name it "engine".
         """
+        if "generator" not in data and "engine" in data:
+            data = {**data, "generator": data["engine"]}
         _check_fields(cls, data)
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["server"] = {name: ModelTimes(**times) for name, times in values.get("server", {}).items()}
@@ -170,7 +256,7 @@ def parse_line(line: bytes, decode: Callable[[dict[str, Any]], Any] | None = Non
 def point_key(
     model: str,
     protocol: str,
-    engine: str,
+    generator: str,
     mode: str,
     batch_size: int,
     seq_len: int,
@@ -181,7 +267,7 @@ def point_key(
 ) -> tuple[Any, ...]:
     """The key of a point, built from its parts (used before a record exists)."""
     rate = None if request_rate is None else round(float(request_rate), 6)
-    return (model, protocol, engine, mode, batch_size, seq_len, concurrency, rate, arrival, variant)
+    return (model, protocol, generator, mode, batch_size, seq_len, concurrency, rate, arrival, variant)
 
 
 class Record(Protocol):

@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 from builder.common.versions import package_versions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.text_client import ClientConfig  # noqa: E402
+from client.transport.text_client import ClientConfig  # noqa: E402
 
 ENGINES = ("tritonbench", "perf_analyzer")
 
@@ -59,7 +59,7 @@ def measure(
             max_trials=args.max_trials,
             warmup_s=1.0,
         ),
-        engine=engine,
+        generator=engine,
         variant=f"{engine}-{repeat}",
     )
     records = run_sweep(config, store, echo=lambda _: None, repo=repo, progress=False)

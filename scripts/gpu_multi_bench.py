@@ -28,11 +28,11 @@ from builder.fidelity import FidelityOptions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import ResultStore  # noqa: E402
-from client.report import markdown_table  # noqa: E402
+from client.report.tables import markdown_table  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.text_client import ClientConfig, ClientError  # noqa: E402
+from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
 
 
 def points(name: str, gpus: int) -> list[tuple[str, int, int]]:
@@ -52,7 +52,7 @@ def measure(model_dir: Path, placement: tuple[int, ...], args: argparse.Namespac
     with TritonServer(repo, log_path=log, startup_timeout_s=420) as server:
         for model, batch, concurrency in points(name, len(placement)):
             config = SweepConfig(ClientConfig(server.grpc_url, model), (batch,), (SEQ,), concurrency=(concurrency,),
-                                 measurement=window, variant=f"{len(placement)} GPU", engine=PA,
+                                 measurement=window, variant=f"{len(placement)} GPU", generator=PA,
                                  metrics_url=server.metrics_url)  # fmt: skip
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)

@@ -42,11 +42,11 @@ from builder.fidelity import FidelityOptions  # noqa: E402
 from builder.pipeline import make_repo  # noqa: E402
 from builder.plan import ServingOptions  # noqa: E402
 from builder.server import TritonServer  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
-from client.report import markdown_table  # noqa: E402
+from client.report.tables import markdown_table  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.text_client import ClientConfig, ClientError  # noqa: E402
+from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -133,7 +133,7 @@ def serve_and_measure(repo: Path, out: Path, window: MeasurementConfig, variant:
                 concurrency=(point.concurrency,),
                 measurement=window,
                 variant=variant,
-                engine=point.engine,
+                generator=point.engine,
                 metrics_url=server.metrics_url,
             )
             watcher = None
@@ -152,7 +152,7 @@ def serve_and_measure(repo: Path, out: Path, window: MeasurementConfig, variant:
 def find(records: list[PointRecord], point: Measured) -> PointRecord | None:
     """The record of one planned point, if it was measured (perf_analyzer stores no unstable point)."""
     key = (point.model, point.engine, point.batch, point.concurrency)
-    return next((r for r in records if (r.model, r.engine, r.batch_size, r.concurrency) == key), None)
+    return next((r for r in records if (r.model, r.generator, r.batch_size, r.concurrency) == key), None)
 
 
 def checks(records: list[PointRecord], baseline: dict[str, float], min_ratio: float, max_step_ms: float) -> list[str]:

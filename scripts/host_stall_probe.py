@@ -340,11 +340,11 @@ def served(args: argparse.Namespace) -> None:
     from builder.pipeline import make_repo
     from builder.plan import ServingOptions
     from builder.server import TritonServer
-    from client.measure import MeasurementConfig
+    from client.generators.measure import MeasurementConfig
     from client.records import ResultStore
-    from client.report import markdown_table
+    from client.report.tables import markdown_table
     from client.sweep import SweepConfig, run_sweep
-    from client.text_client import ClientConfig
+    from client.transport.text_client import ClientConfig
 
     label = args.templates.name if args.templates else "current"
     repo = args.work / f"repo-{label}"
@@ -385,7 +385,7 @@ def served(args: argparse.Namespace) -> None:
             thread.start()
             client = ClientConfig(server.grpc_url, model_name)
             config = SweepConfig(client, (batch,), (128,), concurrency=(level,), measurement=window,
-                                 engine="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+                                 generator="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)
             except Exception as exc:  # a probe: record what failed and go on to the next point

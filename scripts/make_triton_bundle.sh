@@ -13,7 +13,7 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 [ -x "$site/pytriton/tritonserver/bin/tritonserver" ] || { echo "nvidia-pytriton is not installed in .venv" >&2; exit 1; }
 [ -f "$site/pytriton/tritonserver/python_backend_stubs/$pyver/triton_python_backend_stub" ] ||
   { echo "no backend stub for Python $pyver in the wheel" >&2; exit 1; }
-cudart=$(.venv/bin/python -c 'from client.perf_analyzer import cuda_runtime_lib; print(cuda_runtime_lib() or "")')
+cudart=$(.venv/bin/python -c 'from client.generators.perf_analyzer import cuda_runtime_lib; print(cuda_runtime_lib() or "")')
 b64=$(ldconfig -p | awk '/libb64\.so\.0d/ {print $NF; exit}')
 [ -x .venv/bin/perf_analyzer ] && [ -n "$cudart" ] && [ -n "$b64" ] ||
   { echo "perf_analyzer, libcudart.so.12 or libb64.so.0d is missing: run scripts/setup.sh" >&2; exit 1; }

@@ -47,12 +47,15 @@ from builder.plan import RepoPlan, plan_repository  # noqa: E402
 from builder.server import TritonServer, free_port  # noqa: E402
 from builder.source import inspect_model  # noqa: E402
 from builder.stubs import stubs_of  # noqa: E402
-from client.load import Load, PointRun, run_point  # noqa: E402
-from client.measure import MeasurementConfig  # noqa: E402
+from client.generators.load import PointRun, run_point  # noqa: E402
+from client.generators.measure import MeasurementConfig  # noqa: E402
+from client.generators.tritonbench import Tritonbench  # noqa: E402
+from client.points import Load, Point  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
-from client.server_stats import counters  # noqa: E402
-from client.sweep import Point, SweepConfig, Sweeper  # noqa: E402
-from client.text_client import AsyncTextClient, ClientConfig  # noqa: E402
+from client.sweep import SweepConfig  # noqa: E402
+from client.targets.requests import Requests  # noqa: E402
+from client.transport.server_stats import counters  # noqa: E402
+from client.transport.text_client import AsyncTextClient, ClientConfig  # noqa: E402
 
 SENTENCES = corpus_sentences()
 EMPTY = np.array([[b""]], dtype=object)
@@ -354,7 +357,9 @@ def warm_up_errors(server: TritonServer) -> Row:
 
             return await run_point(send, Load(concurrency=1), config.measurement, sample)
 
-    record = Sweeper(config, None).record(Point(1, 16, 1), asyncio.run(go()))
+    point = Point(1, 16, Load(concurrency=1))
+    generator = Tritonbench(config.generator_config(), Requests("minilm", None))
+    record = generator.record(point, generator.measured(point, asyncio.run(go())))
     observed = f"errors {record.errors}, timeouts {record.timeouts}, {record.requests} good requests measured"
     return Row("5 failed requests during a point's warm-up", "the record counts all 5", observed, record.errors == 5)
 
@@ -363,7 +368,7 @@ def _record(batch: int) -> PointRecord:
     return PointRecord(
         model="minilm",
         protocol="grpc",
-        engine="tritonbench",
+        generator="tritonbench",
         mode="concurrency",
         batch_size=batch,
         seq_len=16,

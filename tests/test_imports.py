@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The places that compose both, above them: `tritonbuild demo` builds, serves, then measures with the client;
 # `tritonbench study` builds every variant through make-repo's planning and measures it.
 DEMO = "builder/demo.py"
-EXPERIMENTS = ("client/study",)
+EXPERIMENTS = ("client/experiments/",)
 
 
 def imports(path: Path) -> set[str]:

@@ -35,7 +35,7 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
                 PointRecord(
                     model="m",
                     protocol="grpc",
-                    engine="tritonbench",
+                    generator="tritonbench",
                     mode="concurrency",
                     batch_size=1,
                     seq_len=32,
@@ -67,6 +67,9 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
     assert (tmp_path / "report" / "report.md").is_file() and list((tmp_path / "report").glob("*.png"))
     compared = CliRunner().invoke(main, ["compare", str(tmp_path / "results"), "--baseline", "fp32"])
     assert compared.exit_code == 0 and "1.80" in compared.output
+    by_engine = CliRunner().invoke(main, ["compare", str(tmp_path / "results"), "--by", "engine"])  # users' scripts
+    assert by_engine.exit_code == 0 and "Baseline generator: **tritonbench**" in by_engine.output
+    assert "--by engine is deprecated. use --by generator" in by_engine.output
     missing = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "no results.jsonl" in missing.output
 
@@ -74,7 +77,7 @@ def test_report_and_compare_commands_on_stored_records(tmp_path):
 def test_study_prints_its_example_and_refuses_what_it_cannot_do_here(tmp_path):
     from pathlib import Path
 
-    from client.study_config import default_config, parse_config
+    from client.experiments.study_config import default_config, parse_config
 
     example = CliRunner().invoke(main, ["study", "--example"])
     assert example.exit_code == 0 and parse_config(example.output, Path.cwd()) == default_config()
@@ -102,3 +105,19 @@ def test_a_url_without_a_valid_port_is_a_usage_error(tmp_path, url, message):
     result = CliRunner().invoke(main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "results.jsonl").exists()  # refused before anything was dialled or written
+
+
+def test_engine_still_names_the_load_generator_with_a_deprecation_message(tmp_path):
+    url = f"127.0.0.1:{free_port()}"
+    old = CliRunner().invoke(main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path), "--engine",
+                                    "perf_analyzer", "--measurement-interval", "500"])  # fmt: skip
+    assert old.exit_code == 1 and "cannot reach Triton" in old.output  # accepted, then dialled
+    assert "The option 'engine' is deprecated. use --generator" in old.output
+    both = CliRunner().invoke(
+        main, ["sweep", "--model", "m", "--generator", "tritonbench", "--engine", "perf_analyzer"]
+    )
+    assert both.exit_code == 2 and "disagree" in both.output
+    same = CliRunner().invoke(main, ["sweep", "--url", url, "--model", "m", "--out", str(tmp_path),
+                                     "--generator", "perf_analyzer", "--engine", "perf_analyzer"])  # fmt: skip
+    assert same.exit_code == 1 and "cannot reach Triton" in same.output
+    assert "perf_analyzer" in CliRunner().invoke(main, ["sweep", "--help"]).output

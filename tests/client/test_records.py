@@ -3,17 +3,20 @@
 import dataclasses
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from client.cli import main
 from client.records import ModelTimes, PointRecord, ResultStore
+from client.sweep import SweepConfig, plan_points
+from client.transport.text_client import ClientConfig
 
 
 def _record(batch: int = 1, **changes) -> PointRecord:
     values = dict(
-        model="m", protocol="grpc", engine="tritonbench", mode="concurrency", batch_size=batch, seq_len=16,
+        model="m", protocol="grpc", generator="tritonbench", mode="concurrency", batch_size=batch, seq_len=16,
         concurrency=1, request_rate=None, arrival=None, variant="fp32", requests=10, errors=0, duration_s=1.0,
         throughput_infer_per_s=10.0, throughput_seq_per_s=10.0, throughput_tokens_per_s=160.0, latency_avg_ms=1.0,
         latency_p50_ms=1.0, latency_p90_ms=1.0, latency_p95_ms=1.0, latency_p99_ms=1.0, latency_max_ms=2.0,
@@ -104,3 +107,30 @@ def test_a_complete_store_is_left_as_it_is(tmp_path, recwarn):
     store.ensure_writable()
     assert store.path.read_bytes() == before and not recwarn.list
     assert store.done_keys() == {_record(1).key}
+
+
+# Written by tritonbench at commit 50dbcec on the H200 (issue 11), when the load generator's key was "engine".
+OLD_STORE = Path(__file__).parents[2] / "scripts" / "results" / "h200_2026-12-01" / "served" / "results.jsonl"
+
+
+def test_a_store_written_when_the_generator_was_called_engine_still_loads_resumes_and_compares(tmp_path):
+    text = OLD_STORE.read_text()
+    assert '"engine": "perf_analyzer"' in text and '"generator"' not in text
+    store = ResultStore(OLD_STORE.parent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not one line is taken for damaged
+        records = store.load()
+    assert len(records) == 9 and {r.generator for r in records} == {"perf_analyzer", "tritonbench"}
+    assert [r.generator for r in records[:2]] == ["perf_analyzer", "tritonbench"]
+    # the same point swept again is skipped: its key is the old record's
+    config = SweepConfig(ClientConfig("127.0.0.1:8001", "bert_model"), (32,), (128,), concurrency=(4,),
+                         variant="fp16", generator="perf_analyzer")  # fmt: skip
+    assert config.key(plan_points(config)[0]) in store.done_keys()
+    # stored again, it names the generator with its own word
+    copy = ResultStore(tmp_path)
+    copy.append(records[0])
+    line = json.loads(copy.path.read_text())
+    assert line["generator"] == "perf_analyzer" and "engine" not in line
+    compared = CliRunner().invoke(main, ["compare", str(OLD_STORE.parent), "--by", "generator"])
+    assert compared.exit_code == 0 and "Baseline generator: **perf_analyzer**" in compared.output
+    assert "tritonbench speedup" in compared.output

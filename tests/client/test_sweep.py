@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from builder.common.corpus import corpus_sentences
 from builder.server import TritonServer
 from client.cli import main
-from client.measure import MeasurementConfig
+from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
 from client.sweep import SweepConfig, plan_points, point_line, run_sweep
-from client.text_client import ClientConfig
+from client.transport.text_client import ClientConfig
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]  # `python -m client` runs this checkout's code
@@ -39,7 +39,7 @@ def test_sweep_records_every_point_with_the_servers_breakdown(server, served_rep
     assert [(r.batch_size, r.concurrency) for r in stored] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert [r.to_json() for r in records] == [r.to_json() for r in stored]
     for r in stored:
-        assert r.engine == "tritonbench" and r.mode == "concurrency" and r.errors == 0 and r.requests > 0
+        assert r.generator == "tritonbench" and r.mode == "concurrency" and r.errors == 0 and r.requests > 0
         assert r.throughput_seq_per_s == pytest.approx(r.throughput_infer_per_s * r.batch_size)
         assert r.throughput_tokens_per_s == pytest.approx(r.throughput_seq_per_s * 16)
         assert 0 < r.latency_p50_ms <= r.latency_p90_ms <= r.latency_p95_ms <= r.latency_p99_ms <= r.latency_max_ms
@@ -170,30 +170,62 @@ def test_text_model_without_tokenizer_says_how_to_fix(server, tmp_path):
 
 def test_grid_order():
     config = SweepConfig(ClientConfig("h:1", "m"), (1, 8), (32, 128), concurrency=(1, 4))
-    assert [(p.batch_size, p.seq_len, p.concurrency) for p in plan_points(config)][:3] == [
+    assert [(p.batch_size, p.seq_len, p.load.concurrency) for p in plan_points(config)][:3] == [
         (1, 32, 1),
         (1, 32, 4),
         (1, 128, 1),
     ]
     assert len(plan_points(config)) == 8
-    assert json.loads(json.dumps(list(plan_points(config)[0].key(config))))[0] == "m"
+    assert json.loads(json.dumps(list(config.key(plan_points(config)[0]))))[0] == "m"
 
 
-def test_perf_analyzer_engine_measures_the_same_grid(server, served_repo, tmp_path):
+def test_perf_analyzer_generator_measures_the_same_grid(server, served_repo, tmp_path):
     relaxed = MeasurementConfig(window_s=1.0, stability_pct=100, stable_windows=3, max_trials=5, warmup_s=0.2)
-    config = _config(server, batch_sizes=(1,), concurrency=(1,), measurement=relaxed, engine="perf_analyzer")
+    config = _config(server, batch_sizes=(1,), concurrency=(1,), measurement=relaxed, generator="perf_analyzer")
     (record,) = run_sweep(config, ResultStore(tmp_path), echo=lambda _: None, repo=served_repo, progress=False)
-    assert record.engine == "perf_analyzer" and record.seq_len == 16 and record.requests > 0
+    assert record.generator == "perf_analyzer" and record.seq_len == 16 and record.requests > 0
     assert 0 < record.latency_p50_ms <= record.latency_p99_ms and record.stable
     assert "minilm_model" in record.server
 
 
+def test_engine_perf_analyzer_still_chooses_perf_analyzer(server, served_repo, tmp_path):
+    command = ["sweep", "--url", server.grpc_url, "--model", "minilm", "--seq-lens", "16", "--engine", "perf_analyzer"]
+    command += ["--measurement-interval", "1000", "--stability-percentage", "100", "--max-trials", "5"]
+    result = CliRunner().invoke(main, [*command, "--repo", str(served_repo), "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "The option 'engine' is deprecated. use --generator" in result.output
+    (record,) = ResultStore(tmp_path).load()
+    assert (
+        record.generator == "perf_analyzer" and '"generator": "perf_analyzer"' in ResultStore(tmp_path).path.read_text()
+    )
+
+
+def test_a_generator_that_never_settles_stores_nothing_and_says_so(server, served_repo, tmp_path, monkeypatch):
+    from client.generators import GENERATORS
+    from client.generators.tritonbench import Tritonbench
+
+    class Unsettled(Tritonbench):  # a real run, then no settled number, as perf_analyzer reports an unstable point
+        name = "unsettled"
+
+        def _measure(self, point, target):
+            super()._measure(point, target)
+
+    monkeypatch.setitem(GENERATORS, "unsettled", Unsettled)
+    lines: list[str] = []
+    config = _config(server, batch_sizes=(1,), concurrency=(1,), generator="unsettled")
+    assert run_sweep(config, ResultStore(tmp_path), echo=lines.append, repo=served_repo, progress=False) == []
+    assert ResultStore(tmp_path).load() == []
+    assert "unsettled found no stable measurement at b1 s16 c1; not stored (a rerun retries it)" in lines
+
+
 def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
     """One point of `config` whose request i sends texts_for(i), run and recorded as a sweep does."""
-    from client.load import Load, run_point
-    from client.server_stats import counters
-    from client.sweep import Point, Sweeper
-    from client.text_client import AsyncTextClient
+    from client.generators.load import run_point
+    from client.generators.tritonbench import Tritonbench
+    from client.points import Load, Point
+    from client.targets.requests import Requests
+    from client.transport.server_stats import counters
+    from client.transport.text_client import AsyncTextClient
 
     async def go():
         async with AsyncTextClient(config.client) as client:
@@ -206,8 +238,9 @@ def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
 
             return await run_point(send, Load(concurrency=1), config.measurement, sample)
 
-    point = Point(1, 16, 1)
-    return Sweeper(config, None).record(point, asyncio.run(go()))
+    point = Point(1, 16, Load(concurrency=1))
+    generator = Tritonbench(config.generator_config(), Requests(config.client.model, None))
+    return generator.record(point, generator.measured(point, asyncio.run(go())))
 
 
 def test_errors_during_warm_up_are_counted_in_the_record(server):

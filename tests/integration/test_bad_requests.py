@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 from builder.common.corpus import corpus_sentences
 from builder.server import TritonServer
 from builder.stubs import stubs_of
-from client.text_client import AsyncTextClient, ClientConfig
+from client.transport.text_client import AsyncTextClient, ClientConfig
 
 pytestmark = pytest.mark.slow
 

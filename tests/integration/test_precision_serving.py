@@ -15,7 +15,7 @@ from builder.fidelity import FidelityOptions, Gate
 from builder.pipeline import make_repo
 from builder.server import TritonServer
 from builder.source import resolve_path
-from client.text_client import ClientConfig, TextClient
+from client.transport.text_client import ClientConfig, TextClient
 
 pytestmark = pytest.mark.slow
 

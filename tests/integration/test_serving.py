@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from builder.common.corpus import corpus_sentences
 from builder.source import resolve_path
-from client.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
+from client.transport.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
 
 pytestmark = pytest.mark.slow
 

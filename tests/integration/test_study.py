@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from client.study_config import load_config
-from client.study_records import StudyRecord, study_store
-from client.study_report import report_tables
-from client.study_run import StudyOptions, StudyPaths, prepare
-from client.study_tables import StudyData
+from client.experiments.study_config import load_config
+from client.experiments.study_records import StudyRecord, study_store
+from client.experiments.study_report import report_tables
+from client.experiments.study_run import StudyOptions, StudyPaths, prepare
+from client.experiments.study_tables import StudyData
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

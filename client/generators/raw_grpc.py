@@ -1,0 +1,60 @@
+"""The timed path of a gRPC sweep: pre-serialized ModelInfer requests sent as bytes on a grpc.aio channel.
+
+tritonclient's aio client builds and serializes a protobuf on every call; on a small machine that
+shares its cores with the server, that work lowers the throughput measured. Serializing each
+distinct request once, before the load starts, leaves nothing but the RPC on the timed path.
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
+
+from client.transport.text_client import ClientConfig, ClientError, RequestTimeout
+
+_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+def serialize_request(model: str, arrays: dict[str, np.ndarray]) -> bytes:
+    """A ModelInferRequest for `arrays` (object arrays become BYTES), as wire bytes."""
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for name, array in arrays.items():
+        tensor = request.inputs.add()
+        tensor.name = name
+        tensor.datatype = "BYTES" if array.dtype == object else np_to_triton_dtype(array.dtype)
+        tensor.shape.extend(array.shape)
+        if array.dtype == object:  # length-prefixed strings, as one bytes item
+            request.raw_input_contents.append(serialize_byte_tensor(array).item())
+        else:
+            request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+    return request.SerializeToString()
+
+
+class RawGrpcSender:
+    """Sends pre-serialized requests; raises ClientError like the typed client does."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._channel = grpc.aio.insecure_channel(config.url, options=_UNLIMITED)
+        self._call = self._channel.unary_unary(_METHOD)  # no serializers: bytes in, bytes out
+
+    async def send(self, request: bytes) -> bytes:
+        """One RPC; the response stays serialized (its size is all a load test needs)."""
+        try:
+            return bytes(await self._call(request, timeout=self.config.timeout_s))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise ClientError(
+                    f"cannot reach Triton at {self.config.url} (grpc): {exc.details()}",
+                    hint="is the server running? (tritonbuild serve)",
+                ) from exc
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise RequestTimeout(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from exc
+            raise ClientError(f"{self.config.model}: {exc.details()}") from exc
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()

@@ -1,0 +1,53 @@
+import pytest
+
+from client.transport.server_stats import average_gpu, counters, deltas, parse_gpu_metrics
+
+
+def _stats(count: int, queue_ns: int, infer_ns: int, executions: int):
+    # gRPC's JSON form: int64 as strings
+    phase = {"count": str(count), "ns": str(queue_ns)}
+    return {
+        "model_stats": [
+            {
+                "name": "m_model",
+                "inference_count": str(count),
+                "execution_count": str(executions),
+                "inference_stats": {
+                    "queue": phase,
+                    "compute_input": {"count": str(count), "ns": "0"},
+                    "compute_infer": {"count": str(count), "ns": str(infer_ns)},
+                    "compute_output": {"count": str(count), "ns": "0"},
+                },
+            },
+            {"name": "idle", "inference_count": "5", "execution_count": "5", "inference_stats": {}},
+        ]
+    }
+
+
+def test_deltas_average_per_request_in_microseconds():
+    before, after = counters(_stats(10, 1_000_000, 50_000_000, 10)), counters(_stats(30, 5_000_000, 150_000_000, 14))
+    result = deltas(before, after)
+    assert set(result) == {"m_model"}  # models without new inferences are left out
+    times = result["m_model"]
+    assert times.inference_count == 20 and times.execution_count == 4
+    assert times.queue_us == pytest.approx(200.0) and times.compute_infer_us == pytest.approx(5000.0)
+
+
+METRICS = """# HELP nv_gpu_utilization GPU utilization rate [0.0 - 1.0)
+nv_gpu_utilization{gpu_uuid="GPU-a"} 0.5
+nv_gpu_utilization{gpu_uuid="GPU-b"} 0.7
+nv_gpu_memory_used_bytes{gpu_uuid="GPU-a"} 2000000000
+nv_gpu_memory_used_bytes{gpu_uuid="GPU-b"} 1000000000
+nv_gpu_power_usage{gpu_uuid="GPU-a"} 250.5
+nv_inference_count{model="m",version="1"} 12
+"""
+
+
+def test_gpu_metrics_from_prometheus_text():
+    gpu = parse_gpu_metrics(METRICS)
+    assert gpu == pytest.approx({"utilization": 60.0, "memory_used_mb": 3000.0, "power_w": 250.5})
+    assert parse_gpu_metrics('nv_inference_count{model="m"} 3\n') == {}
+    assert average_gpu([{"power_w": 100.0}, {"power_w": 200.0, "utilization": 50.0}]) == {
+        "power_w": 150.0,
+        "utilization": 50.0,
+    }

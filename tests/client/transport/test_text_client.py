@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from builder.common.corpus import corpus_sentences, sample_texts
+from client.transport.text_client import ClientConfig, ClientError, text_array
+
+
+def test_text_array_shape_and_encoding():
+    array = text_array(["héllo", b"\xff raw"])
+    assert array.shape == (2, 1) and array.dtype == object
+    assert array[0, 0] == "héllo".encode() and array[1, 0] == b"\xff raw"
+
+
+def test_text_array_rejects_a_bare_string_and_nothing():
+    with pytest.raises(ClientError, match="list of texts"):
+        text_array("hello")
+    with pytest.raises(ClientError, match="no texts"):
+        text_array([])
+
+
+def test_config_validation():
+    with pytest.raises(ClientError, match="unknown protocol"):
+        ClientConfig("127.0.0.1:1", "m", protocol="smtp")
+    with pytest.raises(ClientError, match="timeout"):
+        ClientConfig("127.0.0.1:1", "m", timeout_s=0)
+
+
+def test_corpus_is_real_english_and_sampling_is_reproducible():
+    import random
+
+    sentences = corpus_sentences()
+    assert len(sentences) > 1000 and all(20 <= len(s) <= 300 for s in sentences)
+    assert sum(" the " in s for s in sentences) > len(sentences) / 4
+    assert sample_texts(5, random.Random(1)) == sample_texts(5, random.Random(1))
+    assert np.unique(sample_texts(50, random.Random(2))).size > 40
