@@ -163,7 +163,7 @@ def profile_model(
     model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int, kernels: str = "hf"
 ) -> Profile:
     """Load `model` as the python-torch engine would (precision plan and kernels included), profile one shape."""
-    from builder.source import inspect_model, load_graph_module
+    from builder.sources.source import inspect_model, load_graph_module
 
     if device == "cuda" and not torch.cuda.is_available():
         from builder.common.errors import UserError

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.modelconfig import parse_config
 from builder.profile import backend_module
+from builder.repository.modelconfig import parse_config
 from client.study_config import Repeats, Shapes
 from client.study_records import Latency, VariantMemory
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.fidelity import OutputMetrics
+from builder.precision.fidelity import OutputMetrics
 from client.records import PointRecord
 from client.study_config import default_config
 from client.study_records import Latency, StudyRecord, VariantMemory, study_store

@@ -12,7 +12,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from builder.common.corpus import corpus_sentences
-from builder.source import resolve_path
+from builder.sources.source import resolve_path
 from client.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
 
 pytestmark = pytest.mark.slow
@@ -197,7 +197,7 @@ def test_unknown_model_and_unreachable_server(server, protocol):
         pytest.raises(ClientError, match="nope"),
     ):
         client.embed(["hello"])
-    from builder.server import free_port
+    from builder.serving.server import free_port
 
     with (
         TextClient(ClientConfig(f"127.0.0.1:{free_port()}", "minilm", protocol, timeout_s=5)) as client,

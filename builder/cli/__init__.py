@@ -1,0 +1,3 @@
+"""The `tritonbuild` command line."""
+
+from builder.cli.build import main as main

@@ -1,0 +1,1 @@
+"""The serving backends that `make-repo --engine` chooses from."""
