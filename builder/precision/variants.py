@@ -1,10 +1,10 @@
-"""Precision variants of an exported graph: FP32, FP16, hybrid FP16/FP32 (the seed paper's), BF16, INT8.
+"""Precision variants of an exported graph: a recipe of builder.precision.presets applied to an ONNX file.
 
-A `PrecisionPlan` is data. `place` turns a plan and a graph into a `Placement` without writing anything:
-the dtype each float node computes in and each float tensor ends up with. `apply_plan` materialises it
-as a strongly typed graph with explicit Casts, the only form of mixed precision TensorRT 11 accepts (it
-dropped per-layer precision flags) and one that ONNX Runtime runs as is. `fp32_nodes` is the set a
-TensorRT builder would pin to FP32; it is read off the same placement, so graph and pin list agree.
+`place` turns a plan and a graph into a `Placement` without writing anything: the dtype each float node
+computes in and each float tensor ends up with. `apply_plan` materialises it as a strongly typed graph
+with explicit Casts, the only form of mixed precision TensorRT 11 accepts (it dropped per-layer precision
+flags) and one that ONNX Runtime runs as is. `fp32_nodes` is the set a TensorRT builder would pin to FP32;
+it is read off the same placement, so graph and pin list agree.
 
 Known limits: ONNX Runtime's CPU provider has no BF16 kernels (Add, MatMul), so BF16 variants are valid
 ONNX that only a GPU runtime loads. ONNX Runtime 1.31's LayerNormFusion folds the Cast in front of a
@@ -17,56 +17,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from enum import Enum
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from builder.common.errors import OutputError, UserError
+from builder.common.errors import OutputError
+from builder.precision.presets import (
+    BFLOAT16,
+    FLOAT,
+    FLOAT16,
+    NORM_OPS,
+    PrecisionError,
+    PrecisionPlan,
+    Quantization,
+)
 
-if TYPE_CHECKING:
-    from builder.gpus import GpuProfile
-
-FLOAT: int = TensorProto.FLOAT
-FLOAT16: int = TensorProto.FLOAT16
-BFLOAT16: int = TensorProto.BFLOAT16
 _PROTOBUF_LIMIT = 2**31 - 2**24  # stay clear of protobuf's 2 GiB ceiling (weights go to external data then)
 
 
-class PrecisionError(UserError):
-    """A precision plan cannot be built, applied to this graph, or run on this target."""
-
-
-class Compute(Enum):
-    """The dtype for the bulk of the graph."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    BF16 = "bf16"
-
-    @property
-    def elem_type(self) -> int:
-        """The ONNX TensorProto element type."""
-        return {"fp32": FLOAT, "fp16": FLOAT16, "bf16": BFLOAT16}[self.value]
-
-
-class Quantization(Enum):
-    """Weight quantization applied after the float plan."""
-
-    NONE = "none"
-    # ONNX Runtime dynamic quantization: MatMul weights stored int8, activations quantized per call (CPU path).
-    DYNAMIC_INT8 = "dynamic-int8"
-
-
-SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
-NORM_OPS = frozenset({"LayerNormalization", "RMSNormalization"})
-GELU_OPS = frozenset({"Gelu", "Erf"})  # torch.export writes GELU(erf) as Div → Erf → Add → Mul → Mul
 # Exact in any float dtype (they move or select values, never round them): they take the dtype of their
 # computed inputs, so an FP32 region does not bounce through FP16 on a Reshape or Transpose.
 NEUTRAL_OPS = frozenset(
@@ -81,76 +54,6 @@ _DECOMPOSED_NORM_OPS = frozenset({"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqr
 _ATTRIBUTE_TYPED = frozenset({"Cast", "ConstantOfShape"})  # output dtype set by an attribute we rewrite
 _TYPE_STR = {FLOAT16: "tensor(float16)", BFLOAT16: "tensor(bfloat16)"}
 _SUFFIX = {FLOAT: "fp32", FLOAT16: "fp16", BFLOAT16: "bf16"}
-
-
-@dataclass(frozen=True)
-class PrecisionPlan:
-    """Which parts of a graph compute in which dtype; data only, applied by `apply_plan` or `VariantFromOnnx`."""
-
-    name: str
-    compute: Compute = Compute.FP32
-    keep_ops: frozenset[str] = frozenset()  # ONNX op types kept FP32
-    keep_nodes: frozenset[str] = frozenset()  # node names kept FP32
-    match_layernorm: bool = False  # find decomposed LayerNorm/RMSNorm subgraphs, keep each FP32 as a whole
-    keep_residual_add: bool = False  # keep FP32 each Add of two activations that feeds a normalisation
-    quantization: Quantization = Quantization.NONE
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "keep_ops", frozenset(self.keep_ops))
-        object.__setattr__(self, "keep_nodes", frozenset(self.keep_nodes))
-        if self.quantization is not Quantization.NONE and self.compute is not Compute.FP32:
-            raise PrecisionError(f"plan {self.name}: quantization applies to an FP32 graph, not {self.compute.value}")
-
-    def keeping(
-        self, ops: Iterable[str] = (), nodes: Iterable[str] = (), residual_add: bool | None = None
-    ) -> PrecisionPlan:
-        """A copy that also keeps `ops` and `nodes` in FP32 (and residual Adds, when given)."""
-        return replace(
-            self,
-            keep_ops=self.keep_ops | frozenset(ops),
-            keep_nodes=self.keep_nodes | frozenset(nodes),
-            keep_residual_add=self.keep_residual_add if residual_add is None else residual_add,
-        )
-
-
-PRESETS: dict[str, PrecisionPlan] = {
-    p.name: p
-    for p in (
-        PrecisionPlan("fp32"),
-        # Everything FP16; only nodes whose op has no FP16 kernel in the opset stay FP32.
-        PrecisionPlan("fp16", Compute.FP16),
-        # The seed paper's: FP16 linear layers and matmuls, FP32 softmax and layer normalisation.
-        PrecisionPlan("hybrid", Compute.FP16, SOFTMAX_OPS | NORM_OPS, match_layernorm=True),
-        PrecisionPlan("bf16", Compute.BF16, SOFTMAX_OPS | NORM_OPS, match_layernorm=True),
-        PrecisionPlan("int8", quantization=Quantization.DYNAMIC_INT8),
-    )
-}
-
-
-def get_plan(name: str, gelu: bool = False, residual_add: bool = False) -> PrecisionPlan:
-    """A preset by name, optionally also keeping GELU (Erf/Gelu) and residual Adds in FP32."""
-    try:
-        plan = PRESETS[name.lower()]
-    except KeyError:
-        raise PrecisionError(f"unknown precision '{name}'", hint=f"choose one of: {', '.join(PRESETS)}") from None
-    return plan.keeping(ops=GELU_OPS if gelu else (), residual_add=residual_add or None)
-
-
-def profile_supports(profile: GpuProfile, plan: PrecisionPlan) -> bool:
-    """True when the target's hardware runs the plan's arithmetic natively (the T4 has no BF16)."""
-    if plan.quantization is Quantization.DYNAMIC_INT8:
-        return profile.int8
-    return {Compute.FP32: True, Compute.FP16: profile.fp16, Compute.BF16: profile.bf16}[plan.compute]
-
-
-def require_support(profile: GpuProfile, plan: PrecisionPlan) -> None:
-    """Raise PrecisionError when `profile` cannot run `plan`."""
-    if not profile_supports(profile, plan):
-        ok = [name for name, p in PRESETS.items() if profile_supports(profile, p)]
-        raise PrecisionError(
-            f"GPU profile {profile.name} ({profile.description}) does not support precision {plan.name}",
-            hint=f"{profile.name} supports: {', '.join(ok)}",
-        )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from builder.precision.fidelity import (
     torch_device,
     write_reports,
 )
-from builder.precision.variants import Compute, PrecisionPlan, Variant, VariantFromOnnx, get_plan
+from builder.precision.presets import Compute, PrecisionPlan, get_plan
+from builder.precision.variants import Variant, VariantFromOnnx
 from builder.repository.plan import VARIANT_ENGINES, RepoPlan, ServingOptions, plan_repository
 from builder.repository.repo_writer import (
     MixedRepository,

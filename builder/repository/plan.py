@@ -9,7 +9,7 @@ from typing import Any
 from builder.common.errors import ConfigError
 from builder.engines.onnxruntime_trt import TENSORRT_ENGINES, tensorrt_model
 from builder.gpus import GpuProfile
-from builder.precision.variants import PRESETS
+from builder.precision.presets import PRESETS
 from builder.repository.modelconfig import (
     DynamicBatching,
     EnsembleStep,

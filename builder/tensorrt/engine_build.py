@@ -229,7 +229,8 @@ def text_feeds(tokenizer_path: Path, profiles: tuple[OptProfile, ...], names: tu
 
 def prepare(spec: EngineSpec, engine: Path, tokenizer: Path | None) -> Path:
     """Write the network graph (strong route), the feeds and the reproduce script; the script's path."""
-    from builder.precision.variants import VariantFromOnnx, get_plan
+    from builder.precision.presets import get_plan
+    from builder.precision.variants import VariantFromOnnx
 
     folder = engine.parent
     try:

@@ -291,7 +291,8 @@ def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile)
 
 def fp32_layer_nodes(model: onnx.ModelProto, plan_name: str) -> dict[str, str]:
     """ONNX node name → op type for every node the precision plan keeps in FP32 (the layers to pin)."""
-    from builder.precision.variants import fp32_nodes, get_plan
+    from builder.precision.presets import get_plan
+    from builder.precision.variants import fp32_nodes
 
     names = fp32_nodes(model, get_plan(plan_name))
     return {node.name: node.op_type for node in model.graph.node if node.name in names}

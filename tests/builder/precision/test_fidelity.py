@@ -28,7 +28,8 @@ from builder.precision.fidelity import (
     spread,
     write_reports,
 )
-from builder.precision.variants import PrecisionPlan, Variant, get_plan
+from builder.precision.presets import PrecisionPlan, get_plan
+from builder.precision.variants import Variant
 from builder.repository.pipeline import variant_of
 from builder.sources.export import OnnxFromModel
 from builder.sources.source import inspect_model, load_graph_module

@@ -10,24 +10,8 @@ from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNot
 from tokenizers import Tokenizer
 
 from builder.common.corpus import corpus_sentences
-from builder.gpus import PROFILES, get_profile
-from builder.precision.variants import (
-    GELU_OPS,
-    PRESETS,
-    Compute,
-    PrecisionError,
-    PrecisionPlan,
-    Quantization,
-    VariantFromOnnx,
-    apply_plan,
-    fp32_nodes,
-    gemm_to_matmul,
-    get_plan,
-    norm_regions,
-    place,
-    profile_supports,
-    require_support,
-)
+from builder.precision.presets import PRESETS, Compute, PrecisionError, PrecisionPlan, get_plan
+from builder.precision.variants import VariantFromOnnx, apply_plan, fp32_nodes, gemm_to_matmul, norm_regions, place
 from builder.sources.export import OnnxFromModel
 from builder.sources.source import inspect_model
 
@@ -152,44 +136,6 @@ def cast_pairs(model):
         if before is not None and before.op_type == "Cast" and typed[before.name] == {node.attribute[0].i}:
             pairs.append((before.name, node.name))
     return pairs
-
-
-# --- plans and profiles -------------------------------------------------------------------------------------
-
-
-def test_presets_are_typed_data():
-    assert set(PRESETS) == {"fp32", "fp16", "hybrid", "bf16", "int8"}
-    hybrid = PRESETS["hybrid"]
-    assert hybrid.compute is Compute.FP16 and hybrid.match_layernorm
-    assert {"Softmax", "LayerNormalization"} <= hybrid.keep_ops and not hybrid.keep_ops & GELU_OPS
-    assert PRESETS["bf16"].compute is Compute.BF16 and PRESETS["bf16"].keep_ops == hybrid.keep_ops
-    assert PRESETS["fp16"].keep_ops == frozenset() and not PRESETS["fp16"].match_layernorm
-    assert PRESETS["int8"].quantization is Quantization.DYNAMIC_INT8 and PRESETS["int8"].compute is Compute.FP32
-    with pytest.raises(AttributeError):
-        hybrid.compute = Compute.FP32  # frozen
-
-
-def test_get_plan_options_and_unknown_names():
-    plan = get_plan("HYBRID", gelu=True, residual_add=True)
-    assert {"Erf", "Gelu"} <= plan.keep_ops and plan.keep_residual_add
-    assert PRESETS["hybrid"].keep_residual_add is False  # presets are not mutated
-    assert get_plan("fp16").keeping(nodes=["a"]).keep_nodes == {"a"}
-    with pytest.raises(PrecisionError) as err:
-        get_plan("fp8")
-    assert "hybrid" in err.value.hint
-    with pytest.raises(PrecisionError, match="quantization"):
-        PrecisionPlan("bad", Compute.FP16, quantization=Quantization.DYNAMIC_INT8)
-
-
-def test_profiles_say_which_presets_they_run():
-    t4, a100, cpu = get_profile("t4"), get_profile("a100"), get_profile("cpu")
-    assert not profile_supports(t4, PRESETS["bf16"])  # Turing has no BF16
-    assert profile_supports(t4, PRESETS["hybrid"]) and profile_supports(a100, PRESETS["bf16"])
-    assert profile_supports(cpu, PRESETS["int8"]) and not profile_supports(cpu, PRESETS["fp16"])
-    assert all(profile_supports(p, PRESETS["fp32"]) for p in PROFILES.values())
-    with pytest.raises(PrecisionError) as err:
-        require_support(t4, PRESETS["bf16"])
-    assert "hybrid" in err.value.hint and "bf16" not in err.value.hint
 
 
 # --- fp32_nodes on hand-built graphs --------------------------------------------------------------------------
