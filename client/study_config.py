@@ -304,8 +304,9 @@ def _models(raw: Any, base: Path) -> tuple[ModelEntry, ...]:
 
 def _study(table: _Table) -> dict[str, Any]:
     from builder.common.errors import ConfigError
+    from builder.engines.python_torch import KERNELS as TORCH_KERNELS
+    from builder.engines.python_torch import PRECISIONS as TORCH_PRECISIONS
     from builder.gpus import get_profile
-    from builder.repository.plan import TORCH_KERNELS, TORCH_PRECISIONS
 
     engines = table.strings("engines", STUDY_ENGINES)
     if set(engines) - set(STUDY_ENGINES):

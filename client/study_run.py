@@ -177,8 +177,8 @@ class _Run:
     def ensure_built(self, variant: Variant) -> Path:
         """The variant's model folder, built through make-repo's planning when missing or different."""
         from builder.precision.fidelity import FidelityOptions
+        from builder.repository.options import ServingOptions
         from builder.repository.pipeline import make_repo
-        from builder.repository.plan import ServingOptions
 
         if not self.built(variant):
             self.progress.note(f"make-repo {variant.name} ({variant.engine}, {variant.precision}, {self.config.gpu})")

@@ -39,8 +39,8 @@ from host_stall_probe import census  # noqa: E402
 
 from builder.common.versions import package_versions  # noqa: E402
 from builder.precision.fidelity import FidelityOptions  # noqa: E402
+from builder.repository.options import ServingOptions  # noqa: E402
 from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.repository.plan import ServingOptions  # noqa: E402
 from builder.serving.server import TritonServer  # noqa: E402
 from client.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402

@@ -337,8 +337,8 @@ def served(args: argparse.Namespace) -> None:
 
     from gpu_serve_bench import bert_base
 
+    from builder.repository.options import ServingOptions
     from builder.repository.pipeline import make_repo
-    from builder.repository.plan import ServingOptions
     from builder.serving.server import TritonServer
     from client.measure import MeasurementConfig
     from client.records import ResultStore

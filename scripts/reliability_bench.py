@@ -42,8 +42,9 @@ import builder.repository.repo_writer as repo_writer  # noqa: E402
 from builder.common.corpus import corpus_sentences  # noqa: E402
 from builder.common.versions import package_versions  # noqa: E402
 from builder.gpus import get_profile  # noqa: E402
+from builder.repository.layout import RepoPlan  # noqa: E402
 from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.repository.plan import RepoPlan, plan_repository  # noqa: E402
+from builder.repository.plan import plan_repository  # noqa: E402
 from builder.serving.server import TritonServer, free_port  # noqa: E402
 from builder.serving.stubs import stubs_of  # noqa: E402
 from builder.sources.source import inspect_model  # noqa: E402

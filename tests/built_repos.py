@@ -9,7 +9,8 @@ from pathlib import Path
 
 from builder.contract.manifest import MANIFEST, Manifest
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions, plan_repository
+from builder.repository.options import ServingOptions
+from builder.repository.plan import plan_repository
 from builder.repository.render import render_config
 from builder.sources.source import inspect_model
 

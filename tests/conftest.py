@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "templates" / "python"))
 
 from tiny_models import make_all
 
+from builder.repository.options import ServingOptions
 from builder.repository.pipeline import make_repo
-from builder.repository.plan import ServingOptions
 from builder.serving.server import TritonServer
 
 MODELS_DIR = Path(__file__).parent / "models"

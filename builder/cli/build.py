@@ -12,10 +12,12 @@ import click
 from builder.cli.deploy import deploy
 from builder.cli.engine import engine
 from builder.common.cli import UserErrorGroup
+from builder.engines import BACKENDS
+from builder.engines.python_torch import KERNELS, PRECISIONS
 from builder.gpus import PROFILES, gpu_indices
 from builder.precision.fidelity import FidelityOptions, Gate
+from builder.repository.options import ServingOptions
 from builder.repository.pipeline import export_onnx, make_repo, validate_precisions
-from builder.repository.plan import ENGINES, TORCH_KERNELS, ServingOptions
 from builder.serving.endpoints import GRPC, HTTP, METRICS
 from builder.serving.server import TritonServer
 from builder.sources.source import DEFAULT_MODEL
@@ -97,7 +99,13 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     show_default=True,
     help="target profile (see `tritonbuild gpus`)",
 )
-@click.option("--engine", type=click.Choice(list(ENGINES)), default="python-onnxruntime", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(list(BACKENDS)),
+    default="python-onnxruntime",
+    show_default=True,
+    help="the serving backend: " + "; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()),
+)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
 @click.option(
     "--precision",
@@ -113,7 +121,7 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
 )
 @click.option(
     "--kernels",
-    type=click.Choice(TORCH_KERNELS),
+    type=click.Choice(KERNELS),
     default="fused",
     show_default=True,
     help="python-torch: fused BERT/DistilBERT/GPT-2 trunk, the same with GELU in the GEMM epilogue (tanh "
@@ -304,14 +312,14 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
 @main.command()
 @_model
 @_task
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "hybrid"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--seq-len", type=int, default=128, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="operators (CPU) or kernels (GPU) to list")
 @click.option(
     "--kernels",
-    type=click.Choice(TORCH_KERNELS),
+    type=click.Choice(KERNELS),
     default="fused",
     show_default=True,
     help="what python-torch runs (make-repo --kernels); hf: the Hugging Face modules",

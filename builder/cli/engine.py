@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from builder.common.cli import int_list
+from builder.engines import get_backend
 from builder.gpus import PROFILES, get_profile
 from builder.tensorrt.engine_build import EngineFromOnnx, EngineOptions, EngineResult
-from builder.tensorrt.trt_plan import GIB, HARDWARE_LEVELS, PRECISIONS
+from builder.tensorrt.trt_plan import GIB, HARDWARE_LEVELS
 
 
 def _summary(result: EngineResult) -> list[str]:
@@ -44,7 +45,7 @@ def _summary(result: EngineResult) -> list[str]:
 @click.command()
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--gpu", type=click.Choice([n for n, p in PROFILES.items() if p.is_gpu]), required=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="hybrid", show_default=True)
+@click.option("--precision", type=click.Choice(get_backend("tensorrt").precisions), default="hybrid", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True, help="the engine (.plan)")
 @click.option(
     "--max-length",

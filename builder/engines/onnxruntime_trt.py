@@ -1,23 +1,18 @@
-"""Model configs for models TensorRT serves: tensorrt_plan engines, and ONNX Runtime's TensorRT accelerator."""
+"""onnxruntime-trt: onnxruntime_onnx with ONNX Runtime's TensorRT accelerator; the server builds the engines (NGC).
+
+The model folder holds the FP32 graph: the accelerator applies the precision when the server loads it.
+"""
 
 from __future__ import annotations
 
 from statistics import median_low
-from typing import TYPE_CHECKING, Any
 
-from builder.common.errors import ConfigError
+from builder.engines.base import GateKind, ModelSlot, ServingBackend
 from builder.gpus import GpuProfile
-from builder.repository.modelconfig import Accelerator, InstanceGroup, ModelConfigSpec
-from builder.tensorrt.trt_plan import OptProfile, check_precision, default_workspace_bytes, optimization_profiles
+from builder.repository.layout import ModelDirPlan
+from builder.repository.modelconfig import Accelerator
+from builder.tensorrt.trt_plan import OptProfile, default_workspace_bytes
 
-if TYPE_CHECKING:
-    from builder.sources.source import ModelInfo
-
-TENSORRT_ENGINES = {
-    "tensorrt": "a TensorRT engine (tensorrt_plan), built where TensorRT and the target GPU are (NGC container)",
-    "onnxruntime-trt": "onnxruntime_onnx with ONNX Runtime's TensorRT accelerator: the server builds engines (NGC)",
-}
-ENGINE_FILE = "model.plan"
 # Triton 24.10's ONNX Runtime backend knows FP32, FP16 and INT8 (INT8 needs a calibration table we do not make).
 # hybrid: FP16 with ONNX Runtime's own LayerNorm FP32 fallback; unlike the tensorrt engine, Softmax is not pinned.
 _ORT_MODES = {"fp32": "FP32", "fp16": "FP16", "hybrid": "FP16"}
@@ -29,14 +24,14 @@ _ORT_MODES = {"fp32": "FP32", "fp16": "FP16", "hybrid": "FP16"}
 # models of one repository can share the folder.
 ORT_TRT_CACHE = "/tmp/tritonbuild-trt-cache"
 
-Files = tuple[tuple[str, str], ...]
-
 
 def _shapes(names: tuple[str, ...], profile: OptProfile, which: str) -> str:
     return ",".join(f"{name}:{profile.ort_shape(which)}" for name in names)
 
 
-def _ort_trt_parameters(names: tuple[str, ...], precision: str, gpu: GpuProfile, max_length: int) -> Any:
+def _accelerator_parameters(
+    names: tuple[str, ...], precision: str, gpu: GpuProfile, max_length: int
+) -> tuple[tuple[str, str], ...]:
     """Accelerator parameters: precision, workspace, caches, and one explicit profile over every shape.
 
     Without explicit shapes ONNX Runtime rebuilds its engine whenever a request exceeds the shapes seen so far.
@@ -60,33 +55,24 @@ def _ort_trt_parameters(names: tuple[str, ...], precision: str, gpu: GpuProfile,
     return tuple(parameters)
 
 
-def tensorrt_model(
-    engine: str, info: ModelInfo, precision: str, gpu: GpuProfile, common: dict[str, Any]
-) -> tuple[ModelConfigSpec, Files]:
-    """The config and version-1 files of the model folder for `engine` ("tensorrt" or "onnxruntime-trt")."""
-    if not gpu.is_gpu:
-        raise ConfigError(f"engine {engine} needs a GPU profile, not {gpu.name}", hint="choose --gpu t4, a100, ...")
-    names = tuple(t.name for t in common["inputs"])
-    if engine == "onnxruntime-trt":
-        if precision not in _ORT_MODES:
-            raise ConfigError(
-                f"engine onnxruntime-trt has no precision '{precision}'", hint=f"choose {', '.join(_ORT_MODES)}"
-            )
-        parameters = _ort_trt_parameters(names, precision, gpu, info.max_length)
-        spec = ModelConfigSpec(
-            platform="onnxruntime_onnx",
+class OnnxRuntimeTrt(ServingBackend, name="onnxruntime-trt"):
+    """Serves the FP32 graph; ONNX Runtime's TensorRT provider builds and caches the engines at load."""
+
+    description = "onnxruntime_onnx with ONNX Runtime's TensorRT accelerator: the server builds engines (NGC)"
+    precisions = tuple(_ORT_MODES)
+    platform = "onnxruntime_onnx"
+    bundled = False
+    needs_gpu = True
+    gate = GateKind.NONE
+    files = (("model.onnx", "onnx"),)
+
+    def model_folder(self, slot: ModelSlot) -> ModelDirPlan:
+        """The platform's config with the TensorRT accelerator and its parameters."""
+        names = tuple(t.name for t in slot.inputs)
+        parameters = _accelerator_parameters(names, slot.precision, slot.gpu, slot.info.max_length)
+        spec = slot.config(
+            platform=self.platform,
             default_model_filename="model.onnx",
             gpu_accelerators=(Accelerator("tensorrt", parameters),),
-            **common,
         )
-        return spec, (("model.onnx", "onnx"),)
-    check_precision(precision, gpu)
-    # Triton picks the best profile among an instance's own, but never routes a request to an instance by
-    # its shape: every instance must hold every profile (each pair is one TensorRT execution context).
-    profiles = tuple(str(i) for i in range(len(optimization_profiles(gpu, info.max_length))))
-    groups = (InstanceGroup(gpu.model_instances, "KIND_GPU", profiles, common["instance_groups"][0].gpus),)
-    spec = ModelConfigSpec(
-        platform="tensorrt_plan", default_model_filename=ENGINE_FILE, **{**common, "instance_groups": groups}
-    )
-    # The FP32 ONNX graph stays beside the engine: the engine's reproduce script parses and verifies against it.
-    return spec, (("model.onnx", "onnx"), (ENGINE_FILE, "tensorrt_engine"))
+        return ModelDirPlan(spec, self.files)

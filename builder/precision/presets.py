@@ -9,14 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from onnx import TensorProto
 
 from builder.common.errors import UserError
-
-if TYPE_CHECKING:
-    from builder.gpus import GpuProfile
 
 FLOAT: int = TensorProto.FLOAT
 FLOAT16: int = TensorProto.FLOAT16
@@ -113,20 +109,3 @@ def get_plan(name: str, gelu: bool = False, residual_add: bool = False) -> Preci
     except KeyError:
         raise PrecisionError(f"unknown precision '{name}'", hint=f"choose one of: {', '.join(PRESETS)}") from None
     return plan.keeping(ops=GELU_OPS if gelu else (), residual_add=residual_add or None)
-
-
-def profile_supports(profile: GpuProfile, plan: PrecisionPlan) -> bool:
-    """True when the target's hardware runs the plan's arithmetic natively (the T4 has no BF16)."""
-    if plan.quantization is Quantization.DYNAMIC_INT8:
-        return profile.int8
-    return {Compute.FP32: True, Compute.FP16: profile.fp16, Compute.BF16: profile.bf16}[plan.compute]
-
-
-def require_support(profile: GpuProfile, plan: PrecisionPlan) -> None:
-    """Raise PrecisionError when `profile` cannot run `plan`."""
-    if not profile_supports(profile, plan):
-        ok = [name for name, p in PRESETS.items() if profile_supports(profile, p)]
-        raise PrecisionError(
-            f"GPU profile {profile.name} ({profile.description}) does not support precision {plan.name}",
-            hint=f"{profile.name} supports: {', '.join(ok)}",
-        )

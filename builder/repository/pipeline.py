@@ -12,9 +12,10 @@ from pathlib import Path
 
 from builder.common.errors import ConfigError
 from builder.contract.manifest import MANIFEST, Manifest
+from builder.engines import BACKENDS, get_backend
+from builder.engines.base import GateKind, Producer, Staging
 from builder.gpus import get_profile
 from builder.precision.fidelity import (
-    FidelityError,
     FidelityOptions,
     FidelityReport,
     Reference,
@@ -25,10 +26,13 @@ from builder.precision.fidelity import (
     torch_device,
     write_reports,
 )
-from builder.precision.presets import Compute, PrecisionPlan, get_plan
+from builder.precision.presets import PrecisionPlan, get_plan
 from builder.precision.variants import Variant, VariantFromOnnx
-from builder.repository.plan import VARIANT_ENGINES, RepoPlan, ServingOptions, plan_repository
+from builder.repository.layout import RepoPlan
+from builder.repository.options import ServingOptions
+from builder.repository.plan import plan_repository
 from builder.repository.repo_writer import (
+    ArtifactWriter,
     MixedRepository,
     check_conflicts,
     check_writable,
@@ -41,7 +45,7 @@ from builder.sources.export import OnnxFromModel, write_export_record
 from builder.sources.parity import ParityReport, check_parity, parity_shapes
 from builder.sources.source import ModelInfo, inspect_model, load_graph_module, save_tokenizer_json
 from builder.sources.tasks import GraphModule
-from builder.tensorrt.engine_build import EngineOptions, check_prebuilt, engine_artifact, require_tensorrt
+from builder.support import check, check_validation
 
 Echo = Callable[[str], None]
 
@@ -121,9 +125,6 @@ def _manifest(
     )
 
 
-_NO_BF16 = "ONNX Runtime's CPU provider, which runs the fidelity gate, has no BF16 kernels"
-
-
 def variant_of(onnx_path: Path, plan: PrecisionPlan) -> Variant:
     """The `plan` variant of an exported graph, written beside it; the FP32 variant is the export itself."""
     if plan.name == "fp32":
@@ -176,25 +177,11 @@ def _torch_gate_steps(
     return [_reference_step(info, state, options), Step(f"fidelity gate on {precision} on the {where} ({bar})", gate)]
 
 
-def _gated(engine: str, precision: str, options: FidelityOptions) -> bool:
-    """Whether make-repo gates this build: every reduced precision, unless --no-validate."""
-    return options.enabled and (engine in VARIANT_ENGINES or (engine == "python-torch" and precision != "fp32"))
+def _writer(produce: Producer, staging: Staging) -> ArtifactWriter:
+    def write(dest: Path) -> None:
+        produce(dest, staging)
 
-
-def _check_gate(engine: str, precision: str, options: FidelityOptions) -> None:
-    if not (_gated(engine, precision, options) and precision == "bf16"):
-        return
-    if engine in VARIANT_ENGINES:
-        raise FidelityError(
-            f"cannot gate the bf16 variant: {_NO_BF16}",
-            hint="--no-validate builds it ungated (check it on the GPU), or choose hybrid",
-        )
-    if torch_device() == "cpu":  # a CPU's BF16 rounding is not the GPU's: it passed where an H200 missed
-        raise FidelityError(
-            "cannot gate python-torch bf16 without a GPU: the CPU's BF16 arithmetic is not the GPU's (on the "
-            "bundled MiniLM the CPU gave a worst-token cosine of 0.99982, the H200 0.99967-0.99977; bar 0.9998)",
-            hint="build on the GPU host, which gates it there, or choose fp16 or hybrid (--no-validate skips the gate)",
-        )
+    return write
 
 
 @dataclass
@@ -248,19 +235,20 @@ def make_repo(
     (unless `fidelity.enabled` is off); a refused variant leaves `output` as it was.
     """
     profile = get_profile(gpu)
+    backend = get_backend(engine)
     options = fidelity or FidelityOptions()
-    if engine_file is not None and engine != "tensorrt":
-        raise ConfigError("--engine-file goes with --engine tensorrt")
-    if engine == "tensorrt" and engine_file is None:
-        require_tensorrt()  # before anything is exported or written
+    gated = options.enabled and backend.gated(precision)
+    host_gpu = gated and backend.gate is GateKind.TORCH and torch_device() == "cuda"
+    check(backend, precision, profile, gated=gated, host_gpu=host_gpu).raise_if_refused()
+    if engine_file is not None and not backend.takes_engine_file:
+        takes = [b.name for b in BACKENDS.values() if b.takes_engine_file]
+        raise ConfigError(f"--engine-file goes with --engine {' or '.join(takes)}")
+    backend.preflight(engine_file)  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
     options_serving = serving or ServingOptions()
     plan = plan_repository(info, name, engine, profile, precision, options_serving)
-    _check_gate(engine, precision, options)
-    if engine_file is not None:
-        check_prebuilt(engine_file, profile, precision, info.max_length)
-    needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
+    backend.check_inputs(info, profile, precision, engine_file)
     check_conflicts(plan, output, force)  # again under the lock, when publishing
     state = _Exported()
     with _truthful_outcome(output, echo) as outcome, staging_dir(output) as stage:
@@ -269,51 +257,45 @@ def make_repo(
         def served() -> Path:
             return state.variant.path if state.variant is not None else onnx_path
 
-        def tensorrt_engine(dest: Path) -> None:
-            tokenizer = stage / "export" / "tokenizer.json"
-            save_tokenizer_json(info, tokenizer)
-            settings = EngineOptions(profile, precision, info.max_length)
-            engine_artifact(dest, dest.parent / "model.onnx", tokenizer, settings, engine_file, echo)
-
-        artifacts = {
-            "onnx": lambda dest: shutil.copyfile(served(), dest),
-            "tokenizer": lambda dest: save_tokenizer_json(info, dest),
-            "labels": lambda dest: dest.write_text(json.dumps(list(info.labels)) + "\n"),
-            "hf_model": lambda dest: state.module.model.save_pretrained(dest),
-            "tensorrt_engine": tensorrt_engine,
+        staging = Staging(info, profile, precision, stage / "export", engine_file, lambda: state.module, echo)
+        producers: dict[str, Producer] = {
+            "onnx": lambda dest, _: shutil.copyfile(served(), dest),
+            "tokenizer": lambda dest, _: save_tokenizer_json(info, dest),
+            "labels": lambda dest, _: dest.write_text(json.dumps(list(info.labels)) + "\n"),
+            **backend.producers(),
         }
 
         def stage_files() -> None:
-            stage_model_files(plan, stage, artifacts)
-            _manifest(info, plan, state, precision, served() if needs_onnx else None, options_serving).write(
-                stage / plan.name / MANIFEST
-            )
+            stage_model_files(plan, stage, {what: _writer(produce, staging) for what, produce in producers.items()})
+            exported = served() if backend.exports else None
+            _manifest(info, plan, state, precision, exported, options_serving).write(stage / plan.name / MANIFEST)
             shutil.rmtree(stage / "export", ignore_errors=True)
 
         export_steps = _export_steps(info, onnx_path, state)
         variant_steps = _variant_steps(model, info, precision, onnx_path, state, options, echo)
-        kernels = options_serving.kernels
-        torch_gate = _torch_gate_steps(model, info, precision, kernels, state, options, echo)
+        torch_gate = _torch_gate_steps(model, info, precision, options_serving.kernels, state, options, echo)
         steps = [
-            *(export_steps if needs_onnx else export_steps[:1]),
-            *(variant_steps if engine in VARIANT_ENGINES else []),
-            *(torch_gate if engine == "python-torch" and _gated(engine, precision, options) else []),
+            *(export_steps if backend.exports else export_steps[:1]),
+            *(variant_steps if backend.serves_variant else []),
+            *(torch_gate if gated and backend.gate is GateKind.TORCH else []),
             Step(f"render and check {len(plan.models)} configs, stage files", stage_files),
             Step(f"publish into {output}", lambda: publish(plan, stage, output, force, outcome.mark_published)),
-        ]
+        ]  # fmt: skip
         run_steps(steps, echo)
     return plan
 
 
-def _evaluate_step(onnx_path: Path, plan: PrecisionPlan, state: _Exported, results: list[VariantResult]) -> Step:
+def _evaluate_step(
+    onnx_path: Path, plan: PrecisionPlan, state: _Exported, results: list[VariantResult], measurable: bool
+) -> Step:
     def run() -> None:
         variant = variant_of(onnx_path, plan)
-        if plan.compute is Compute.BF16:
-            results.append(VariantResult(plan.name, variant.size_bytes, skipped="no BF16 kernels on the CPU"))
-        else:
+        if measurable:
             results.append(evaluate(state.reference, variant))
+        else:  # only BF16 (builder.support.check_validation)
+            results.append(VariantResult(plan.name, variant.size_bytes, skipped="no BF16 kernels on the CPU"))
 
-    return Step(f"{plan.name}: write the variant" + ("" if plan.compute is Compute.BF16 else ", evaluate it"), run)
+    return Step(f"{plan.name}: write the variant" + (", evaluate it" if measurable else ""), run)
 
 
 def validate_precisions(
@@ -328,12 +310,11 @@ def validate_precisions(
     echo: Echo,
 ) -> FidelityReport:
     """`tritonbuild validate`: export once, write and evaluate each variant, write the reports, then gate."""
-    plans = [get_plan(p) for p in dict.fromkeys(precisions)]
-    if any(p.compute is Compute.BF16 for p in plans) and not skip_bf16:
-        raise FidelityError(
-            f"bf16 cannot be validated here: {_NO_BF16}",
-            hint="--skip-bf16 writes it and reports its size only; measure BF16 on a GPU (scripts/gpu_bench.py)",
-        )
+    plans = [get_plan(p) for p in dict.fromkeys(precisions)]  # an unknown name is refused here
+    verdicts = {p.name: check_validation(p.name) for p in plans}
+    if not skip_bf16:
+        for verdict in verdicts.values():
+            verdict.raise_if_refused()
     check_writable(out)
     info = inspect_model(model, task, trust_remote_code)
     state = _Exported()
@@ -341,7 +322,8 @@ def validate_precisions(
     with tempfile.TemporaryDirectory(prefix="tritonbuild-validate-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         steps = [*_export_steps(info, onnx_path, state), _reference_step(info, state, options)]
-        run_steps(steps + [_evaluate_step(onnx_path, plan, state, results) for plan in plans], echo)
+        evaluated = [_evaluate_step(onnx_path, p, state, results, verdicts[p.name].ok) for p in plans]
+        run_steps(steps + evaluated, echo)
     report = FidelityReport(model, info.task.name, state.reference.texts, options.gate, tuple(results))
     json_path, md_path = write_reports(report, out)
     echo(markdown_table(report))

@@ -1,15 +1,20 @@
-"""Plan a model repository: a pure function from options to typed model configs and file lists."""
+"""Plan a model repository: a pure function from options to typed model configs and file lists.
+
+The tokenizer, post-processing and ensemble are the repository's own; the model folder between them is the
+serving backend's (builder/engines/), which fills the slot this module sizes from the GPU profile. What the
+backend cannot serve is refused by the support matrix (builder/support.py) before anything is planned.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from builder.common.errors import ConfigError
-from builder.engines.onnxruntime_trt import TENSORRT_ENGINES, tensorrt_model
+from builder.engines import BACKENDS, get_backend
+from builder.engines.base import ModelSlot, ServingBackend, python_files
 from builder.gpus import GpuProfile
-from builder.precision.presets import PRESETS
+from builder.repository.layout import ModelDirPlan, RepoPlan
 from builder.repository.modelconfig import (
     DynamicBatching,
     EnsembleStep,
@@ -18,91 +23,15 @@ from builder.repository.modelconfig import (
     TensorSpec,
     check_ensemble,
 )
+from builder.repository.options import ServingOptions
 from builder.sources.source import ModelInfo
+from builder.support import check
 
-ENGINES = {
-    "python-onnxruntime": "ONNX Runtime inside a Python-backend model (runs in the bundled server)",
-    "python-torch": "PyTorch inside a Python-backend model, CUDA graphs per bucket on a GPU (bundled server)",
-    "onnxruntime": "Triton's onnxruntime_onnx platform (needs the NGC tritonserver container)",
-    **TENSORRT_ENGINES,
-}
 MAX_TEXT_BYTES = 1_000_000
 # The tokenizer cuts each text to max_length × this many characters before tokenizing: the model reads
 # max_length tokens anyway, and English averages about 4 characters a token (1,018 characters gave MiniLM's
 # 256 tokens on Python's pydoc text). Only texts averaging over 16 characters a token lose tokens they had.
 TEXT_CHARS_PER_TOKEN = 16
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
-# Engines whose model.onnx is the precision variant itself (builder.precision.variants), gated by the fidelity gate.
-# onnxruntime-trt is not one: its accelerator applies the precision to the FP32 graph when the server builds.
-VARIANT_ENGINES = ("python-onnxruntime", "onnxruntime")
-# CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
-GRAPH_TOKEN_BUDGET = 32_768
-
-# python-torch kernels (templates/python/torch_model.py): fused trunk, fused with GELU in the GEMM epilogue
-# (tanh form: an approximation for BERT and DistilBERT), or the Hugging Face modules as they are.
-TORCH_KERNELS = ("fused", "fused-tanh-gelu", "hf")
-
-# A file to place in a model's version folder: (name in the folder, what produces it).
-# Producers: "template:<file>" copies templates/python/<file>; "onnx", "tokenizer", "labels" are artifacts.
-FileEntry = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class ServingOptions:
-    """How the repository serves, beyond engine and precision."""
-
-    kernels: str = "fused"  # python-torch: one of TORCH_KERNELS
-    single_model: bool = False  # python-torch: tokenizer, model and post-processing in one Python model
-    max_queue_delay_us: int | None = None  # the model's batching delay; None keeps the GPU profile's
-    host_threads: int | None = None  # every Python model's pool size; None: the stubs' rule (tritonbuild_backend)
-    gpus: tuple[int, ...] = ()  # the model's instances on each of these GPUs; (): Triton's placement (every GPU)
-
-    def __post_init__(self) -> None:
-        if self.kernels not in TORCH_KERNELS:
-            raise ConfigError(f"unknown kernels '{self.kernels}'", hint=f"choose {', '.join(TORCH_KERNELS)}")
-        if self.max_queue_delay_us is not None and self.max_queue_delay_us < 0:
-            raise ConfigError("the batching delay must be >= 0 microseconds")
-        if self.host_threads is not None and self.host_threads < 1:
-            raise ConfigError("--host-threads must be >= 1")
-        if self.gpus and (min(self.gpus) < 0 or len(set(self.gpus)) != len(self.gpus)):
-            raise ConfigError(f"--gpus {','.join(map(str, self.gpus))}: give distinct GPU indices, e.g. 0,1")
-
-    @property
-    def gpu_count(self) -> int:
-        """How many GPUs the placement names (1 when it leaves placement to Triton)."""
-        return max(1, len(self.gpus))
-
-    def threads_parameter(self) -> tuple[tuple[str, str], ...]:
-        """The `host_threads` parameter every Python model gets when the rule is overridden."""
-        return () if self.host_threads is None else (("host_threads", str(self.host_threads)),)
-
-
-@dataclass(frozen=True)
-class ModelDirPlan:
-    """One model folder: its config and the files of version 1."""
-
-    config: ModelConfigSpec
-    files: tuple[FileEntry, ...]
-
-
-@dataclass(frozen=True)
-class RepoPlan:
-    """The model folders of one deployment (tokenizer, model, post, or a single model), ensemble last."""
-
-    name: str
-    engine: str
-    gpu: GpuProfile
-    models: tuple[ModelDirPlan, ...]
-
-    @property
-    def ensemble(self) -> ModelConfigSpec:
-        """The ensemble's config (the public entry point)."""
-        return self.models[-1].config
-
-
-def _python_files(model_file: str) -> tuple[FileEntry, ...]:
-    """model.py from the named template, with the helper module every Python-backend model imports."""
-    return (("model.py", f"template:{model_file}"), ("tritonbuild_backend.py", "template:tritonbuild_backend.py"))
 
 
 def _fp32(name: str, dims: tuple[int, ...]) -> TensorSpec:
@@ -136,44 +65,6 @@ def _batcher(gpu: GpuProfile, serving: ServingOptions) -> DynamicBatching:
 _NO_WAIT = DynamicBatching((), 0)
 
 
-def _torch_parameters(info: ModelInfo, precision: str, gpu: GpuProfile, kernels: str) -> tuple[tuple[str, str], ...]:
-    if precision not in TORCH_PRECISIONS:
-        raise ConfigError(f"python-torch has no precision '{precision}'", hint=f"choose {', '.join(TORCH_PRECISIONS)}")
-    if precision == "bf16" and not gpu.bf16:
-        raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
-    return (
-        ("task", info.task.name),
-        ("auto_class", info.task.auto_class),
-        ("precision", precision),
-        ("seq_buckets", ",".join(map(str, gpu.buckets_up_to(info.max_length)))),
-        ("graph_token_budget", str(GRAPH_TOKEN_BUDGET)),
-        ("kernels", kernels),
-    )
-
-
-_TORCH_FILES = (("fused_transformer.py", "template:fused_transformer.py"), ("hf", "hf_model"))
-
-
-def _token_limits(info: ModelInfo) -> tuple[tuple[str, str], ...]:
-    """What a token-id Python model checks each request against (tritonbuild_backend.TokenLimits)."""
-    return (("vocab_size", str(info.vocab_size)), ("max_length", str(info.max_length)))
-
-
-def _torch_model(
-    info: ModelInfo, precision: str, gpu: GpuProfile, kernels: str, common: dict[str, Any]
-) -> ModelDirPlan:
-    parameters = (*_torch_parameters(info, precision, gpu, kernels), *_token_limits(info))
-    spec = ModelConfigSpec(backend="python", parameters=parameters, **common)
-    return ModelDirPlan(spec, (*_python_files("torch_model.py"), *_TORCH_FILES))
-
-
-def _check_variant_precision(engine: str, precision: str, gpu: GpuProfile) -> None:
-    if precision not in PRESETS:
-        raise ConfigError(f"engine {engine} has no precision '{precision}'", hint=f"choose {', '.join(PRESETS)}")
-    if precision == "bf16" and not gpu.bf16:  # ONNX Runtime's CPU provider has no BF16 kernels either
-        raise ConfigError(f"GPU profile {gpu.name} has no BF16", hint="use fp16 or hybrid")
-
-
 def _model_group(gpu: GpuProfile, serving: ServingOptions) -> InstanceGroup:
     """The model's instances: the profile's count on each named GPU, or on the CPU."""
     if not gpu.is_gpu:
@@ -188,31 +79,27 @@ def _host_group(count: int, serving: ServingOptions) -> InstanceGroup:
     return InstanceGroup(count * serving.gpu_count, "KIND_CPU")
 
 
-def _model_config(
-    info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str, serving: ServingOptions
-) -> ModelDirPlan:
-    common: dict[str, Any] = {
-        "name": f"{name}_model",
-        "max_batch_size": gpu.max_batch_size,
-        "inputs": _token_tensors(),
-        "outputs": (_graph_output(info),),
-        "dynamic_batching": _batcher(gpu, serving),
-        "instance_groups": (_model_group(gpu, serving),),
-    }
-    if engine == "python-torch":
-        return _torch_model(info, precision, gpu, serving.kernels, common)
-    if engine in TENSORRT_ENGINES:
-        return ModelDirPlan(*tensorrt_model(engine, info, precision, gpu, common))
-    if engine in VARIANT_ENGINES:
-        _check_variant_precision(engine, precision, gpu)
-    if engine == "python-onnxruntime":
-        providers = "CUDAExecutionProvider,CPUExecutionProvider" if gpu.is_gpu else "CPUExecutionProvider"
-        spec = ModelConfigSpec(backend="python", parameters=(("providers", providers), *_token_limits(info)), **common)
-        return ModelDirPlan(spec, (*_python_files("onnxruntime_model.py"), ("model.onnx", "onnx")))
-    if engine == "onnxruntime":
-        spec = ModelConfigSpec(platform="onnxruntime_onnx", default_model_filename="model.onnx", **common)
-        return ModelDirPlan(spec, (("model.onnx", "onnx"),))
-    raise ConfigError(f"unknown engine '{engine}'", hint=f"choose one of: {', '.join(ENGINES)}")
+def _slot(
+    info: ModelInfo,
+    name: str,
+    gpu: GpuProfile,
+    precision: str,
+    serving: ServingOptions,
+    tensors: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]],
+) -> ModelSlot:
+    """The model folder NAME_model as the repository sizes it: batching and instances from the GPU profile."""
+    inputs, outputs = tensors
+    return ModelSlot(
+        info,
+        gpu,
+        precision,
+        serving,
+        f"{name}_model",
+        inputs,
+        outputs,
+        _batcher(gpu, serving),
+        _model_group(gpu, serving),
+    )
 
 
 def _tokenizer_parameters(info: ModelInfo, gpu: GpuProfile) -> tuple[tuple[str, str], ...]:
@@ -233,39 +120,20 @@ def _passthrough(tensors: tuple[TensorSpec, ...]) -> tuple[tuple[str, str], ...]
     return tuple((t.name, t.name) for t in tensors)
 
 
-def _single_model(
-    info: ModelInfo, name: str, engine: str, gpu: GpuProfile, precision: str, serving: ServingOptions
-) -> RepoPlan:
-    """One Python model doing TEXT → tokens → PyTorch → public outputs, behind a one-step ensemble NAME.
+def _labels(info: ModelInfo) -> tuple[tuple[str, str], ...]:
+    return (("labels.json", "labels"),) if info.labels else ()
 
-    One backend-stub round trip per request instead of three: what a batch-1 latency budget needs.
-    """
-    if engine != "python-torch":
-        raise ConfigError("--single-model goes with --engine python-torch")
+
+def _single_model(
+    info: ModelInfo, name: str, backend: ServingBackend, gpu: GpuProfile, precision: str, serving: ServingOptions
+) -> RepoPlan:
+    """One model doing TEXT → tokens → model → public outputs, behind a one-step ensemble NAME (if the backend can)."""
     _, outputs = _post_io(info)
-    parameters = (*_tokenizer_parameters(info, gpu), *_torch_parameters(info, precision, gpu, serving.kernels))
-    files = (
-        *_python_files("torch_text_model.py"),
-        *((f, f"template:{f}") for f in ("torch_model.py", "tokenizer_model.py", "post_model.py")),
-        *_TORCH_FILES,
-        ("tokenizer.json", "tokenizer"),
-        *((("labels.json", "labels"),) if info.labels else ()),
-    )
-    model = ModelDirPlan(
-        ModelConfigSpec(
-            name=f"{name}_model",
-            backend="python",
-            max_batch_size=gpu.max_batch_size,
-            inputs=_text_in(),
-            outputs=outputs,
-            dynamic_batching=_batcher(gpu, serving),
-            instance_groups=(_model_group(gpu, serving),),
-            parameters=parameters,
-        ),
-        files,
-    )
+    slot = _slot(info, name, gpu, precision, serving, (_text_in(), outputs))
+    files = (("tokenizer.json", "tokenizer"), *_labels(info))
+    model = backend.text_model(slot, _tokenizer_parameters(info, gpu), files)
     steps = (EnsembleStep(model.config.name, (("TEXT", "TEXT"),), _passthrough(outputs)),)
-    return _with_ensemble(name, engine, gpu, (model,), steps, serving)
+    return _with_ensemble(name, backend.name, gpu, (model,), steps, serving)
 
 
 def plan_repository(
@@ -276,13 +144,16 @@ def plan_repository(
     precision: str = "fp32",
     serving: ServingOptions = ServingOptions(),
 ) -> RepoPlan:
-    """Plan tokenizer → model → post → ensemble for `info`; raises ConfigError on any inconsistency."""
+    """Plan tokenizer → model → post → ensemble for `info` served by `engine`; ConfigError on any inconsistency."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
-    if engine != "python-torch" and serving.kernels != ServingOptions.kernels:
-        raise ConfigError("--kernels goes with --engine python-torch")
+    backend = get_backend(engine)
+    if not backend.kernels and serving.kernels != ServingOptions.kernels:
+        with_kernels = [b.name for b in BACKENDS.values() if b.kernels]
+        raise ConfigError(f"--kernels goes with --engine {' or '.join(with_kernels)}")
+    check(backend, precision, gpu).raise_if_refused()
     if serving.single_model:
-        return _single_model(info, name, engine, gpu, precision, serving)
+        return _single_model(info, name, backend, gpu, precision, serving)
     tokenizer = ModelDirPlan(
         ModelConfigSpec(
             name=f"{name}_tokenizer",
@@ -294,13 +165,11 @@ def plan_repository(
             instance_groups=(_host_group(gpu.tokenizer_instances, serving),),
             parameters=_tokenizer_parameters(info, gpu),
         ),
-        (*_python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
+        (*python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
     )
-    model = _model_config(info, name, engine, gpu, precision, serving)
+    model = backend.model_folder(_slot(info, name, gpu, precision, serving, (_token_tensors(), (_graph_output(info),))))
     post_in, post_out = _post_io(info)
-    post_files = _python_files("post_model.py")
-    if info.labels:
-        post_files += (("labels.json", "labels"),)
+    post_files = (*python_files("post_model.py"), *_labels(info))
     post = ModelDirPlan(
         ModelConfigSpec(
             name=f"{name}_post",
@@ -321,7 +190,7 @@ def plan_repository(
         ),
         EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
     )
-    return _with_ensemble(name, engine, gpu, (tokenizer, model, post), steps, serving)
+    return _with_ensemble(name, backend.name, gpu, (tokenizer, model, post), steps, serving)
 
 
 def _with_threads(model: ModelDirPlan, serving: ServingOptions) -> ModelDirPlan:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from builder.common.errors import OutputError
 from builder.repository.interrupts import deferred_interrupts
-from builder.repository.plan import RepoPlan
+from builder.repository.layout import RepoPlan
 from builder.repository.render import render_config
 
 LOCK_FILE = ".tritonbuild.lock"

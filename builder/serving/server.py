@@ -27,12 +27,11 @@ from pathlib import Path
 from types import TracebackType
 
 from builder.common.errors import ServerError
+from builder.engines import BACKENDS
 from builder.repository.modelconfig import parse_config
 from builder.serving.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
 from builder.serving.server_log import has_gpu, log_tail
 from builder.serving.supervisor import Report, Supervisor
-
-_NEEDS_NGC = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch"}
 
 
 def find_bundle() -> Path:
@@ -109,15 +108,25 @@ def served_models(repo: Path) -> list[str]:
 
 
 def check_servable(repo: Path) -> None:
-    """Refuse repositories with models that need backends the bundled server lacks."""
+    """Refuse repositories with models the bundled server cannot run: it has only the Python backend.
+
+    What it runs is what the bundled serving backends produce (builder/engines/), and ensembles.
+    """
     if not repo.is_dir():
         raise ServerError(f"model repository {repo} does not exist", hint="build one with tritonbuild make-repo")
+    bundled = [b for b in BACKENDS.values() if b.bundled]
+    runs = {"ensemble", *(b.platform for b in bundled)}
     for config_path in sorted(repo.glob("*/config.pbtxt")):
-        platform = parse_config(config_path.read_text(), str(config_path)).platform
-        if platform in _NEEDS_NGC:
+        config = parse_config(config_path.read_text(), str(config_path))
+        platform = config.platform or config.backend
+        if platform and platform not in runs:
+            built_by = [b.name for b in BACKENDS.values() if b.platform == platform]
+            by = f" (what --engine {' and '.join(built_by)} build)" if built_by else ""
             raise ServerError(
-                f"{config_path.parent.name} uses platform {platform}; the bundled server has only the Python backend",
-                hint="serve it in the NGC container (scripts/serve_ngc.sh) or rebuild with --engine python-onnxruntime",
+                f"{config_path.parent.name} uses platform {platform}{by}; the bundled server has only the Python "
+                "backend",
+                hint="serve it in the NGC container (scripts/serve_ngc.sh) or rebuild with "
+                f"--engine {' or '.join(b.name for b in bundled)}",
             )
 
 

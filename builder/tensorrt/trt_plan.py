@@ -39,7 +39,6 @@ STRONG_FROM = (10, 12)
 # NetworkFromOnnxPath(strongly_typed=), CreateConfig(bf16=, tf32=, hardware_compatibility_level=,
 # version_compatible=). Older ones are refused (0.47 has no strongly_typed=, says the review of issue 14).
 POLYGRAPHY_OLDEST = (0, 48, 1)
-PRECISIONS = ("fp32", "fp16", "hybrid", "bf16", "int8")
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
 # HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY first appears in TensorRT 10.9's NvInfer.h (AMPERE_PLUS in 8.6).
 HARDWARE_LEVEL_SINCE = {"same_compute_capability": (10, 9)}
@@ -261,20 +260,15 @@ class PrecisionSetup:
     network_plan: str | None  # the preset applied to the ONNX graph before parsing (strong route)
 
 
-def check_precision(precision: str, gpu: GpuProfile) -> None:
-    """Refuse precisions TensorRT builds here do not know, and arithmetic the target GPU lacks."""
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"unknown precision '{precision}' for TensorRT", hint=f"choose one of: {', '.join(PRECISIONS)}"
-        )
-    supported = {"fp16": gpu.fp16, "hybrid": gpu.fp16, "bf16": gpu.bf16, "int8": gpu.int8}.get(precision, True)
-    if not supported:
-        raise ConfigError(f"GPU profile {gpu.name} ({gpu.description}) has no {precision} arithmetic")
-
-
 def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile) -> PrecisionSetup:
-    """Flags, pinned layers and graph rewrite for `precision`; refuses what the route or GPU cannot do."""
-    check_precision(precision, gpu)
+    """Flags, pinned layers and graph rewrite for `precision`; refuses what the route or GPU cannot do.
+
+    The GPU's part is the support matrix's answer for the tensorrt backend. It is imported here: this module
+    also runs in the TensorRT container, where the registry's imports are not needed (nor all present).
+    """
+    from builder.support import check
+
+    check("tensorrt", precision, gpu).raise_if_refused()
     if precision == "fp32":
         return PrecisionSetup((), None, None)
     if route is Route.STRONG:

@@ -53,6 +53,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+@pytest.mark.serves("python-onnxruntime")
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_embeddings_match_pytorch_sentence_embeddings(server, minilm_reference, protocol):
     with TextClient(ClientConfig(_url(server, protocol), "minilm", protocol)) as client:
@@ -207,6 +208,7 @@ def test_unknown_model_and_unreachable_server(server, protocol):
     _still_serving(server)
 
 
+@pytest.mark.serves("python-torch")
 def test_python_torch_engine_serves_the_same_embeddings(server, minilm_reference):
     with TextClient(ClientConfig(server.grpc_url, "mtorch")) as client:
         served = client.embed(TEXTS)

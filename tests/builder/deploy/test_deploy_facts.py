@@ -4,7 +4,7 @@ from built_repos import MODEL_BYTES, write_repo
 
 from builder.deploy.deploy_facts import ModelLoad, read_repository
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions
+from builder.repository.options import ServingOptions
 from builder.tensorrt.ngc import TRITON_IMAGE
 
 

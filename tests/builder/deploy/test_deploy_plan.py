@@ -21,7 +21,7 @@ from builder.deploy.deploy_plan import (
     plan_deploy,
 )
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions
+from builder.repository.options import ServingOptions
 from builder.tensorrt.ngc import ORT_GPU, READY_ORT_TRT_S, READY_S, STUB_NUMPY, TORCH_PACKAGES, TRITON_IMAGE
 
 S3 = RepositorySource.parse(None, "s3://bucket/repo")

@@ -19,7 +19,7 @@ from builder.deploy.deploy_plan import MODELS_MOUNT, PIP_TARGET, DeployOptions, 
 from builder.deploy.k8s_objects import GPU_PRODUCT_LABEL, GPU_RESOURCE, kubernetes_objects
 from builder.deploy.yaml_text import dump
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions
+from builder.repository.options import ServingOptions
 from builder.serving.endpoints import (
     ENDPOINTS,
     EXIT_TIMEOUT_S,

@@ -16,7 +16,7 @@ from builder.deploy.k8s_objects import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from builder.deploy.kserve_objects import DEPLOYMENT_MODE, RUNTIME_GRPC, RUNTIME_HTTP, kserve_objects
 from builder.deploy.yaml_text import dump
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions
+from builder.repository.options import ServingOptions
 from builder.tensorrt.ngc import NGC_RELEASE, TRITON_IMAGE
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "deploy"

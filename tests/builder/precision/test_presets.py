@@ -1,6 +1,5 @@
 import pytest
 
-from builder.gpus import PROFILES, get_profile
 from builder.precision.presets import (
     GELU_OPS,
     PRESETS,
@@ -9,8 +8,6 @@ from builder.precision.presets import (
     PrecisionPlan,
     Quantization,
     get_plan,
-    profile_supports,
-    require_support,
 )
 
 
@@ -36,14 +33,3 @@ def test_get_plan_options_and_unknown_names():
     assert "hybrid" in err.value.hint
     with pytest.raises(PrecisionError, match="quantization"):
         PrecisionPlan("bad", Compute.FP16, quantization=Quantization.DYNAMIC_INT8)
-
-
-def test_profiles_say_which_presets_they_run():
-    t4, a100, cpu = get_profile("t4"), get_profile("a100"), get_profile("cpu")
-    assert not profile_supports(t4, PRESETS["bf16"])  # Turing has no BF16
-    assert profile_supports(t4, PRESETS["hybrid"]) and profile_supports(a100, PRESETS["bf16"])
-    assert profile_supports(cpu, PRESETS["int8"]) and not profile_supports(cpu, PRESETS["fp16"])
-    assert all(profile_supports(p, PRESETS["fp32"]) for p in PROFILES.values())
-    with pytest.raises(PrecisionError) as err:
-        require_support(t4, PRESETS["bf16"])
-    assert "hybrid" in err.value.hint and "bf16" not in err.value.hint

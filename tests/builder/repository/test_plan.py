@@ -2,7 +2,8 @@ import pytest
 
 from builder.common.errors import ConfigError
 from builder.gpus import get_profile
-from builder.repository.plan import ServingOptions, plan_repository
+from builder.repository.options import ServingOptions
+from builder.repository.plan import plan_repository
 from builder.sources.source import inspect_model
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from builder import __version__
 from builder.common.errors import ConfigError
+from builder.engines import BACKENDS
 from builder.gpus import get_profile
 from builder.repository.modelconfig import ModelConfigSpec, TensorSpec, parse_config
 from builder.repository.plan import plan_repository
@@ -20,6 +21,7 @@ CASES = {
     "gpt2-lm-h100": ("gpt2", "causal-lm", "python-onnxruntime", "h100"),
     "minilm-t4-trt-hybrid": ("minilm", "feature-extraction", "tensorrt", "t4", "hybrid"),
     "minilm-a100-ort-trt-hybrid": ("minilm", "feature-extraction", "onnxruntime-trt", "a100", "hybrid"),
+    "minilm-h100-torch-fp16": ("minilm", "feature-extraction", "python-torch", "h100", "fp16"),
 }
 
 
@@ -42,6 +44,13 @@ def test_rendered_configs_match_golden_files(case, tiny_models):
         assert parsed.name == model.config.name
         assert [i.name for i in parsed.input] == [t.name for t in model.config.inputs]
         assert parsed.max_batch_size == model.config.max_batch_size
+
+
+def test_every_serving_backend_has_a_golden_config():
+    covered = {backend for _, _, backend, *_ in CASES.values()}
+    assert covered == set(BACKENDS), f"no golden config for {sorted(set(BACKENDS) - covered)}: add a case to CASES"
+    for case in CASES:
+        assert (GOLDEN / f"{case}__m_model.pbtxt").is_file(), f"{case}: run with UPDATE_GOLDEN=1 and review the file"
 
 
 def test_rendered_ensemble_round_trips_through_modelconfig(tiny_models):
@@ -102,7 +111,7 @@ def test_ort_trt_cache_folders_can_be_created_the_way_onnx_runtime_creates_them(
     ("engine", "gpu", "precision", "message"),
     [
         ("tensorrt", "cpu", "fp32", "needs a GPU profile"),
-        ("tensorrt", "t4", "bf16", "has no bf16"),
+        ("tensorrt", "t4", "bf16", "GPU profile t4 has no BF16"),
         ("tensorrt", "t4", "fp8", "unknown precision"),
         ("onnxruntime-trt", "a100", "bf16", "no precision 'bf16'"),
         ("onnxruntime-trt", "a100", "int8", "no precision 'int8'"),

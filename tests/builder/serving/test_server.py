@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from built_repos import write_repo
 from hostile import Served
 from tritonclient.utils import InferenceServerException
 
 from builder.common.errors import ServerError
+from builder.engines import BACKENDS
 from builder.serving.server import TritonServer, check_servable, find_bundle, free_port
 from builder.serving.stubs import stubs_of
 
@@ -87,6 +89,18 @@ def test_platforms_the_bundle_lacks_point_to_the_ngc_container(tmp_path):
     with pytest.raises(ServerError, match="onnxruntime_onnx") as err:
         check_servable(tmp_path)
     assert "serve_ngc.sh" in err.value.hint
+
+
+@pytest.mark.parametrize("backend", BACKENDS.values(), ids=list(BACKENDS))
+def test_the_bundled_server_refuses_exactly_the_backends_that_need_the_ngc_container(tmp_path, backend):
+    gpu = "a100" if backend.needs_gpu else "cpu"
+    repo = write_repo(tmp_path, backend.name, gpu, "fp16" if backend.name != "python-torch" else "fp32")
+    if backend.bundled:
+        check_servable(repo)
+        return
+    with pytest.raises(ServerError, match=f"uses platform {backend.platform} \\(what --engine .*{backend.name}") as err:
+        check_servable(repo)
+    assert "serve_ngc.sh" in err.value.hint and "--engine python-onnxruntime or python-torch" in err.value.hint
 
 
 def test_python_backend_settings_reach_the_backend(tmp_path):

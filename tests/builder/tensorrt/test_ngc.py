@@ -108,12 +108,20 @@ def test_python_torch_models_are_named_with_the_packages_they_still_need(tmp_pat
     assert plan_serving(_repo(tmp_path / "ort", "python-onnxruntime", "h100"), IMAGE).torch_models == ()
 
 
+@pytest.mark.serves("tensorrt", "onnxruntime-trt")  # through the NGC container's serve plan: it cannot run here
 def test_readiness_budgets_fit_what_the_server_builds_at_load(tmp_path):
     assert plan_serving(_repo(tmp_path / "a", "python-onnxruntime", "cpu"), IMAGE).ready_timeout_s == READY_S
     assert plan_serving(_repo(tmp_path / "b", "tensorrt", "t4", "hybrid"), IMAGE).ready_timeout_s == READY_TENSORRT_S
     ort_trt = plan_serving(_repo(tmp_path / "c", "onnxruntime-trt", "a100", "hybrid"), IMAGE)
     assert ort_trt.ready_timeout_s == READY_ORT_TRT_S >= 10 * READY_S and ort_trt.ort_trt_models == ("m_model",)
     assert ort_trt.packages == ("tokenizers", STUB_NUMPY)  # tokenizer and post models only
+
+
+@pytest.mark.serves("onnxruntime")  # through the NGC container's serve plan: it cannot run here
+def test_triton_onnx_runtime_needs_no_onnx_runtime_wheel_and_no_long_readiness_budget(tmp_path):
+    plan = plan_serving(_repo(tmp_path / "ort", "onnxruntime", "t4", "hybrid"), IMAGE)
+    assert plan.packages == ("tokenizers", STUB_NUMPY)  # the platform is the container's own backend
+    assert plan.ready_timeout_s == READY_S and plan.ort_trt_models == () and plan.torch_models == ()
 
 
 def test_the_cache_key_follows_the_graphs(tmp_path):

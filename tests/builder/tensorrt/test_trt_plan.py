@@ -164,7 +164,7 @@ def test_precision_setup_per_route(precision, version, gpu, flags, pins, network
 @pytest.mark.parametrize(
     ("precision", "version", "gpu", "error", "message"),
     [
-        ("bf16", "10.5.0", "t4", ConfigError, "has no bf16"),
+        ("bf16", "10.5.0", "t4", ConfigError, "GPU profile t4 has no BF16"),
         ("int8", "10.13.0", "a100", EngineError, "Q/DQ"),
         ("fp8", "10.5.0", "h100", ConfigError, "unknown precision"),
     ],
