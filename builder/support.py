@@ -1,6 +1,6 @@
 """The support matrix: can serving backend E serve precision P on GPU profile G, and if not, why not.
 
-One answer for every command (make-repo, validate, engine, profile; the client's study and tune), read
+One answer for every command (make-repo, validate, engine; the client's study and tune), read
 off the backend records (builder/engines/), the GPU profiles' capabilities (builder/gpus.py) and what
 the fidelity gates need. The rules, in the order they are asked:
 
@@ -113,14 +113,13 @@ def _judged(backend: ServingBackend, precision: str, host_gpu: bool) -> Verdict:
 def check(
     backend: str | ServingBackend,
     precision: str,
-    gpu: str | GpuProfile | None = None,
+    gpu: str | GpuProfile,
     *,
     gated: bool = False,
     host_gpu: bool = False,
 ) -> Verdict:
     """Can `backend` serve `precision` on GPU profile `gpu`, and can make-repo's gate (when `gated`) judge it here.
 
-    `gpu` None asks about the backend alone (`tritonbuild profile`, which runs on a device, not a profile);
     `host_gpu` says whether the build host has a GPU, where the python-torch gate runs.
     """
     try:
@@ -128,13 +127,16 @@ def check(
         profile = get_profile(gpu) if isinstance(gpu, str) else gpu
     except ConfigError as exc:
         return Verdict(False, exc.message, exc.hint)
-    verdict = _serves(serving, precision)
-    if verdict.ok and profile is not None:
-        verdict = _placed(serving, profile)
-        verdict = _computed(serving, precision, profile) if verdict.ok else verdict
-    if verdict.ok and gated:
-        verdict = _judged(serving, precision, host_gpu)
-    return verdict
+    for rule in (
+        lambda: _serves(serving, precision),
+        lambda: _placed(serving, profile),
+        lambda: _computed(serving, precision, profile),
+        lambda: _judged(serving, precision, host_gpu) if gated else SUPPORTED,
+    ):
+        verdict = rule()
+        if not verdict.ok:
+            return verdict
+    return SUPPORTED
 
 
 def supported(backend: str | ServingBackend, gpu: str | GpuProfile) -> tuple[str, ...]:

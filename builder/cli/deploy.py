@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from builder.cli.args import GpuArgs
 from builder.deploy.deploy_facts import read_repository
 from builder.deploy.deploy_plan import TARGETS, DeployOptions, DeployPlan, RepositorySource, plan_deploy
 from builder.deploy.k8s_objects import ADAPTER_FOLDER, Object, kubernetes_objects
 from builder.deploy.kserve_objects import kserve_objects
 from builder.deploy.yaml_text import write_objects
-from builder.gpus import PROFILES
+from builder.gpus import GpuProfile
 from builder.tensorrt.ngc import TRITON_IMAGE
 
 
@@ -36,7 +37,7 @@ def _next_steps(plan: DeployPlan, output: Path) -> list[str]:
 @click.command()
 @click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="a make-repo folder")
 @click.option("--target", type=click.Choice(TARGETS), required=True, help="plain Kubernetes objects, or KServe")
-@click.option("--gpu", type=click.Choice(list(PROFILES)), help="GPU profile [default: the one the repo was built for]")
+@GpuArgs(default=None, help="GPU profile [default: the one the repo was built for]")
 @click.option("--output", type=click.Path(path_type=Path, file_okay=False), required=True, help="folder for the YAML")
 @click.option("--pvc", help="the repository is on this PersistentVolumeClaim: NAME or NAME/FOLDER")
 @click.option("--storage-uri", help="the server pulls the repository from s3://BUCKET/PATH or gs://BUCKET/PATH")
@@ -57,7 +58,7 @@ def _next_steps(plan: DeployPlan, output: Path) -> list[str]:
 def deploy(
     repo: Path,
     target: str,
-    gpu: str | None,
+    gpu: GpuProfile | None,
     output: Path,
     pvc: str | None,
     storage_uri: str | None,
@@ -80,7 +81,7 @@ def deploy(
     options = DeployOptions(
         target=target,
         source=RepositorySource.parse(pvc, storage_uri),
-        gpu=gpu,
+        gpu=gpu.name if gpu else None,
         name=name,
         namespace=namespace,
         min_replicas=min_replicas,

@@ -110,7 +110,7 @@ class EngineOptions:
     verify: bool = True
     min_cosine: float | None = None  # None: the precision's default threshold
     max_abs_diff: float | None = None
-    tokenizer: Path | None = None  # tokenizer.json for real-text feeds
+    tokenizer: Path | None = None  # tokenizer.json for real-text feeds; None: the one beside the ONNX file
 
     def thresholds(self) -> Thresholds | None:
         """The verification bar, or None when verification is off."""
@@ -334,7 +334,7 @@ class EngineFromOnnx:
         model = onnx.load(str(self.onnx_path), load_external_data=False)
         spec = plan_engine(model, self.onnx_path, self.engine, options, version)
         self.echo(describe(spec))
-        script = prepare(spec, self.engine, self.options.tokenizer)
+        script = prepare(spec, self.engine, self.options.tokenizer or self.onnx_path.parent / "tokenizer.json")
         record = run_build(script, self.engine) if self.build else None
         return EngineResult(spec, self.engine, script, record)
 

@@ -84,11 +84,6 @@ def test_the_gates_needs_are_asked_only_when_make_repo_gates():
     assert check("tensorrt", "bf16", "a100", gated=True).ok  # its own build verifies it
 
 
-def test_profile_asks_about_the_backend_alone():
-    assert check("python-torch", "bf16").ok  # `tritonbuild profile` runs on a device, not a GPU profile
-    assert not check("python-torch", "int8").ok
-
-
 def test_validate_measures_every_precision_but_bf16_on_the_cpu():
     assert all(check_validation(p).ok for p in PRESETS if p != "bf16")
     bf16 = check_validation("bf16")
