@@ -359,7 +359,7 @@ class EngineBuildArgs(ArgGroup[EngineOptions]):
             gpu=profile,
             precision=self.precision.parse(precision),
             max_length=max_length,
-            profile_lengths=lengths or (),
+            shape_profile_lengths=lengths or (),
             workspace_bytes=int(workspace_gib * GIB) if workspace_gib else None,
             timing_cache=timing_cache,
             optimization_level=opt_level,

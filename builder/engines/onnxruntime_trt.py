@@ -11,7 +11,7 @@ from builder.engines.base import GateKind, ModelSlot, ServingBackend
 from builder.gpus import GpuProfile
 from builder.repository.layout import ModelDirPlan
 from builder.repository.modelconfig import Accelerator
-from builder.tensorrt.trt_plan import OptProfile, default_workspace_bytes
+from builder.tensorrt.trt_plan import ShapeProfile, default_workspace_bytes
 
 # Triton 24.10's ONNX Runtime backend knows FP32, FP16 and INT8 (INT8 needs a calibration table we do not make).
 # hybrid: FP16 with ONNX Runtime's own LayerNorm FP32 fallback; unlike the tensorrt engine, Softmax is not pinned.
@@ -25,7 +25,7 @@ _ORT_MODES = {"fp32": "FP32", "fp16": "FP16", "hybrid": "FP16"}
 ORT_TRT_CACHE = "/tmp/tritonbuild-trt-cache"
 
 
-def _shapes(names: tuple[str, ...], profile: OptProfile, which: str) -> str:
+def _shapes(names: tuple[str, ...], profile: ShapeProfile, which: str) -> str:
     return ",".join(f"{name}:{profile.ort_shape(which)}" for name in names)
 
 
@@ -37,7 +37,7 @@ def _accelerator_parameters(
     Without explicit shapes ONNX Runtime rebuilds its engine whenever a request exceeds the shapes seen so far.
     """
     buckets = gpu.buckets_up_to(max_length)
-    whole = OptProfile(
+    whole = ShapeProfile(
         1, max(gpu.preferred_batch_sizes, default=1), gpu.max_batch_size, 1, median_low(buckets), max_length
     )
     parameters = [

@@ -15,7 +15,7 @@ from builder.gpus import GpuProfile
 from builder.precision.presets import PRESETS
 from builder.repository.layout import ModelDirPlan
 from builder.repository.modelconfig import InstanceGroup
-from builder.tensorrt.trt_plan import optimization_profiles
+from builder.tensorrt.trt_plan import shape_profiles
 
 if TYPE_CHECKING:
     from builder.sources.source import ModelInfo
@@ -51,7 +51,7 @@ class TensorRT(ServingBackend, name="tensorrt"):
         """tensorrt_plan with every shape profile listed on every instance."""
         # Triton picks the best profile among an instance's own, but never routes a request to an instance by
         # its shape: every instance must hold every profile (each pair is one TensorRT execution context).
-        profiles = tuple(str(i) for i in range(len(optimization_profiles(slot.gpu, slot.info.max_length))))
+        profiles = tuple(str(i) for i in range(len(shape_profiles(slot.gpu, slot.info.max_length))))
         groups = (InstanceGroup(slot.gpu.model_instances, "KIND_GPU", profiles, slot.instances.gpus),)
         spec = slot.config(platform=self.platform, default_model_filename=ENGINE_FILE, instance_groups=groups)
         return ModelDirPlan(spec, self.files)

@@ -41,14 +41,14 @@ class InstanceGroup:
 
     count: int
     kind: str  # KIND_CPU or KIND_GPU
-    profiles: tuple[str, ...] = ()  # TensorRT optimization profiles (indices) each instance may choose from
+    shape_profiles: tuple[str, ...] = ()  # TensorRT shape profiles (indices) each instance may choose from
     gpus: tuple[int, ...] = ()  # KIND_GPU: `count` instances on each of these GPUs; () lets Triton use every GPU
 
     def __post_init__(self) -> None:
         if self.count < 1 or self.kind not in ("KIND_CPU", "KIND_GPU"):
             raise ConfigError(f"invalid instance group {self.count} × {self.kind}")
-        if self.profiles and (self.kind != "KIND_GPU" or not all(p.isdigit() for p in self.profiles)):
-            raise ConfigError(f"instance group profiles {self.profiles} need KIND_GPU and profile indices")
+        if self.shape_profiles and (self.kind != "KIND_GPU" or not all(p.isdigit() for p in self.shape_profiles)):
+            raise ConfigError(f"instance group profiles {self.shape_profiles} need KIND_GPU and shape profile indices")
         if self.gpus and (self.kind != "KIND_GPU" or min(self.gpus) < 0 or len(set(self.gpus)) != len(self.gpus)):
             raise ConfigError(f"instance group GPUs {self.gpus} need KIND_GPU and distinct device indices")
 
@@ -96,7 +96,7 @@ class ModelConfigSpec:
             raise ConfigError(f"model {self.name}: max_batch_size must be >= 0")
         if self.gpu_accelerators and self.platform != "onnxruntime_onnx":
             raise ConfigError(f"model {self.name}: GPU execution accelerators belong to onnxruntime_onnx models")
-        if any(g.profiles for g in self.instance_groups) and self.platform != "tensorrt_plan":
+        if any(g.shape_profiles for g in self.instance_groups) and self.platform != "tensorrt_plan":
             raise ConfigError(f"model {self.name}: instance group profiles belong to tensorrt_plan models")
         names = [t.name for t in (*self.inputs, *self.outputs)]
         if len(names) != len(set(names)):

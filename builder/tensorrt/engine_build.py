@@ -6,7 +6,7 @@ user runs to build it again. Beside `model.plan` the build leaves:
 
 - `model.plan.build.py`: the reproduce script (every setting inline);
 - `model.plan.network.onnx`: the mixed-precision graph TensorRT parsed (strong route only);
-- `model.plan.feeds.npz`: real-text token ids per optimization profile (verification, INT8 calibration);
+- `model.plan.feeds.npz`: real-text token ids per shape profile (verification, INT8 calibration);
 - `model.plan.build.log`: TensorRT's and Polygraphy's output; `model.plan.build.json`: the record.
 """
 
@@ -40,17 +40,17 @@ from builder.tensorrt.trt_plan import (
     EngineError,
     EngineSpec,
     MemoryEstimate,
-    OptProfile,
     Route,
+    ShapeProfile,
     Thresholds,
     choose_route,
     default_timing_cache,
     default_workspace_bytes,
     feed_key,
     fp32_layer_nodes,
-    optimization_profiles,
     precision_setup,
     reproduce_script,
+    shape_profiles,
     sidecar,
 )
 
@@ -100,7 +100,7 @@ class EngineOptions:
     gpu: GpuProfile
     precision: str
     max_length: int | None  # None: the model's maximum, from the export.json beside the ONNX file (as make-repo)
-    profile_lengths: tuple[int, ...] = ()  # empty: one profile per length bucket of the GPU profile
+    shape_profile_lengths: tuple[int, ...] = ()  # empty: one shape profile per length bucket of the GPU profile
     workspace_bytes: int | None = None  # None: default_workspace_bytes(gpu)
     timing_cache: Path | None = None  # None: default_timing_cache(version, gpu)
     optimization_level: int = 3
@@ -137,7 +137,7 @@ def _token_inputs(model: onnx.ModelProto) -> tuple[str, ...]:
 
 
 def _memory(
-    model: onnx.ModelProto, options: EngineOptions, profiles: tuple[OptProfile, ...], fp32_nodes: set[str]
+    model: onnx.ModelProto, options: EngineOptions, profiles: tuple[ShapeProfile, ...], fp32_nodes: set[str]
 ) -> MemoryEstimate:
     """Served as make-repo configures it: every instance of the GPU profile holds one context per profile."""
     largest = profiles[-1]
@@ -154,7 +154,7 @@ def _memory(
 def plan_engine(
     model: onnx.ModelProto, onnx_path: Path, engine: Path, options: EngineOptions, version: str
 ) -> EngineSpec:
-    """Decide the whole build for TensorRT `version`: route, flags, FP32 layers, profiles, settings, files."""
+    """Decide the whole build for TensorRT `version`: route, flags, FP32 layers, shape profiles, settings, files."""
     if options.max_length is None:
         raise ValueError("plan_engine needs the maximum length decided (EngineFromOnnx reads it from export.json)")
     route = choose_route(version)
@@ -170,7 +170,7 @@ def plan_engine(
     settings.check_target(options.gpu, version)
     source = _locate(onnx_path, engine.parent)
     needs_feeds = options.verify or "int8" in setup.flags
-    profiles = optimization_profiles(options.gpu, options.max_length, options.profile_lengths)
+    profiles = shape_profiles(options.gpu, options.max_length, options.shape_profile_lengths)
     fp32_nodes = fp32_layer_nodes(model, setup.pin_plan) if setup.pin_plan else {}
     return EngineSpec(
         engine=engine.name,
@@ -183,7 +183,7 @@ def plan_engine(
         flags=setup.flags,
         fp32_nodes=fp32_nodes,
         input_names=_token_inputs(model),
-        profiles=profiles,
+        shape_profiles=profiles,
         settings=settings,
         feeds=sidecar(engine, "feeds.npz").name if needs_feeds else None,
         thresholds=options.thresholds(),
@@ -203,8 +203,8 @@ def _pad(rows: list[list[int]], length: int) -> tuple[Array, Array]:
     return ids, mask
 
 
-def text_feeds(tokenizer_path: Path, profiles: tuple[OptProfile, ...], names: tuple[str, ...]) -> dict[str, Array]:
-    """Two real-text batches per profile, keyed by `feed_key`: mixed lengths at its longest, one text at its shortest.
+def text_feeds(tokenizer_path: Path, profiles: tuple[ShapeProfile, ...], names: tuple[str, ...]) -> dict[str, Array]:
+    """Two real-text batches per shape profile, keyed by `feed_key`: mixed lengths at its longest, one at its shortest.
 
     The first row of the mixed batch fills the whole length, so every profile's extremes are exercised.
     """
@@ -245,7 +245,7 @@ def prepare(spec: EngineSpec, engine: Path, tokenizer: Path | None) -> Path:
                 f"no tokenizer.json at {tokenizer} for the real-text feeds",
                 hint="pass --tokenizer (tritonbuild export writes one beside model.onnx), or --no-verify",
             )
-        np.savez(folder / spec.feeds, **text_feeds(tokenizer, spec.profiles, spec.input_names))
+        np.savez(folder / spec.feeds, **text_feeds(tokenizer, spec.shape_profiles, spec.input_names))
     script = sidecar(engine, "build.py")
     script.write_text(reproduce_script(spec, __version__))
     return script
@@ -341,7 +341,7 @@ class EngineFromOnnx:
 
 def describe(spec: EngineSpec) -> str:
     """What the build does and what the served engine will hold on the GPU, for the CLI."""
-    lengths = ", ".join(f"{p.min_length}–{p.max_length}" for p in spec.profiles)
+    lengths = ", ".join(f"{p.min_length}–{p.max_length}" for p in spec.shape_profiles)
     how = (
         f"strongly typed network from the {spec.precision} graph"
         if spec.route is Route.STRONG
@@ -349,8 +349,8 @@ def describe(spec: EngineSpec) -> str:
     )
     tf32 = "TF32 on for FP32 layers" if spec.settings.tf32 else "TF32 off (FP32 layers strict FP32)"
     lines = [
-        f"TensorRT {spec.tensorrt_version}: {how}; {len(spec.profiles)} profiles (lengths {lengths}, "
-        f"batch 1–{spec.profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB; {tf32}"
+        f"TensorRT {spec.tensorrt_version}: {how}; {len(spec.shape_profiles)} shape profiles (lengths {lengths}, "
+        f"batch 1–{spec.shape_profiles[-1].max_batch}); workspace {spec.settings.workspace_bytes >> 20} MiB; {tf32}"
     ]
     if spec.memory is not None:
         lines.append(spec.memory.summary())
@@ -370,13 +370,13 @@ def check_prebuilt(engine: Path, gpu: GpuProfile, precision: str, max_length: in
         )
     record: dict[str, Any] = json.loads(record_path.read_text())
     spec = EngineSpec.from_dict(record["spec"])
-    wanted = optimization_profiles(gpu, max_length)
+    wanted = shape_profiles(gpu, max_length)
     misfits = [
         f"{what}: engine {got}, repository {want}"
         for what, got, want in (
             ("GPU profile", spec.gpu, gpu.name),
             ("precision", spec.precision, precision),
-            ("optimization profiles", [(p.min_length, p.max_length, p.max_batch) for p in spec.profiles],
+            ("shape profiles", [(p.min_length, p.max_length, p.max_batch) for p in spec.shape_profiles],
              [(p.min_length, p.max_length, p.max_batch) for p in wanted]),
         )
         if got != want

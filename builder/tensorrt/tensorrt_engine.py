@@ -3,7 +3,7 @@
 It runs in a child process, the reproduce script beside the engine (`builder.tensorrt.engine_build` starts it),
 so a crash inside TensorRT cannot take the caller down. It executes an `EngineSpec` decided beforehand
 by `builder.tensorrt.trt_plan`: network from ONNX (strongly typed, or weakly typed with FP32 layers pinned),
-builder config (profiles, workspace, timing cache, optimisation level, compatibility flags), build,
+builder config (shape profiles, workspace, timing cache, optimisation level, compatibility flags), build,
 save, then Polygraphy's comparator against ONNX Runtime FP32 on real-text token ids. Written against
 the TensorRT 10.x Python API and type-checked with tensorrt-stubs; no engine was built where it was
 written (no TensorRT, no GPU there).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +104,7 @@ def _hardware_level(name: str) -> trt.HardwareCompatibilityLevel | None:
 def _config(spec: EngineSpec, folder: Path) -> Any:
     """Polygraphy's builder-config loader for `spec`."""
     profiles = []
-    for profile in spec.profiles:
+    for profile in spec.shape_profiles:
         shapes = Profile()
         for name, (low, opt, high) in profile.shapes(spec.input_names).items():
             shapes.add(name, min=low, opt=opt, max=high)
@@ -127,7 +126,7 @@ def _config(spec: EngineSpec, folder: Path) -> Any:
     }
     if "int8" in spec.flags and spec.feeds:
         # Implicit INT8 calibrates with the last profile (Polygraphy's rule): feed it that profile's texts.
-        batches = group_feeds(dict(np.load(folder / spec.feeds)))[len(spec.profiles) - 1]
+        batches = group_feeds(dict(np.load(folder / spec.feeds)))[len(spec.shape_profiles) - 1]
         options["calibrator"] = Calibrator(batches, cache=str(sidecar(folder / spec.engine, "calibration.cache")))
     return CreateConfig(**options)
 
@@ -164,7 +163,7 @@ def _compare(
 
 
 def verify(spec: EngineSpec, folder: Path) -> list[OutputFidelity]:
-    """Run every profile's real-text batches through the engine and ONNX Runtime FP32 with Polygraphy's comparator."""
+    """Run each shape profile's real-text batches through the engine and ONNX Runtime FP32 (Polygraphy's comparator)."""
     assert spec.feeds is not None
     feeds = group_feeds(dict(np.load(folder / spec.feeds)))
     engine = EngineFromBytes(BytesFromPath(str(folder / spec.engine)))()
@@ -198,7 +197,7 @@ def main(spec_data: Mapping[str, Any], folder: Path) -> int:
     if spec.thresholds is not None:
         results = verify(spec, folder)
         problems = [p for r in results for p in r.problems(spec.thresholds)]
-        record["verification"] = [asdict(r) for r in results]
+        record["verification"] = [r.record() for r in results]
     record["problems"] = problems
     record["verified"] = spec.thresholds is not None and not problems
     sidecar(folder / spec.engine, "build.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Planning a TensorRT engine build as data: route, optimization profiles, FP32 layers, settings, thresholds.
+"""Planning a TensorRT engine build as data: route, shape profiles, FP32 layers, settings, thresholds.
 
 Nothing here imports TensorRT. `builder.tensorrt.tensorrt_engine` executes an `EngineSpec` in a child process
 (the file `reproduce_script` writes); this module decides everything before that, so it is tested
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     import onnx
 
 Array = npt.NDArray[Any]
+# Field names whose key on disk (reproduce scripts, build records) is the older word: records keep their keys.
+_ON_DISK = {"shape_profiles": "profiles", "shape_profile": "profile"}
+_IN_CODE = {disk: code for code, disk in _ON_DISK.items()}
 
 # The oldest TensorRT whose engines Triton can serve as configured: 10.0 brought INT64 tensors. 8.6 builds,
 # but its headers have no DataType kINT64, so its parser turns the INT64 token inputs into INT32 inputs while
@@ -97,8 +100,11 @@ def toolchain_problem(planned: str, tensorrt: str, polygraphy: str) -> str | Non
 
 
 @dataclass(frozen=True)
-class OptProfile:
-    """One TensorRT optimization profile: batch × length ranges shared by every token input."""
+class ShapeProfile:
+    """One TensorRT optimization profile (a shape profile): batch × length ranges shared by every token input.
+
+    Not a GPU profile (builder/gpus.py), nor `tritonbuild profile`.
+    """
 
     min_batch: int
     opt_batch: int
@@ -111,7 +117,7 @@ class OptProfile:
         batches = self.min_batch <= self.opt_batch <= self.max_batch
         lengths = self.min_length <= self.opt_length <= self.max_length
         if not (batches and lengths and self.min_batch >= 1 and self.min_length >= 1):
-            raise ConfigError(f"invalid optimization profile {self}")
+            raise ConfigError(f"invalid shape profile {self}")
 
     def shapes(self, names: Sequence[str]) -> dict[str, list[list[int]]]:
         """min/opt/max shape per input name, as TensorRT and Polygraphy take them."""
@@ -137,10 +143,8 @@ def _opt_batch(gpu: GpuProfile) -> int:
     return max(gpu.preferred_batch_sizes, default=gpu.max_batch_size)
 
 
-def optimization_profiles(
-    gpu: GpuProfile, max_length: int, lengths: Sequence[int] | None = None
-) -> tuple[OptProfile, ...]:
-    """One profile per length bucket (or per chosen length), together covering lengths 1..max_length.
+def shape_profiles(gpu: GpuProfile, max_length: int, lengths: Sequence[int] | None = None) -> tuple[ShapeProfile, ...]:
+    """One shape profile per length bucket (or per chosen length), together covering lengths 1..max_length.
 
     Each covers the lengths above the previous one and is tuned (opt) at its own upper end, because the
     tokenizer model pads every text to a bucket. The model's maximum length always closes the list:
@@ -150,13 +154,13 @@ def optimization_profiles(
         raise ConfigError(f"GPU profile {gpu.name} is not a GPU", hint="TensorRT engines need a GPU target")
     chosen = sorted(set(lengths)) if lengths else list(gpu.buckets_up_to(max_length))
     if chosen[0] < 1 or chosen[-1] > max_length:
-        raise ConfigError(f"profile lengths {chosen} must lie in 1..{max_length} (the model's maximum length)")
+        raise ConfigError(f"shape profile lengths {chosen} must lie in 1..{max_length} (the model's maximum length)")
     if chosen[-1] != max_length:
         chosen.append(max_length)
     lows = [1, *(length + 1 for length in chosen[:-1])]
     opt = _opt_batch(gpu)
     return tuple(
-        OptProfile(1, opt, gpu.max_batch_size, low, high, high) for low, high in zip(lows, chosen, strict=True)
+        ShapeProfile(1, opt, gpu.max_batch_size, low, high, high) for low, high in zip(lows, chosen, strict=True)
     )
 
 
@@ -167,7 +171,7 @@ def default_workspace_bytes(gpu: GpuProfile) -> int:
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """Builder settings beyond precision and profiles."""
+    """Builder settings beyond precision and shape profiles."""
 
     workspace_bytes: int
     timing_cache: str  # loaded before and merged back after every build, so later builds skip timing
@@ -215,9 +219,9 @@ class MemoryEstimate:
     """GPU memory the served model holds (builder.tensorrt.trt_memory's estimate; no engine was measured)."""
 
     instances: int
-    contexts_per_instance: int  # one per optimization profile each instance lists (Triton's TensorRT backend)
+    contexts_per_instance: int  # one per shape profile each instance lists (Triton's TensorRT backend)
     weights_bytes: int  # per instance: engines with dynamic shapes are not shared between instances
-    context_bytes: int  # per context, sized for the largest profile; an unfused peak, so an upper estimate
+    context_bytes: int  # per context, sized for the largest shape profile; an unfused peak, so an upper estimate
     gpu_bytes: int  # the GPU profile's memory
     unknown_tensors: int  # intermediate tensors whose shape could not be resolved (not counted)
 
@@ -233,7 +237,7 @@ class MemoryEstimate:
             f"GPU memory estimate {self.total_bytes * gib:.1f} of {self.gpu_bytes * gib:.0f} GiB: "
             f"{self.instances} instances × ({self.weights_bytes * gib:.2f} GiB weights + "
             f"{self.contexts_per_instance} contexts × {self.context_bytes * gib:.2f} GiB activations at the largest "
-            "profile)"
+            "shape profile)"
         )
 
     def warning(self) -> str | None:
@@ -242,7 +246,7 @@ class MemoryEstimate:
             return None
         return (
             f"the estimate exceeds the GPU's {self.gpu_bytes / GIB:.0f} GiB: the server may fail to load the model; "
-            "use fewer --profile-lengths or a GPU profile with a smaller max batch (it is an unfused upper "
+            "use fewer --shape-profile-lengths or a GPU profile with a smaller max batch (it is an unfused upper "
             "estimate: TensorRT's fusions need less)"
         )
 
@@ -429,16 +433,20 @@ class OutputFidelity:
     """How one output of one verification batch compares with the reference."""
 
     output: str
-    profile: int
+    shape_profile: int  # the index of the shape profile it ran under
     shape: tuple[int, ...]
     min_cosine: float
     mean_cosine: float
     max_abs_diff: float
     nonfinite: int  # NaN or Inf values in the engine's output at valid positions
 
+    def record(self) -> dict[str, Any]:
+        """The entry of the build record's `verification` list."""
+        return _on_disk(asdict(self))
+
     def problems(self, limits: Thresholds) -> list[str]:
         """Every threshold this output misses, with its numbers."""
-        where = f"{self.output} (profile {self.profile}, shape {list(self.shape)})"
+        where = f"{self.output} (shape profile {self.shape_profile}, shape {list(self.shape)})"
         found = []
         if self.nonfinite:
             found.append(f"{where}: {self.nonfinite} NaN/Inf values")
@@ -458,7 +466,7 @@ def _valid_rows(array: Array, mask: Array) -> Array:
     return values.reshape(values.shape[0], -1)
 
 
-def compare_outputs(name: str, profile: int, reference: Array, candidate: Array, mask: Array) -> OutputFidelity:
+def compare_outputs(name: str, shape_profile: int, reference: Array, candidate: Array, mask: Array) -> OutputFidelity:
     """Cosine per token (or per row), max abs difference and non-finite count, on valid positions only."""
     ref, got = _valid_rows(reference, mask), _valid_rows(candidate, mask)
     nonfinite = int(np.count_nonzero(~np.isfinite(got)))
@@ -468,7 +476,7 @@ def compare_outputs(name: str, profile: int, reference: Array, candidate: Array,
     cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
     return OutputFidelity(
         output=name,
-        profile=profile,
+        shape_profile=shape_profile,
         shape=tuple(int(d) for d in np.shape(candidate)),
         min_cosine=float(cosine.min(initial=1.0)),
         mean_cosine=float(cosine.mean()) if cosine.size else 1.0,
@@ -477,22 +485,26 @@ def compare_outputs(name: str, profile: int, reference: Array, candidate: Array,
     )
 
 
-def feed_key(profile: int, batch: int, name: str) -> str:
-    """The .npz key of one input of one verification batch of one profile."""
-    return f"p{profile}:b{batch}:{name}"
+def feed_key(shape_profile: int, batch: int, name: str) -> str:
+    """The .npz key of one input of one verification batch of one shape profile."""
+    return f"p{shape_profile}:b{batch}:{name}"
 
 
 def group_feeds(arrays: Mapping[str, Array]) -> dict[int, list[dict[str, Array]]]:
-    """Profile index → its batches (input name → array), in batch order; the inverse of `feed_key`."""
+    """Shape profile index → its batches (input name → array), in batch order; the inverse of `feed_key`."""
     grouped: dict[int, dict[int, dict[str, Array]]] = {}
     for key, value in arrays.items():
-        profile, batch, name = key.split(":", 2)
-        grouped.setdefault(int(profile[1:]), {}).setdefault(int(batch[1:]), {})[name] = value
-    return {profile: [batches[b] for b in sorted(batches)] for profile, batches in sorted(grouped.items())}
+        shape, batch, name = key.split(":", 2)
+        grouped.setdefault(int(shape[1:]), {}).setdefault(int(batch[1:]), {})[name] = value
+    return {shape: [batches[b] for b in sorted(batches)] for shape, batches in sorted(grouped.items())}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The spec: everything the child process needs, as JSON
+
+
+def _on_disk(plain: Mapping[str, Any]) -> dict[str, Any]:
+    return {_ON_DISK.get(key, key): value for key, value in plain.items()}
 
 
 def _enum_value(value: object) -> object:
@@ -515,9 +527,9 @@ class EngineSpec:
     flags: tuple[str, ...]
     fp32_nodes: dict[str, str]  # node name → op type, pinned on the weak route
     input_names: tuple[str, ...]
-    profiles: tuple[OptProfile, ...]
+    shape_profiles: tuple[ShapeProfile, ...]  # written as "profiles", the key of every record so far
     settings: BuildSettings
-    feeds: str | None = None  # .npz of real-text token ids per profile (verification, INT8 calibration)
+    feeds: str | None = None  # .npz of real-text token ids per shape profile (verification, INT8 calibration)
     thresholds: Thresholds | None = None  # None: the engine is not verified
     memory: MemoryEstimate | None = None  # what the served model will hold on the GPU (an estimate)
     extra: dict[str, str] = field(default_factory=dict)  # provenance only (source model, tool version)
@@ -525,18 +537,19 @@ class EngineSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (strings, numbers, lists, dicts); `from_dict` reads it back."""
         plain: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_enum_value))
-        return plain
+        return _on_disk(plain)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> EngineSpec:
         """The spec written by `to_dict`."""
+        fields = {_IN_CODE.get(key, key): value for key, value in raw.items()}
         return cls(
             **{
-                **raw,
+                **fields,
                 "route": Route(raw["route"]),
                 "flags": tuple(raw["flags"]),
                 "input_names": tuple(raw["input_names"]),
-                "profiles": tuple(OptProfile(**p) for p in raw["profiles"]),
+                "shape_profiles": tuple(ShapeProfile(**p) for p in raw["profiles"]),
                 "settings": BuildSettings(**raw["settings"]),
                 "thresholds": Thresholds(**raw["thresholds"]) if raw.get("thresholds") else None,
                 "memory": MemoryEstimate(**raw["memory"]) if raw.get("memory") else None,

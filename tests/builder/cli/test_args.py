@@ -66,13 +66,15 @@ def test_old_spellings_of_the_engine_command_still_work_and_say_so(tmp_path):
     args = ["--gpu", "t4", "--profile-lengths", "64,128", "--plan-only", "--tokenizer", str(tokenizer)]
     seen, result = _parsed(EngineBuildArgs(), ScriptOnlyArgs(), args=args)
     assert seen["options"] == EngineOptions(
-        get_profile("t4"), "hybrid", None, profile_lengths=(64, 128), tokenizer=Path(tokenizer)
+        get_profile("t4"), "hybrid", None, shape_profile_lengths=(64, 128), tokenizer=Path(tokenizer)
     )
     assert seen["build"] is False
     for old, new in (("--profile-lengths", "--shape-profile-lengths"), ("--plan-only", "--script-only")):
         assert f"warning: {old} is deprecated and will be removed: use {new}" in result.output
     seen, result = _parsed(EngineBuildArgs(), ScriptOnlyArgs(), args=["--gpu", "t4", "--shape-profile-lengths", "64"])
-    assert seen["options"].profile_lengths == (64,) and seen["build"] is True and "deprecated" not in result.output
+    assert (
+        seen["options"].shape_profile_lengths == (64,) and seen["build"] is True and "deprecated" not in result.output
+    )
 
 
 def test_deprecated_spellings_stay_out_of_the_help():

@@ -42,7 +42,7 @@ from builder.tensorrt.trt_plan import (
     compare_outputs,
     fp32_layer_nodes,
     group_feeds,
-    optimization_profiles,
+    shape_profiles,
 )
 
 no_tensorrt = pytest.mark.skipif(installed_tensorrt() is not None, reason="TensorRT is installed here")
@@ -213,9 +213,9 @@ def test_engine_defaults_to_the_models_maximum_length_as_make_repo_does(minilm_o
     assert result.exit_code == 0, result.output
     spec = _script_spec(tmp_path / "e" / "model.plan.build.py")
     info = inspect_model("minilm", "feature-extraction")
-    assert spec.profiles[-1].max_length == info.max_length == 256  # not t4's last bucket, 512
+    assert spec.shape_profiles[-1].max_length == info.max_length == 256  # not t4's last bucket, 512
     # check_prebuilt, which make-repo runs on --engine-file, wants exactly these profiles
-    assert spec.profiles == optimization_profiles(get_profile("t4"), info.max_length)
+    assert spec.shape_profiles == shape_profiles(get_profile("t4"), info.max_length)
 
 
 @pytest.mark.slow
@@ -233,9 +233,9 @@ def test_engine_without_an_export_record_asks_for_the_maximum_length(minilm_onnx
 def test_real_text_feeds_fit_their_profiles(minilm_onnx, tmp_path):
     result = _plan_only(minilm_onnx, tmp_path, "10.5.0.18")
     feeds = group_feeds(dict(np.load(result.script.parent / result.spec.feeds)))
-    assert sorted(feeds) == list(range(len(result.spec.profiles)))
+    assert sorted(feeds) == list(range(len(result.spec.shape_profiles)))
     for index, batches in feeds.items():
-        profile = result.spec.profiles[index]
+        profile = result.spec.shape_profiles[index]
         for feed in batches:
             batch, length = feed["input_ids"].shape
             assert profile.min_length <= length <= profile.max_length and 1 <= batch <= profile.max_batch

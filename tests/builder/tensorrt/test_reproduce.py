@@ -23,7 +23,7 @@ def test_an_old_reproduce_script_imports_main_from_its_old_path_and_its_spec_sti
     names = runpy.run_path(str(OLD_SCRIPT), run_name="reproduce")  # not __main__: import only
     assert names["main"] is tensorrt_engine.main
     spec = EngineSpec.from_dict(names["SPEC"])
-    assert (spec.gpu, spec.precision, spec.route, len(spec.profiles)) == ("t4", "hybrid", Route.WEAK, 5)
+    assert (spec.gpu, spec.precision, spec.route, len(spec.shape_profiles)) == ("t4", "hybrid", Route.WEAK, 5)
     assert EngineSpec.from_dict(spec.to_dict()).to_dict() == names["SPEC"]  # the record format is unchanged
 
 

@@ -14,9 +14,9 @@ from builder.tensorrt.trt_plan import (
     EngineError,
     EngineSpec,
     LayerPin,
-    OptProfile,
     ParsedLayer,
     Route,
+    ShapeProfile,
     Thresholds,
     choose_route,
     compare_outputs,
@@ -24,11 +24,11 @@ from builder.tensorrt.trt_plan import (
     feed_key,
     group_feeds,
     layer_pin,
-    optimization_profiles,
     parse_version,
     plan_pins,
     precision_setup,
     reproduce_script,
+    shape_profiles,
     source_node,
     toolchain_problem,
 )
@@ -89,15 +89,15 @@ def test_parse_version_ignores_tags():
 
 
 def test_one_profile_per_bucket_covers_every_length_once():
-    profiles = optimization_profiles(get_profile("t4"), 256)
+    profiles = shape_profiles(get_profile("t4"), 256)
     assert [(p.min_length, p.max_length) for p in profiles] == [(1, 16), (17, 32), (33, 64), (65, 128), (129, 256)]
     assert {(p.min_batch, p.opt_batch, p.max_batch) for p in profiles} == {(1, 64, 64)}
     assert all(p.opt_length == p.max_length for p in profiles)  # the tokenizer pads to the bucket
-    assert optimization_profiles(get_profile("a100"), 512)[-1] == OptProfile(1, 128, 128, 257, 512, 512)
+    assert shape_profiles(get_profile("a100"), 512)[-1] == ShapeProfile(1, 128, 128, 257, 512, 512)
 
 
 def test_chosen_profile_lengths_end_at_the_models_maximum():
-    profiles = optimization_profiles(get_profile("l4"), 256, lengths=(128, 64))
+    profiles = shape_profiles(get_profile("l4"), 256, lengths=(128, 64))
     assert [(p.min_length, p.max_length) for p in profiles] == [(1, 64), (65, 128), (129, 256)]
     assert profiles[0].shapes(("input_ids", "attention_mask")) == {
         "input_ids": [[1, 1], [64, 64], [64, 64]],
@@ -108,11 +108,11 @@ def test_chosen_profile_lengths_end_at_the_models_maximum():
 
 def test_profiles_refuse_cpus_and_lengths_beyond_the_model():
     with pytest.raises(ConfigError, match="not a GPU"):
-        optimization_profiles(get_profile("cpu"), 256)
+        shape_profiles(get_profile("cpu"), 256)
     with pytest.raises(ConfigError, match="must lie in 1..256"):
-        optimization_profiles(get_profile("t4"), 256, lengths=(512,))
-    with pytest.raises(ConfigError, match="invalid optimization profile"):
-        OptProfile(1, 8, 4, 1, 16, 16)
+        shape_profiles(get_profile("t4"), 256, lengths=(512,))
+    with pytest.raises(ConfigError, match="invalid shape profile"):
+        ShapeProfile(1, 8, 4, 1, 16, 16)
 
 
 @pytest.mark.parametrize("version", ["10.5.0.18", "10.8.0"])  # 10.5: the 24.10 containers
@@ -253,7 +253,8 @@ def test_compare_outputs_uses_valid_tokens_only():
     bad = compare_outputs("h", 2, reference, candidate, mask)
     assert bad.min_cosine == pytest.approx(-1.0) and bad.nonfinite == 1 and bad.shape == (2, 4, 8)
     problems = bad.problems(Thresholds(0.9998, 1e-3))
-    assert len(problems) == 3 and problems[0].startswith("h (profile 2, shape [2, 4, 8]): 1 NaN/Inf")
+    assert len(problems) == 3 and problems[0].startswith("h (shape profile 2, shape [2, 4, 8]): 1 NaN/Inf")
+    assert bad.record()["profile"] == 2 and "shape_profile" not in bad.record()  # build records keep their keys
 
 
 def test_compare_outputs_per_row_for_pooled_outputs():
@@ -281,7 +282,7 @@ def _spec(**changes):
         "flags": ("fp16",),
         "fp32_nodes": {"node_Softmax_1": "Softmax"},
         "input_names": ("input_ids", "attention_mask"),
-        "profiles": optimization_profiles(get_profile("t4"), 256),
+        "shape_profiles": shape_profiles(get_profile("t4"), 256),
         "settings": BuildSettings(4 * GIB, "/cache/t4.cache"),
         "feeds": "model.plan.feeds.npz",
         "thresholds": Thresholds(0.9998, 0.05),
