@@ -23,7 +23,7 @@ from builder.common.errors import ConfigError
 from builder.engines import BACKENDS, get_backend
 from builder.engines.base import GateKind, ServingBackend
 from builder.gpus import PROFILES, GpuProfile, get_profile
-from builder.precision.presets import PRESETS, Compute, PrecisionPlan, Quantization
+from builder.precision.presets import PRESETS, Compute, PrecisionRecipe, Quantization
 
 NO_BF16_KERNELS = "ONNX Runtime's CPU provider, which runs the fidelity gate, has no BF16 kernels"
 
@@ -49,17 +49,17 @@ class Verdict:
 SUPPORTED = Verdict(True)
 
 
-def profile_supports(profile: GpuProfile, plan: PrecisionPlan) -> bool:
-    """True when the target computes the plan's arithmetic (rule 3 of this module's docstring)."""
-    if plan.quantization is Quantization.DYNAMIC_INT8:
+def profile_supports(profile: GpuProfile, recipe: PrecisionRecipe) -> bool:
+    """True when the target computes the recipe's arithmetic (rule 3 of this module's docstring)."""
+    if recipe.quantization is Quantization.DYNAMIC_INT8:
         return profile.int8
     if not profile.is_gpu:
-        return plan.compute is not Compute.BF16
-    return {Compute.FP32: True, Compute.FP16: profile.fp16, Compute.BF16: profile.bf16}[plan.compute]
+        return recipe.compute is not Compute.BF16
+    return {Compute.FP32: True, Compute.FP16: profile.fp16, Compute.BF16: profile.bf16}[recipe.compute]
 
 
-def _arithmetic(plan: PrecisionPlan) -> str:
-    return "INT8" if plan.quantization is Quantization.DYNAMIC_INT8 else plan.compute.value.upper()
+def _arithmetic(recipe: PrecisionRecipe) -> str:
+    return "INT8" if recipe.quantization is Quantization.DYNAMIC_INT8 else recipe.compute.value.upper()
 
 
 def _serves(backend: ServingBackend, precision: str) -> Verdict:
@@ -81,12 +81,12 @@ def _placed(backend: ServingBackend, gpu: GpuProfile) -> Verdict:
 
 
 def _computed(backend: ServingBackend, precision: str, gpu: GpuProfile) -> Verdict:
-    plan = PRESETS[precision]
-    if profile_supports(gpu, plan):
+    recipe = PRESETS[precision]
+    if profile_supports(gpu, recipe):
         return SUPPORTED
     ok = ", ".join(supported(backend, gpu))
     return Verdict(
-        False, f"GPU profile {gpu.name} has no {_arithmetic(plan)}", f"--engine {backend.name} on {gpu.name}: {ok}"
+        False, f"GPU profile {gpu.name} has no {_arithmetic(recipe)}", f"--engine {backend.name} on {gpu.name}: {ok}"
     )
 
 

@@ -41,7 +41,7 @@ from builder.precision.fidelity import (  # noqa: E402
     VariantResult,
     evaluate,
 )
-from builder.precision.presets import get_plan  # noqa: E402
+from builder.precision.presets import get_recipe as get_plan  # noqa: E402
 from builder.repository.pipeline import variant_of  # noqa: E402
 from builder.sources.export import OnnxFromModel  # noqa: E402
 from builder.sources.source import inspect_model, load_graph_module  # noqa: E402

@@ -149,7 +149,7 @@ class PrecisionListArgs(ArgGroup[tuple[str, ...]]):
 class BackendArgs(ArgGroup[str]):
     """--engine: the serving backend (the option keeps its name for users' scripts)."""
 
-    dest = "engine"
+    dest = "backend"
 
     def options(self) -> Sequence[Decorator]:
         """A choice of the registered serving backends, each described."""
@@ -165,7 +165,7 @@ class BackendArgs(ArgGroup[str]):
         )
 
     def parse(self, engine: str) -> str:
-        """The backend's name."""
+        """The serving backend's name."""
         return engine
 
 

@@ -27,7 +27,7 @@ def _summary(result: EngineResult) -> list[str]:
     if unpinned:
         lines.insert(
             1,
-            f"{len(unpinned)} FP32 nodes of the plan not pinned (see {result.engine}.build.json): "
+            f"{len(unpinned)} FP32 nodes of the precision recipe not pinned (see {result.engine}.build.json): "
             + ", ".join(sorted(unpinned)),
         )
     checks = record.get("verification")
@@ -50,7 +50,7 @@ def engine(onnx_path: Path, output: Path, options: EngineOptions, tensorrt_versi
     """Build a TensorRT engine (model.plan) from ONNX, verified against ONNX Runtime FP32 on real text.
 
     Runs in a child process that leaves a reproduce script beside the engine. TensorRT 10.0–10.11 builds
-    with builder flags and pinned FP32 layers; 10.12 and newer parse the precision plan's graph strongly
+    with builder flags and pinned FP32 layers; 10.12 and newer parse the precision recipe's graph strongly
     typed. Engines only run on the GPU model and TensorRT version that built them.
     """
     check("tensorrt", options.precision, options.gpu).raise_if_refused()

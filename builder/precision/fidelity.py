@@ -1,6 +1,6 @@
 """The fidelity gate: each precision variant against the PyTorch FP32 reference.
 
-ONNX variants run on ONNX Runtime's CPU provider (`evaluate`); the python-torch engine runs its own forward
+ONNX variants run on ONNX Runtime's CPU provider (`evaluate`); the python-torch backend runs its own forward
 on the build host's GPU when it has one (`evaluate_torch`).
 
 Measured per output on valid tokens only, on real text and, separately, on random token ids of the same
@@ -284,7 +284,7 @@ def evaluate(reference: Reference, variant: Variant) -> VariantResult:
     for inputs, expected in zip(reference.inputs, reference.outputs, strict=True):
         got = [session.run(None, {"input_ids": ids, "attention_mask": mask})[0] for ids, mask in inputs.batches]
         metrics += compare(reference.task, inputs.kind, expected, got, inputs.masks)
-    return VariantResult(variant.plan.name, variant.size_bytes, tuple(metrics))
+    return VariantResult(variant.recipe.name, variant.size_bytes, tuple(metrics))
 
 
 def torch_device() -> str:
@@ -295,7 +295,7 @@ def torch_device() -> str:
 
 
 def evaluate_torch(reference: Reference, module: GraphModule, precision: str, kernels: str) -> VariantResult:
-    """The python-torch engine's own forward (precision plan and kernels, as served) against the reference.
+    """The python-torch backend's own forward (precision and kernels, as served) against the reference.
 
     Runs on `torch_device()`: its FP16 and BF16 arithmetic, not a CPU emulation of it, is what the gate judges.
     """
@@ -305,10 +305,10 @@ def evaluate_torch(reference: Reference, module: GraphModule, precision: str, ke
 
     from builder.profile import backend_module
 
-    engine = backend_module("torch_model")
+    torch_model = backend_module("torch_model")
     device = torch_device()
-    model = engine.apply_precision(copy.deepcopy(module.model).eval(), precision).to(device)  # type: ignore[attr-defined]
-    forward = engine.build_forward(model, reference.task.name, kernels)  # type: ignore[attr-defined]
+    model = torch_model.apply_precision(copy.deepcopy(module.model).eval(), precision).to(device)  # type: ignore[attr-defined]
+    forward = torch_model.build_forward(model, reference.task.name, kernels)  # type: ignore[attr-defined]
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     metrics = []
     with torch.inference_mode():

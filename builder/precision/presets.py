@@ -20,7 +20,7 @@ BFLOAT16: int = TensorProto.BFLOAT16
 
 
 class PrecisionError(UserError):
-    """A precision plan cannot be built, applied to this graph, or run on this target."""
+    """A precision recipe cannot be built, applied to this graph, or run on this target."""
 
 
 class Compute(Enum):
@@ -37,7 +37,7 @@ class Compute(Enum):
 
 
 class Quantization(Enum):
-    """Weight quantization applied after the float plan."""
+    """Weight quantization applied after the float recipe."""
 
     NONE = "none"
     # ONNX Runtime dynamic quantization: MatMul weights stored int8, activations quantized per call (CPU path).
@@ -50,8 +50,8 @@ GELU_OPS = frozenset({"Gelu", "Erf"})  # torch.export writes GELU(erf) as Div â†
 
 
 @dataclass(frozen=True)
-class PrecisionPlan:
-    """Which parts of a graph compute in which dtype; data only, applied by `apply_plan` or `VariantFromOnnx`."""
+class PrecisionRecipe:
+    """Which parts of a graph compute in which dtype; data only, applied by `apply_recipe` or `VariantFromOnnx`."""
 
     name: str
     compute: Compute = Compute.FP32
@@ -66,11 +66,11 @@ class PrecisionPlan:
         object.__setattr__(self, "keep_ops", frozenset(self.keep_ops))
         object.__setattr__(self, "keep_nodes", frozenset(self.keep_nodes))
         if self.quantization is not Quantization.NONE and self.compute is not Compute.FP32:
-            raise PrecisionError(f"plan {self.name}: quantization applies to an FP32 graph, not {self.compute.value}")
+            raise PrecisionError(f"recipe {self.name}: quantization applies to an FP32 graph, not {self.compute.value}")
 
     def keeping(
         self, ops: Iterable[str] = (), nodes: Iterable[str] = (), residual_add: bool | None = None
-    ) -> PrecisionPlan:
+    ) -> PrecisionRecipe:
         """A copy that also keeps `ops` and `nodes` in FP32 (and residual Adds, when given)."""
         return replace(
             self,
@@ -80,32 +80,34 @@ class PrecisionPlan:
         )
 
 
-PRESETS: dict[str, PrecisionPlan] = {
+PRESETS: dict[str, PrecisionRecipe] = {
     p.name: p
     for p in (
-        PrecisionPlan("fp32", about="the exported graph as it is"),
+        PrecisionRecipe("fp32", about="the exported graph as it is"),
         # Everything FP16; only nodes whose op has no FP16 kernel in the opset stay FP32.
-        PrecisionPlan("fp16", Compute.FP16, about="FP16 throughout"),
+        PrecisionRecipe("fp16", Compute.FP16, about="FP16 throughout"),
         # The seed paper's: FP16 linear layers and matmuls, FP32 softmax and layer normalisation.
-        PrecisionPlan(
+        PrecisionRecipe(
             "hybrid",
             Compute.FP16,
             SOFTMAX_OPS | NORM_OPS,
             match_layernorm=True,
             about="FP16, FP32 softmax and LayerNorm",
         ),
-        PrecisionPlan(
+        PrecisionRecipe(
             "bf16", Compute.BF16, SOFTMAX_OPS | NORM_OPS, match_layernorm=True, about="BF16, FP32 softmax and LayerNorm"
         ),
-        PrecisionPlan("int8", quantization=Quantization.DYNAMIC_INT8, about="int8 MatMul weights, dynamic activations"),
+        PrecisionRecipe(
+            "int8", quantization=Quantization.DYNAMIC_INT8, about="int8 MatMul weights, dynamic activations"
+        ),
     )
 }
 
 
-def get_plan(name: str, gelu: bool = False, residual_add: bool = False) -> PrecisionPlan:
+def get_recipe(name: str, gelu: bool = False, residual_add: bool = False) -> PrecisionRecipe:
     """A preset by name, optionally also keeping GELU (Erf/Gelu) and residual Adds in FP32."""
     try:
-        plan = PRESETS[name.lower()]
+        recipe = PRESETS[name.lower()]
     except KeyError:
         raise PrecisionError(f"unknown precision '{name}'", hint=f"choose one of: {', '.join(PRESETS)}") from None
-    return plan.keeping(ops=GELU_OPS if gelu else (), residual_add=residual_add or None)
+    return recipe.keeping(ops=GELU_OPS if gelu else (), residual_add=residual_add or None)

@@ -1,7 +1,7 @@
 """Precision variants of an exported graph: a recipe of builder.precision.presets applied to an ONNX file.
 
-`place` turns a plan and a graph into a `Placement` without writing anything: the dtype each float node
-computes in and each float tensor ends up with. `apply_plan` materialises it as a strongly typed graph
+`place` turns a recipe and a graph into a `Placement` without writing anything: the dtype each float node
+computes in and each float tensor ends up with. `apply_recipe` materialises it as a strongly typed graph
 with explicit Casts, the only form of mixed precision TensorRT 11 accepts (it dropped per-layer precision
 flags) and one that ONNX Runtime runs as is. `fp32_nodes` is the set a TensorRT builder would pin to FP32;
 it is read off the same placement, so graph and pin list agree.
@@ -33,7 +33,7 @@ from builder.precision.presets import (
     FLOAT16,
     NORM_OPS,
     PrecisionError,
-    PrecisionPlan,
+    PrecisionRecipe,
     Quantization,
 )
 
@@ -75,7 +75,7 @@ class _Graph:
     opset: int
 
     def is_float(self, name: str) -> bool:
-        """A FLOAT tensor of the source graph (the only kind a plan converts)."""
+        """A FLOAT tensor of the source graph (the only kind a recipe converts)."""
         return bool(name) and self.types.get(name) == FLOAT
 
     def is_activation(self, name: str) -> bool:
@@ -90,7 +90,7 @@ class _Graph:
 def _check_supported(model: onnx.ModelProto) -> None:
     names = [n.name for n in model.graph.node]
     if any(not n for n in names) or len(set(names)) != len(names):
-        raise PrecisionError("precision plans need unique, non-empty node names", hint="re-export the model")
+        raise PrecisionError("precision recipes need unique, non-empty node names", hint="re-export the model")
     for node in model.graph.node:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             raise PrecisionError(f"node {node.name} ({node.op_type}) has a subgraph; control flow is not supported")
@@ -166,7 +166,7 @@ def _formal(params: Sequence[onnx.defs.OpSchema.FormalParameter], index: int) ->
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Which nodes the plan pins to FP32
+# Which nodes the recipe pins to FP32
 
 
 def _trace_back(g: _Graph, tensor: str, target: str, depth: int) -> set[str] | None:
@@ -249,47 +249,47 @@ def _residual_adds(g: _Graph, regions: list[frozenset[str]]) -> set[str]:
     }
 
 
-def _pinned(g: _Graph, plan: PrecisionPlan) -> set[str]:
-    """Node names the plan keeps FP32 by op type, by name, by pattern, and residual Adds."""
+def _pinned(g: _Graph, recipe: PrecisionRecipe) -> set[str]:
+    """Node names the recipe keeps FP32 by op type, by name, by pattern, and residual Adds."""
     names = {n.name for n in g.nodes}
-    unknown = sorted(plan.keep_nodes - names)
+    unknown = sorted(recipe.keep_nodes - names)
     if unknown:
-        raise PrecisionError(f"plan {plan.name} keeps nodes that are not in the graph: {', '.join(unknown[:5])}")
-    pinned = set(plan.keep_nodes) | {n.name for n in g.nodes if n.op_type in plan.keep_ops}
-    regions = _norm_regions(g) if plan.match_layernorm else []
+        raise PrecisionError(f"recipe {recipe.name} keeps nodes that are not in the graph: {', '.join(unknown[:5])}")
+    pinned = set(recipe.keep_nodes) | {n.name for n in g.nodes if n.op_type in recipe.keep_ops}
+    regions = _norm_regions(g) if recipe.match_layernorm else []
     for region in regions:
         pinned |= region
-    if plan.keep_residual_add:
+    if recipe.keep_residual_add:
         pinned |= _residual_adds(g, regions)
     return pinned
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Placement: the pure plan of dtypes and casts
+# Placement: the pure recipe of dtypes and casts
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where every float value lives after a plan: computed by `place`, written by `apply_plan`."""
+    """Where every float value lives after a recipe: computed by `place`, written by `apply_recipe`."""
 
-    compute: int  # element type of the low-precision region (FLOAT for an FP32 plan)
+    compute: int  # element type of the low-precision region (FLOAT for an FP32 recipe)
     node_dtype: Mapping[str, int]  # float node → the dtype it computes in
     inputs: Mapping[str, tuple[str, ...]]  # float node → its input names
     wants: Mapping[str, tuple[int | None, ...]]  # float node → wanted dtype per input slot (None: not float)
-    tensor_dtype: Mapping[str, int]  # computed FLOAT tensor → its dtype after the plan
+    tensor_dtype: Mapping[str, int]  # computed FLOAT tensor → its dtype after the recipe
     constant_dtype: Mapping[str, int]  # FLOAT initializer or Constant output → its storage dtype
-    outputs: tuple[str, ...]  # graph outputs (FP32 after the plan, whatever computes them)
+    outputs: tuple[str, ...]  # graph outputs (FP32 after the recipe, whatever computes them)
 
     def fp32_nodes(self) -> set[str]:
         """Names of the float nodes that compute in FP32."""
         return {name for name, dtype in self.node_dtype.items() if dtype == FLOAT}
 
     def dtype_of(self, tensor: str) -> int | None:
-        """The dtype of a float tensor after the plan (None for tensors the plan does not touch)."""
+        """The dtype of a float tensor after the recipe (None for tensors the recipe does not touch)."""
         return self.tensor_dtype.get(tensor, self.constant_dtype.get(tensor))
 
     def casts(self) -> list[tuple[str, int]]:
-        """(tensor, target dtype) for every Cast the plan inserts, in first-use order; graph outputs last."""
+        """(tensor, target dtype) for every Cast the recipe inserts, in first-use order; graph outputs last."""
         needed: dict[tuple[str, int], None] = {}
         for node, wanted in self.wants.items():
             for tensor, want in zip(self.inputs[node], wanted, strict=True):
@@ -352,9 +352,9 @@ def _constant_storage(g: _Graph, wants: Mapping[str, tuple[int | None, ...]]) ->
     return {c: w.pop() if len(w) == 1 else FLOAT for c, w in wanted.items()}
 
 
-def _place(g: _Graph, plan: PrecisionPlan) -> Placement:
-    pinned = _pinned(g, plan)
-    low = plan.compute.elem_type
+def _place(g: _Graph, recipe: PrecisionRecipe) -> Placement:
+    pinned = _pinned(g, recipe)
+    low = recipe.compute.elem_type
     node_dtype: dict[str, int] = {}
     wants: dict[str, tuple[int | None, ...]] = {}
     dtypes = {name: FLOAT for name in g.inputs if g.is_float(name)}
@@ -369,18 +369,18 @@ def _place(g: _Graph, plan: PrecisionPlan) -> Placement:
     return Placement(low, node_dtype, inputs, wants, dtypes, _constant_storage(g, wants), g.outputs)
 
 
-def place(model: onnx.ModelProto, plan: PrecisionPlan) -> Placement:
-    """The dtypes and casts `plan` gives `model`; reads the model, writes nothing."""
-    return _place(_read(model), plan)
+def place(model: onnx.ModelProto, recipe: PrecisionRecipe) -> Placement:
+    """The dtypes and casts `recipe` gives `model`; reads the model, writes nothing."""
+    return _place(_read(model), recipe)
 
 
-def fp32_nodes(model: onnx.ModelProto, plan: PrecisionPlan) -> set[str]:
-    """Names of the nodes that compute in FP32 under `plan`: the set a TensorRT builder pins to FP32.
+def fp32_nodes(model: onnx.ModelProto, recipe: PrecisionRecipe) -> set[str]:
+    """Names of the nodes that compute in FP32 under `recipe`: the set a TensorRT builder pins to FP32.
 
     Pinned ones (op types, names, decomposed norms, residual Adds), nodes whose op has no kernel in the
-    plan's dtype at this opset, custom-domain nodes, and neutral ops (Reshape, Where, ...) fed by FP32.
+    recipe's dtype at this opset, custom-domain nodes, and neutral ops (Reshape, Where, ...) fed by FP32.
     """
-    return place(model, plan).fp32_nodes()
+    return place(model, recipe).fp32_nodes()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -508,15 +508,15 @@ def _materialize(model: onnx.ModelProto, placement: Placement) -> onnx.ModelProt
     return out
 
 
-def apply_plan(model: onnx.ModelProto, plan: PrecisionPlan) -> onnx.ModelProto:
-    """A strongly typed copy of `model` under `plan`: explicit Casts, low-precision weights, FP32 outputs.
+def apply_recipe(model: onnx.ModelProto, recipe: PrecisionRecipe) -> onnx.ModelProto:
+    """A strongly typed copy of `model` under `recipe`: explicit Casts, low-precision weights, FP32 outputs.
 
-    Graph inputs and outputs keep their types (int64 ids and mask in, FP32 out). INT8 plans are written
+    Graph inputs and outputs keep their types (int64 ids and mask in, FP32 out). INT8 recipes are written
     by `quantize_int8` (ONNX Runtime quantizes files, not graphs in memory).
     """
-    if plan.quantization is not Quantization.NONE:
-        raise PrecisionError(f"plan {plan.name} quantizes weights", hint="use VariantFromOnnx or quantize_int8")
-    return _materialize(model, place(model, plan))
+    if recipe.quantization is not Quantization.NONE:
+        raise PrecisionError(f"recipe {recipe.name} quantizes weights", hint="use VariantFromOnnx or quantize_int8")
+    return _materialize(model, place(model, recipe))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -599,7 +599,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
 class Variant:
     """A written precision variant."""
 
-    plan: PrecisionPlan
+    recipe: PrecisionRecipe
     path: Path
     size_bytes: int  # the .onnx file plus its external data file, if any
 
@@ -613,11 +613,11 @@ def _save(model: onnx.ModelProto, dst: Path) -> int:
 
 
 class VariantFromOnnx:
-    """Write the `plan` variant of ONNX file `src` at `dst`; constructing records the plan, calling does the work."""
+    """Write the `recipe` variant of ONNX file `src` at `dst`; constructing records it, calling does the work."""
 
-    def __init__(self, src: Path, plan: PrecisionPlan, dst: Path) -> None:
+    def __init__(self, src: Path, recipe: PrecisionRecipe, dst: Path) -> None:
         self.src = src
-        self.plan = plan
+        self.recipe = recipe
         self.dst = dst
 
     def __call__(self) -> Variant:
@@ -626,8 +626,8 @@ class VariantFromOnnx:
             self.dst.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot write to {self.dst.parent}: {exc.strerror}") from exc
-        if self.plan.quantization is Quantization.DYNAMIC_INT8:
+        if self.recipe.quantization is Quantization.DYNAMIC_INT8:
             quantize_int8(self.src, self.dst)
-            return Variant(self.plan, self.dst, self.dst.stat().st_size)
-        size = _save(apply_plan(onnx.load(str(self.src)), self.plan), self.dst)
-        return Variant(self.plan, self.dst, size)
+            return Variant(self.recipe, self.dst, self.dst.stat().st_size)
+        size = _save(apply_recipe(onnx.load(str(self.src)), self.recipe), self.dst)
+        return Variant(self.recipe, self.dst, size)

@@ -26,7 +26,7 @@ class RepoPlan:
     """The model folders of one deployment (tokenizer, model, post, or a single model), ensemble last."""
 
     name: str
-    engine: str
+    backend: str  # the serving backend's name (make-repo --engine)
     gpu: GpuProfile
     models: tuple[ModelDirPlan, ...]
 

@@ -10,7 +10,7 @@ from builder.engines.python_torch import KERNELS
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """How the repository serves, beyond engine and precision."""
+    """How the repository serves, beyond its serving backend and precision."""
 
     kernels: str = "fused"  # python-torch: one of builder.engines.python_torch.KERNELS
     single_model: bool = False  # python-torch: tokenizer, model and post-processing in one Python model

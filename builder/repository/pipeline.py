@@ -26,7 +26,7 @@ from builder.precision.fidelity import (
     torch_device,
     write_reports,
 )
-from builder.precision.presets import PrecisionPlan, get_plan
+from builder.precision.presets import PrecisionRecipe, get_recipe
 from builder.precision.variants import Variant, VariantFromOnnx
 from builder.repository.layout import RepoPlan
 from builder.repository.options import ServingOptions
@@ -56,7 +56,7 @@ class _Exported:
     module: GraphModule
     parity: ParityReport
     reference: Reference
-    variant: Variant | None = None  # the precision variant a repository serves (variant engines)
+    variant: Variant | None = None  # the precision variant a repository serves (backends that serve the variant)
     fidelity: FidelityReport | None = None
 
 
@@ -106,7 +106,7 @@ def _manifest(
         task=info.task.name,
         model=str(info.path),
         model_type=info.model_type,
-        engine=plan.engine,
+        engine=plan.backend,
         gpu=plan.gpu.name,
         max_length=info.max_length,
         buckets=[int(b) for b in buckets.split(",")],
@@ -125,11 +125,11 @@ def _manifest(
     )
 
 
-def variant_of(onnx_path: Path, plan: PrecisionPlan) -> Variant:
-    """The `plan` variant of an exported graph, written beside it; the FP32 variant is the export itself."""
-    if plan.name == "fp32":
-        return Variant(plan, onnx_path, onnx_path.stat().st_size)
-    return VariantFromOnnx(onnx_path, plan, onnx_path.with_name(f"model.{plan.name}.onnx"))()
+def variant_of(onnx_path: Path, recipe: PrecisionRecipe) -> Variant:
+    """The `recipe` variant of an exported graph, written beside it; the FP32 variant is the export itself."""
+    if recipe.name == "fp32":
+        return Variant(recipe, onnx_path, onnx_path.stat().st_size)
+    return VariantFromOnnx(onnx_path, recipe, onnx_path.with_name(f"model.{recipe.name}.onnx"))()
 
 
 def _reference_step(info: ModelInfo, state: _Exported, options: FidelityOptions) -> Step:
@@ -142,10 +142,10 @@ def _reference_step(info: ModelInfo, state: _Exported, options: FidelityOptions)
 def _variant_steps(
     model: str, info: ModelInfo, precision: str, onnx_path: Path, state: _Exported, options: FidelityOptions, echo: Echo
 ) -> list[Step]:
-    plan = get_plan(precision)
+    recipe = get_recipe(precision)
 
     def write() -> None:
-        state.variant = variant_of(onnx_path, plan)
+        state.variant = variant_of(onnx_path, recipe)
 
     def gate() -> None:
         assert state.variant is not None
@@ -164,7 +164,7 @@ def _variant_steps(
 def _torch_gate_steps(
     model: str, info: ModelInfo, precision: str, kernels: str, state: _Exported, options: FidelityOptions, echo: Echo
 ) -> list[Step]:
-    """The python-torch engine's forward at `precision` against FP32: served only if it clears the gate."""
+    """The python-torch backend's forward at `precision` against FP32: served only if it clears the gate."""
 
     def gate() -> None:
         result = evaluate_torch(state.reference, state.module, precision, kernels)
@@ -217,7 +217,7 @@ def make_repo(
     model: str,
     task: str,
     name: str,
-    engine: str,
+    backend: str,
     gpu: str,
     output: Path,
     *,
@@ -231,24 +231,25 @@ def make_repo(
 ) -> RepoPlan:
     """`tritonbuild make-repo`: plan, export with parity, write and gate the variant, stage, publish into `output`.
 
-    The variant engines serve the precision variant as model.onnx, and only once it passes the fidelity gate
-    (unless `fidelity.enabled` is off); a refused variant leaves `output` as it was.
+    `backend` is the serving backend's name (--engine). Those that serve the precision variant serve it as
+    model.onnx, and only once it passes the fidelity gate (unless `fidelity.enabled` is off); a refused
+    variant leaves `output` as it was.
     """
     profile = get_profile(gpu)
-    backend = get_backend(engine)
+    chosen = get_backend(backend)
     options = fidelity or FidelityOptions()
-    gated = options.enabled and backend.gated(precision)
-    host_gpu = gated and backend.gate is GateKind.TORCH and torch_device() == "cuda"
-    check(backend, precision, profile, gated=gated, host_gpu=host_gpu).raise_if_refused()
-    if engine_file is not None and not backend.takes_engine_file:
+    gated = options.enabled and chosen.gated(precision)
+    host_gpu = gated and chosen.gate is GateKind.TORCH and torch_device() == "cuda"
+    check(chosen, precision, profile, gated=gated, host_gpu=host_gpu).raise_if_refused()
+    if engine_file is not None and not chosen.takes_engine_file:
         takes = [b.name for b in BACKENDS.values() if b.takes_engine_file]
         raise ConfigError(f"--engine-file goes with --engine {' or '.join(takes)}")
-    backend.preflight(engine_file)  # before anything is exported or written
+    chosen.preflight(engine_file)  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)
     options_serving = serving or ServingOptions()
-    plan = plan_repository(info, name, engine, profile, precision, options_serving)
-    backend.check_inputs(info, profile, precision, engine_file)
+    plan = plan_repository(info, name, backend, profile, precision, options_serving)
+    chosen.check_inputs(info, profile, precision, engine_file)
     check_conflicts(plan, output, force)  # again under the lock, when publishing
     state = _Exported()
     with _truthful_outcome(output, echo) as outcome, staging_dir(output) as stage:
@@ -262,12 +263,12 @@ def make_repo(
             "onnx": lambda dest, _: shutil.copyfile(served(), dest),
             "tokenizer": lambda dest, _: save_tokenizer_json(info, dest),
             "labels": lambda dest, _: dest.write_text(json.dumps(list(info.labels)) + "\n"),
-            **backend.producers(),
+            **chosen.producers(),
         }
 
         def stage_files() -> None:
             stage_model_files(plan, stage, {what: _writer(produce, staging) for what, produce in producers.items()})
-            exported = served() if backend.exports else None
+            exported = served() if chosen.exports else None
             _manifest(info, plan, state, precision, exported, options_serving).write(stage / plan.name / MANIFEST)
             shutil.rmtree(stage / "export", ignore_errors=True)
 
@@ -275,9 +276,9 @@ def make_repo(
         variant_steps = _variant_steps(model, info, precision, onnx_path, state, options, echo)
         torch_gate = _torch_gate_steps(model, info, precision, options_serving.kernels, state, options, echo)
         steps = [
-            *(export_steps if backend.exports else export_steps[:1]),
-            *(variant_steps if backend.serves_variant else []),
-            *(torch_gate if gated and backend.gate is GateKind.TORCH else []),
+            *(export_steps if chosen.exports else export_steps[:1]),
+            *(variant_steps if chosen.serves_variant else []),
+            *(torch_gate if gated and chosen.gate is GateKind.TORCH else []),
             Step(f"render and check {len(plan.models)} configs, stage files", stage_files),
             Step(f"publish into {output}", lambda: publish(plan, stage, output, force, outcome.mark_published)),
         ]  # fmt: skip
@@ -286,16 +287,16 @@ def make_repo(
 
 
 def _evaluate_step(
-    onnx_path: Path, plan: PrecisionPlan, state: _Exported, results: list[VariantResult], measurable: bool
+    onnx_path: Path, recipe: PrecisionRecipe, state: _Exported, results: list[VariantResult], measurable: bool
 ) -> Step:
     def run() -> None:
-        variant = variant_of(onnx_path, plan)
+        variant = variant_of(onnx_path, recipe)
         if measurable:
             results.append(evaluate(state.reference, variant))
         else:  # only BF16 (builder.support.check_validation)
-            results.append(VariantResult(plan.name, variant.size_bytes, skipped="no BF16 kernels on the CPU"))
+            results.append(VariantResult(recipe.name, variant.size_bytes, skipped="no BF16 kernels on the CPU"))
 
-    return Step(f"{plan.name}: write the variant" + (", evaluate it" if measurable else ""), run)
+    return Step(f"{recipe.name}: write the variant" + (", evaluate it" if measurable else ""), run)
 
 
 def validate_precisions(
@@ -310,8 +311,8 @@ def validate_precisions(
     echo: Echo,
 ) -> FidelityReport:
     """`tritonbuild validate`: export once, write and evaluate each variant, write the reports, then gate."""
-    plans = [get_plan(p) for p in dict.fromkeys(precisions)]  # an unknown name is refused here
-    verdicts = {p.name: check_validation(p.name) for p in plans}
+    recipes = [get_recipe(p) for p in dict.fromkeys(precisions)]  # an unknown name is refused here
+    verdicts = {p.name: check_validation(p.name) for p in recipes}
     if not skip_bf16:
         for verdict in verdicts.values():
             verdict.raise_if_refused()
@@ -322,7 +323,7 @@ def validate_precisions(
     with tempfile.TemporaryDirectory(prefix="tritonbuild-validate-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         steps = [*_export_steps(info, onnx_path, state), _reference_step(info, state, options)]
-        evaluated = [_evaluate_step(onnx_path, p, state, results, verdicts[p.name].ok) for p in plans]
+        evaluated = [_evaluate_step(onnx_path, p, state, results, verdicts[p.name].ok) for p in recipes]
         run_steps(steps + evaluated, echo)
     report = FidelityReport(model, info.task.name, state.reference.texts, options.gate, tuple(results))
     json_path, md_path = write_reports(report, out)

@@ -139,21 +139,24 @@ def _single_model(
 def plan_repository(
     info: ModelInfo,
     name: str,
-    engine: str,
+    backend: str,
     gpu: GpuProfile,
     precision: str = "fp32",
     serving: ServingOptions = ServingOptions(),
 ) -> RepoPlan:
-    """Plan tokenizer → model → post → ensemble for `info` served by `engine`; ConfigError on any inconsistency."""
+    """Plan tokenizer → model → post → ensemble for `info` served by `backend`; ConfigError on any inconsistency.
+
+    `backend` is a serving backend's name, the value of make-repo's --engine.
+    """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
-    backend = get_backend(engine)
-    if not backend.kernels and serving.kernels != ServingOptions.kernels:
+    chosen = get_backend(backend)
+    if not chosen.kernels and serving.kernels != ServingOptions.kernels:
         with_kernels = [b.name for b in BACKENDS.values() if b.kernels]
         raise ConfigError(f"--kernels goes with --engine {' or '.join(with_kernels)}")
-    check(backend, precision, gpu).raise_if_refused()
+    check(chosen, precision, gpu).raise_if_refused()
     if serving.single_model:
-        return _single_model(info, name, backend, gpu, precision, serving)
+        return _single_model(info, name, chosen, gpu, precision, serving)
     tokenizer = ModelDirPlan(
         ModelConfigSpec(
             name=f"{name}_tokenizer",
@@ -167,7 +170,7 @@ def plan_repository(
         ),
         (*python_files("tokenizer_model.py"), ("tokenizer.json", "tokenizer")),
     )
-    model = backend.model_folder(_slot(info, name, gpu, precision, serving, (_token_tensors(), (_graph_output(info),))))
+    model = chosen.model_folder(_slot(info, name, gpu, precision, serving, (_token_tensors(), (_graph_output(info),))))
     post_in, post_out = _post_io(info)
     post_files = (*python_files("post_model.py"), *_labels(info))
     post = ModelDirPlan(
@@ -190,7 +193,7 @@ def plan_repository(
         ),
         EnsembleStep(post.config.name, _passthrough(post_in), _passthrough(post_out)),
     )
-    return _with_ensemble(name, backend.name, gpu, (tokenizer, model, post), steps, serving)
+    return _with_ensemble(name, chosen.name, gpu, (tokenizer, model, post), steps, serving)
 
 
 def _with_threads(model: ModelDirPlan, serving: ServingOptions) -> ModelDirPlan:
@@ -203,7 +206,7 @@ def _with_threads(model: ModelDirPlan, serving: ServingOptions) -> ModelDirPlan:
 
 def _with_ensemble(
     name: str,
-    engine: str,
+    backend: str,
     gpu: GpuProfile,
     members: tuple[ModelDirPlan, ...],
     steps: tuple[EnsembleStep, ...],
@@ -221,4 +224,4 @@ def _with_ensemble(
         steps=steps,
     )
     check_ensemble(ensemble, {m.config.name: m.config for m in members})
-    return RepoPlan(name, engine, gpu, (*members, ModelDirPlan(ensemble, ())))
+    return RepoPlan(name, backend, gpu, (*members, ModelDirPlan(ensemble, ())))

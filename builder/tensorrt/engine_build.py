@@ -171,10 +171,10 @@ def plan_engine(
     source = _locate(onnx_path, engine.parent)
     needs_feeds = options.verify or "int8" in setup.flags
     profiles = shape_profiles(options.gpu, options.max_length, options.shape_profile_lengths)
-    fp32_nodes = fp32_layer_nodes(model, setup.pin_plan) if setup.pin_plan else {}
+    fp32_nodes = fp32_layer_nodes(model, setup.pin_recipe) if setup.pin_recipe else {}
     return EngineSpec(
         engine=engine.name,
-        network_onnx=sidecar(engine, "network.onnx").name if setup.network_plan else source,
+        network_onnx=sidecar(engine, "network.onnx").name if setup.network_recipe else source,
         reference_onnx=source,
         gpu=options.gpu.name,
         precision=options.precision,
@@ -188,7 +188,7 @@ def plan_engine(
         feeds=sidecar(engine, "feeds.npz").name if needs_feeds else None,
         thresholds=options.thresholds(),
         memory=_memory(
-            model, options, profiles, set(fp32_layer_nodes(model, setup.pin_plan or setup.network_plan or "fp32"))
+            model, options, profiles, set(fp32_layer_nodes(model, setup.pin_recipe or setup.network_recipe or "fp32"))
         ),
         extra={"tritonbuild": __version__, "onnx": str(onnx_path.resolve())},
     )
@@ -229,7 +229,7 @@ def text_feeds(tokenizer_path: Path, profiles: tuple[ShapeProfile, ...], names: 
 
 def prepare(spec: EngineSpec, engine: Path, tokenizer: Path | None) -> Path:
     """Write the network graph (strong route), the feeds and the reproduce script; the script's path."""
-    from builder.precision.presets import get_plan
+    from builder.precision.presets import get_recipe
     from builder.precision.variants import VariantFromOnnx
 
     folder = engine.parent
@@ -238,7 +238,7 @@ def prepare(spec: EngineSpec, engine: Path, tokenizer: Path | None) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror}") from exc
     if spec.network_onnx != spec.reference_onnx:
-        VariantFromOnnx(folder / spec.reference_onnx, get_plan(spec.precision), folder / spec.network_onnx)()
+        VariantFromOnnx(folder / spec.reference_onnx, get_recipe(spec.precision), folder / spec.network_onnx)()
     if spec.feeds is not None:
         if tokenizer is None or not tokenizer.is_file():
             raise EngineError(

@@ -260,8 +260,8 @@ class PrecisionSetup:
     """What a precision name means on one route."""
 
     flags: tuple[str, ...]  # builder precision flags (weak route): fp16, bf16, int8
-    pin_plan: str | None  # the precision preset whose FP32 nodes are pinned (weak route)
-    network_plan: str | None  # the preset applied to the ONNX graph before parsing (strong route)
+    pin_recipe: str | None  # the precision preset whose FP32 nodes are pinned (weak route)
+    network_recipe: str | None  # the preset applied to the ONNX graph before parsing (strong route)
 
 
 def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile) -> PrecisionSetup:
@@ -283,16 +283,16 @@ def precision_setup(precision: str, route: Route, version: str, gpu: GpuProfile)
             )
         return PrecisionSetup((), None, precision)
     flags = {"fp16": ("fp16",), "hybrid": ("fp16",), "bf16": ("bf16",), "int8": ("int8", "fp16")}[precision]
-    # INT8 keeps the hybrid plan's FP32 layers (softmax, normalisation) and lets the rest choose INT8 or FP16.
+    # INT8 keeps the hybrid recipe's FP32 layers (softmax, normalisation) and lets the rest choose INT8 or FP16.
     return PrecisionSetup(flags, "hybrid" if precision == "int8" else precision, None)
 
 
-def fp32_layer_nodes(model: onnx.ModelProto, plan_name: str) -> dict[str, str]:
-    """ONNX node name → op type for every node the precision plan keeps in FP32 (the layers to pin)."""
-    from builder.precision.presets import get_plan
+def fp32_layer_nodes(model: onnx.ModelProto, recipe: str) -> dict[str, str]:
+    """ONNX node name → op type for every node the precision recipe keeps in FP32 (the layers to pin)."""
+    from builder.precision.presets import get_recipe
     from builder.precision.variants import fp32_nodes
 
-    names = fp32_nodes(model, get_plan(plan_name))
+    names = fp32_nodes(model, get_recipe(recipe))
     return {node.name: node.op_type for node in model.graph.node if node.name in names}
 
 
@@ -377,7 +377,7 @@ class PinPlan:
 
 
 def plan_pins(layers: Sequence[ParsedLayer], nodes: Mapping[str, str]) -> PinPlan:
-    """Match the parsed network's layers to the plan's FP32 nodes and decide each layer's pin.
+    """Match the parsed network's layers to the recipe's FP32 nodes and decide each layer's pin.
 
     A node counts as pinned when at least one of its layers is; the rest are reported, never dropped.
     """

@@ -28,7 +28,7 @@ from builder.precision.fidelity import (
     spread,
     write_reports,
 )
-from builder.precision.presets import PrecisionPlan, get_plan
+from builder.precision.presets import PrecisionRecipe, get_recipe
 from builder.precision.variants import Variant
 from builder.repository.pipeline import variant_of
 from builder.sources.export import OnnxFromModel
@@ -151,7 +151,9 @@ def minilm(tmp_path_factory):
 @pytest.fixture(scope="module")
 def results(minilm):
     _, reference, path = minilm
-    return {name: evaluate(reference, variant_of(path, get_plan(name))) for name in ("fp32", "fp16", "hybrid", "int8")}
+    return {
+        name: evaluate(reference, variant_of(path, get_recipe(name))) for name in ("fp32", "fp16", "hybrid", "int8")
+    }
 
 
 def perturbed(path, dst, scale=0.05):
@@ -164,7 +166,7 @@ def perturbed(path, dst, scale=0.05):
             noisy = weight + rng.normal(scale=scale * weight.std(), size=weight.shape).astype(np.float32)
             init.CopyFrom(numpy_helper.from_array(noisy, init.name))
     onnx.save(model, str(dst))
-    return Variant(PrecisionPlan("perturbed"), dst, dst.stat().st_size)
+    return Variant(PrecisionRecipe("perturbed"), dst, dst.stat().st_size)
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ from builder.precision.presets import (
     PRESETS,
     Compute,
     PrecisionError,
-    PrecisionPlan,
+    PrecisionRecipe,
     Quantization,
-    get_plan,
+    get_recipe,
 )
 
 
@@ -24,12 +24,12 @@ def test_presets_are_typed_data():
 
 
 def test_get_plan_options_and_unknown_names():
-    plan = get_plan("HYBRID", gelu=True, residual_add=True)
+    plan = get_recipe("HYBRID", gelu=True, residual_add=True)
     assert {"Erf", "Gelu"} <= plan.keep_ops and plan.keep_residual_add
     assert PRESETS["hybrid"].keep_residual_add is False  # presets are not mutated
-    assert get_plan("fp16").keeping(nodes=["a"]).keep_nodes == {"a"}
+    assert get_recipe("fp16").keeping(nodes=["a"]).keep_nodes == {"a"}
     with pytest.raises(PrecisionError) as err:
-        get_plan("fp8")
+        get_recipe("fp8")
     assert "hybrid" in err.value.hint
     with pytest.raises(PrecisionError, match="quantization"):
-        PrecisionPlan("bad", Compute.FP16, quantization=Quantization.DYNAMIC_INT8)
+        PrecisionRecipe("bad", Compute.FP16, quantization=Quantization.DYNAMIC_INT8)

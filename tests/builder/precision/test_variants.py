@@ -10,8 +10,8 @@ from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNot
 from tokenizers import Tokenizer
 
 from builder.common.corpus import corpus_sentences
-from builder.precision.presets import PRESETS, Compute, PrecisionError, PrecisionPlan, get_plan
-from builder.precision.variants import VariantFromOnnx, apply_plan, fp32_nodes, gemm_to_matmul, norm_regions, place
+from builder.precision.presets import PRESETS, Compute, PrecisionError, PrecisionRecipe, get_recipe
+from builder.precision.variants import VariantFromOnnx, apply_recipe, fp32_nodes, gemm_to_matmul, norm_regions, place
 from builder.sources.export import OnnxFromModel
 from builder.sources.source import inspect_model
 
@@ -147,9 +147,9 @@ def test_fp32_nodes_on_a_decomposed_layernorm():
     assert fp32_nodes(model, PRESETS["fp32"]) == every
     assert fp32_nodes(model, PRESETS["fp16"]) == {"range"}  # Range has no FP16 kernel in any opset
     assert fp32_nodes(model, PRESETS["hybrid"]) == {"range", "softmax"} | LN_NODES
-    assert fp32_nodes(model, get_plan("hybrid", residual_add=True)) == {"range", "softmax", "residual"} | LN_NODES
+    assert fp32_nodes(model, get_recipe("hybrid", residual_add=True)) == {"range", "softmax", "residual"} | LN_NODES
     assert fp32_nodes(model, PRESETS["hybrid"].keeping(nodes=["proj"])) == {"proj", "range", "softmax"} | LN_NODES
-    without_patterns = PrecisionPlan("ops-only", Compute.FP16, frozenset({"Softmax"}))
+    without_patterns = PrecisionRecipe("ops-only", Compute.FP16, frozenset({"Softmax"}))
     assert fp32_nodes(model, without_patterns) == {"range", "softmax"}
     assert fp32_nodes(model, PRESETS["hybrid"]) == fp32_nodes(model, PRESETS["hybrid"])  # deterministic
 
@@ -189,20 +189,20 @@ def test_plans_that_cannot_apply_are_refused():
     with pytest.raises(PrecisionError, match="not in the graph"):
         fp32_nodes(model, PRESETS["hybrid"].keeping(nodes=["no_such_node"]))
     with pytest.raises(PrecisionError, match="quantizes"):
-        apply_plan(model, PRESETS["int8"])
+        apply_recipe(model, PRESETS["int8"])
     model.graph.node[0].name = ""
     with pytest.raises(PrecisionError, match="node names"):
         fp32_nodes(model, PRESETS["hybrid"])
 
 
-# --- apply_plan on hand-built graphs --------------------------------------------------------------------------
+# --- apply_recipe on hand-built graphs --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["fp16", "hybrid"])
 def test_apply_plan_on_a_small_graph(name):
     model = small_model()
     plan = PRESETS[name]
-    out = apply_plan(model, plan)
+    out = apply_recipe(model, plan)
     onnx.checker.check_model(out, full_check=True)
     assert [(v.name, v.type.tensor_type.elem_type) for v in out.graph.output] == [("probs", TensorProto.FLOAT)]
     assert out.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
@@ -227,22 +227,22 @@ def test_onnx_runtime_fuses_the_fp16_cast_into_a_decomposed_fp32_layernorm():
     scale fp32), which fails to load. Workarounds: keep residual Adds FP32 (no Cast in front), or disable ORT graph
     optimisations. torch.export writes fused LayerNormalization, so our exports never meet this. If this test
     starts failing, ORT fixed it: drop the workaround notes."""
-    out = apply_plan(small_model(), PRESETS["hybrid"])
+    out = apply_recipe(small_model(), PRESETS["hybrid"])
     onnx.checker.check_model(out, full_check=True)
     with pytest.raises(OrtFail, match=r"LayerNormalization\) bound to different types"):
         ort.InferenceSession(out.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).normal(size=(3, 5, 8)).astype(np.float32)
-    residual = apply_plan(small_model(), get_plan("hybrid", residual_add=True))
+    residual = apply_recipe(small_model(), get_recipe("hybrid", residual_add=True))
     np.testing.assert_allclose(run(residual, {"x": x}), run(small_model(), {"x": x}), atol=5e-3)
     for variant in ("rsqrt", "rms"):  # forms the fusion does not match load with every optimisation on
-        run(apply_plan(small_model(variant), PRESETS["hybrid"]), {"x": x})
+        run(apply_recipe(small_model(variant), PRESETS["hybrid"]), {"x": x})
 
 
 def test_apply_plan_is_deterministic_and_leaves_its_input_alone():
     model = small_model()
     before = model.SerializeToString(deterministic=True)
-    first = apply_plan(model, PRESETS["hybrid"]).SerializeToString(deterministic=True)
-    assert first == apply_plan(model, PRESETS["hybrid"]).SerializeToString(deterministic=True)
+    first = apply_recipe(model, PRESETS["hybrid"]).SerializeToString(deterministic=True)
+    assert first == apply_recipe(model, PRESETS["hybrid"]).SerializeToString(deterministic=True)
     assert model.SerializeToString(deterministic=True) == before
 
 
@@ -350,8 +350,8 @@ def test_minilm_export_writes_fused_layernorm_softmax_and_erf_gelu(sources):
     softmax_out = {n.output[0] for n in model.graph.node if n.op_type == "Softmax"}
     guards = {n.name for n in model.graph.node if n.op_type == "Where" and n.input[2] in softmax_out}
     assert len(guards) == 6 and kept == by_op["LayerNormalization"] | by_op["Softmax"] | by_op["IsNaN"] | guards
-    assert by_op["Erf"] <= fp32_nodes(model, get_plan("hybrid", gelu=True))
-    residual = fp32_nodes(model, get_plan("hybrid", residual_add=True)) - kept
+    assert by_op["Erf"] <= fp32_nodes(model, get_recipe("hybrid", gelu=True))
+    residual = fp32_nodes(model, get_recipe("hybrid", residual_add=True)) - kept
     assert len(residual) == 13 and residual <= by_op["Add"]  # the embedding sum + 2 per layer
 
 
@@ -404,10 +404,12 @@ def test_hybrid_computes_softmax_and_layernorm_in_fp32_and_matmuls_in_fp16(key, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", MODELS)
-@pytest.mark.parametrize("plan", [PRESETS["fp16"], PRESETS["hybrid"], PRESETS["bf16"], get_plan("hybrid", True, True)])
+@pytest.mark.parametrize(
+    "plan", [PRESETS["fp16"], PRESETS["hybrid"], PRESETS["bf16"], get_recipe("hybrid", True, True)]
+)
 def test_fp32_nodes_is_exactly_what_the_written_graph_computes_in_fp32(key, plan, sources):
     source = sources[key]
-    written = apply_plan(source, plan)
+    written = apply_recipe(source, plan)
     assert_placement_matches_graph(source, written, plan)
     added = sum(n.op_type == "Cast" for n in written.graph.node) - sum(n.op_type == "Cast" for n in source.graph.node)
     assert added == len(place(source, plan).casts())
@@ -458,7 +460,7 @@ def test_variant_stage_records_then_writes(exports, tmp_path):
     stage = VariantFromOnnx(path, PRESETS["hybrid"], tmp_path / "out" / "hybrid.onnx")
     assert not (tmp_path / "out").exists()
     variant = stage()
-    assert variant.path == tmp_path / "out" / "hybrid.onnx" and variant.plan is PRESETS["hybrid"]
+    assert variant.path == tmp_path / "out" / "hybrid.onnx" and variant.recipe is PRESETS["hybrid"]
     assert variant.size_bytes == variant.path.stat().st_size > 0
 
 

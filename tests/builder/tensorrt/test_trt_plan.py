@@ -158,7 +158,7 @@ def test_workspace_and_settings():
 )
 def test_precision_setup_per_route(precision, version, gpu, flags, pins, network):
     setup = precision_setup(precision, choose_route(version), version, get_profile(gpu))
-    assert (setup.flags, setup.pin_plan, setup.network_plan) == (flags, pins, network)
+    assert (setup.flags, setup.pin_recipe, setup.network_recipe) == (flags, pins, network)
 
 
 @pytest.mark.parametrize(
