@@ -1,6 +1,6 @@
 """What a built repository tells a cluster deployment: its manifests, the NGC serve plan and its models' loads.
 
-Read once from disk here, so that planning the manifests (builder/deploy_plan.py) is a pure function of them.
+Read once from disk here, so that planning the manifests (deploy_plan.py) is a pure function of them.
 """
 
 from __future__ import annotations

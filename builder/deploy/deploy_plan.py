@@ -1,7 +1,7 @@
 """Plan a cluster deployment: a pure function from a repository's facts and the options to a typed DeployPlan.
 
 Every number the manifests carry (GPUs, requests, probe budgets, the autoscaling target) is decided here, and
-every refusal happens here, before builder/k8s_objects.py and builder/kserve_objects.py turn the plan into
+every refusal happens here, before builder/deploy/k8s_objects.py and kserve_objects.py turn the plan into
 objects.
 """
 

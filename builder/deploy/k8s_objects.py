@@ -1,7 +1,7 @@
 """Kubernetes objects of a DeployPlan, as plain dicts: Deployment, Service, HPA, ServiceMonitor, adapter rules.
 
-Nothing is decided here that builder/deploy_plan.py, builder/endpoints.py or builder/autoscaling.py did not
-decide; the pod parts that KServe's InferenceService reuses (builder/kserve_objects.py) are public.
+Nothing is decided here that deploy_plan.py, builder/serving/endpoints.py or autoscaling.py did not
+decide; the pod parts that KServe's InferenceService reuses (kserve_objects.py) are public.
 """
 
 from __future__ import annotations

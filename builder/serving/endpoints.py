@@ -1,6 +1,6 @@
 """Triton's endpoints as tritonbuild runs them: ports, health paths and the server flags every start shares.
 
-`tritonbuild serve` (builder/server.py) and the cluster manifests of `tritonbuild deploy` both read these, so a
+`tritonbuild serve` (builder/serving/server.py) and the cluster manifests of `tritonbuild deploy` both read these, so a
 probe, a Service port or a load balancer's health check cannot drift from the flags the server was started with.
 """
 

@@ -304,7 +304,7 @@ class TritonServer:
         return self._process.poll() if self._process is not None else None
 
     def log_tail(self, lines: int = 12) -> str:
-        """The log's last meaningful lines, after the error lines above them (builder/server_log.py)."""
+        """The log's last meaningful lines, after the error lines above them (server_log.py)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:

@@ -3,7 +3,7 @@
 The 2.51 backend starts one `triton_python_backend_stub` per model instance, as a child of the server, with
 the model file as its first argument (`REPO/MODEL/VERSION/model.py`) and the instance name as its eighth.
 When a stub dies the server neither notices nor restarts it: every request to that instance fails while the
-model's ready endpoint stays 200. Watching the processes is how `TritonServer` notices (builder/supervisor.py).
+model's ready endpoint stays 200. Watching the processes is how `TritonServer` notices (supervisor.py).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_hybrid_pins_every_softmax_and_layernorm_of_minilm_and_no_matmul(graph):
     assert fp32_layer_nodes(graph, "fp16") == {}  # every op of this graph has an FP16 kernel
 
 
-def _plan_only(minilm_onnx, tmp_path, version, precision="hybrid", gpu="t4"):
+def _script_only(minilm_onnx, tmp_path, version, precision="hybrid", gpu="t4"):
     tokenizer, cache = minilm_onnx.parent / "tokenizer.json", tmp_path / "cache" / "timing.cache"
     options = EngineOptions(get_profile(gpu), precision, 256, timing_cache=cache, tokenizer=tokenizer)
     stage = EngineFromOnnx(
@@ -173,7 +173,7 @@ def _script_spec(script):
 
 @pytest.mark.slow
 def test_weak_route_plan_pins_the_hybrid_nodes_and_parses_the_fp32_graph(minilm_onnx, tmp_path):
-    result = _plan_only(minilm_onnx, tmp_path, "10.5.0.18")
+    result = _script_only(minilm_onnx, tmp_path, "10.5.0.18")
     spec = result.spec
     assert result.record is None and not (tmp_path / "engine" / "model.plan").exists()  # nothing claims a build
     assert (spec.route, spec.flags, spec.precision_constraints) == (Route.WEAK, ("fp16",), "obey")
@@ -185,7 +185,7 @@ def test_weak_route_plan_pins_the_hybrid_nodes_and_parses_the_fp32_graph(minilm_
 
 def _engine_cli(minilm_onnx, tmp_path, *extra):
     args = ["engine", "--onnx", str(minilm_onnx), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
-    return CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", *extra])
+    return CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--script-only", *extra])
 
 
 @pytest.mark.slow
@@ -224,14 +224,14 @@ def test_engine_without_an_export_record_asks_for_the_maximum_length(minilm_onnx
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(minilm_onnx.read_bytes())
     args = ["engine", "--onnx", str(elsewhere), "--gpu", "t4", "--output", str(tmp_path / "e" / "model.plan")]
-    result = CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--plan-only", "--no-verify"])
+    result = CliRunner().invoke(main, [*args, "--tensorrt-version", "10.5.0.18", "--script-only", "--no-verify"])
     assert result.exit_code == 1 and "no export.json beside" in result.output and "--max-length" in result.output
     assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow
 def test_real_text_feeds_fit_their_profiles(minilm_onnx, tmp_path):
-    result = _plan_only(minilm_onnx, tmp_path, "10.5.0.18")
+    result = _script_only(minilm_onnx, tmp_path, "10.5.0.18")
     feeds = group_feeds(dict(np.load(result.script.parent / result.spec.feeds)))
     assert sorted(feeds) == list(range(len(result.spec.shape_profiles)))
     for index, batches in feeds.items():
@@ -245,7 +245,7 @@ def test_real_text_feeds_fit_their_profiles(minilm_onnx, tmp_path):
 
 @pytest.mark.slow
 def test_strong_route_writes_the_cast_graph_and_its_outputs_pass_the_bar_on_onnx_runtime(minilm_onnx, tmp_path):
-    result = _plan_only(minilm_onnx, tmp_path, "10.13.0.35")
+    result = _script_only(minilm_onnx, tmp_path, "10.13.0.35")
     spec, folder = result.spec, result.script.parent
     assert (spec.route, spec.flags, spec.fp32_nodes, spec.precision_constraints) == (Route.STRONG, (), {}, None)
     assert spec.network_onnx == "model.plan.network.onnx"
@@ -264,7 +264,7 @@ def test_strong_route_writes_the_cast_graph_and_its_outputs_pass_the_bar_on_onnx
 @pytest.mark.slow
 def test_int8_is_refused_on_the_strong_route_before_files_are_written(minilm_onnx, tmp_path):
     with pytest.raises(EngineError, match="Q/DQ"):
-        _plan_only(minilm_onnx, tmp_path, "11.0.0", precision="int8")
+        _script_only(minilm_onnx, tmp_path, "11.0.0", precision="int8")
     assert not (tmp_path / "engine").exists()
 
 
