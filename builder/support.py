@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.common.errors import ConfigError
-from builder.engines import BACKENDS, get_backend
+from builder.engines import get_backend
 from builder.engines.base import GateKind, ServingBackend
 from builder.gpus import PROFILES, GpuProfile, get_profile
 from builder.precision.presets import PRESETS, Compute, PrecisionRecipe, Quantization
@@ -159,8 +159,3 @@ def check_validation(precision: str) -> Verdict:
             "--skip-bf16 writes it and reports its size only; measure BF16 on a GPU (scripts/gpu_bench.py)",
         )
     return SUPPORTED
-
-
-def backends_for(gate: GateKind) -> tuple[str, ...]:
-    """The serving backends a gate judges, in the CLI's order (for help texts)."""
-    return tuple(name for name, b in BACKENDS.items() if b.gate is gate)

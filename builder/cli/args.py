@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from builder.common.cli import ArgGroup, Decorator, deprecated_option, int_list, renamed
-from builder.engines import BACKENDS, get_backend
+from builder.engines import BACKENDS, DEFAULT, get_backend
 from builder.engines.base import GateKind
 from builder.gpus import PROFILES, GpuProfile, get_profile, gpu_indices
 from builder.precision.fidelity import FidelityOptions, Gate
@@ -158,7 +158,7 @@ class BackendArgs(ArgGroup[str]):
             click.option(
                 "--engine",
                 type=click.Choice(list(BACKENDS)),
-                default=next(iter(BACKENDS)),
+                default=DEFAULT,
                 show_default=True,
                 help=f"the serving backend: {described}",
             ),

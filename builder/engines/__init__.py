@@ -20,7 +20,7 @@ BACKENDS: dict[str, ServingBackend] = {
     for backend in REGISTRY.values()
     if type(backend).__module__ == module.__name__
 }
-DEFAULT = "python-onnxruntime"
+DEFAULT = "python-onnxruntime"  # make-repo --engine's default: the bundled server runs it on any machine
 
 
 def get_backend(name: str) -> ServingBackend:
