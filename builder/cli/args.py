@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from builder.common.cli import ArgGroup, Decorator, deprecated_option, int_list, renamed
-from builder.engines import BACKENDS, DEFAULT, get_backend
+from builder.engines import BACKENDS, DEFAULT, get_backend, names
 from builder.engines.base import GateKind
 from builder.gpus import PROFILES, GpuProfile, get_profile, gpu_indices
 from builder.precision.fidelity import FidelityOptions, Gate
@@ -23,12 +23,6 @@ from builder.sources.source import DEFAULT_MODEL
 from builder.sources.tasks import TASKS
 from builder.tensorrt.engine_build import EngineOptions
 from builder.tensorrt.trt_plan import GIB, HARDWARE_LEVELS
-
-
-def _backends(having: str) -> str:
-    """The serving backends with a capability, for help texts: 'python-torch', 'a, b and c'."""
-    names = [b.name for b in BACKENDS.values() if getattr(b, having)]
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 @dataclass(frozen=True)
@@ -174,8 +168,8 @@ KERNELS = click.option(
     type=click.Choice(next(b.kernels for b in BACKENDS.values() if b.kernels)),
     default=ServingOptions.kernels,
     show_default=True,
-    help=f"{_backends('kernels')}: the fused BERT/DistilBERT/GPT-2 trunk, the same with GELU in the GEMM epilogue "
-    "(tanh approximation for BERT and DistilBERT), or the Hugging Face modules (hf)",
+    help=f"{names(lambda b: b.kernels, ', ')}: the fused BERT/DistilBERT/GPT-2 trunk, the same with GELU in the GEMM "
+    "epilogue (tanh approximation for BERT and DistilBERT), or the Hugging Face modules (hf)",
 )
 
 
@@ -191,8 +185,8 @@ class ServingArgs(ArgGroup[ServingOptions]):
             click.option(
                 "--single-model",
                 is_flag=True,
-                help=f"{_backends('single_model')}: tokenizer, model and post-processing in one Python model "
-                "(one stub hop, for latency)",
+                help=f"{names(lambda b: b.single_model, ', ')}: tokenizer, model and post-processing in one Python "
+                "model (one stub hop, for latency)",
             ),
             click.option(
                 "--max-queue-delay-us",
@@ -238,7 +232,7 @@ class FidelityArgs(ArgGroup[FidelityOptions]):
 
     def options(self) -> Sequence[Decorator]:
         """The gate's corpus, sample and thresholds."""
-        gated = ", ".join(b.name for b in BACKENDS.values() if b.gate in (GateKind.VARIANT, GateKind.TORCH))
+        gated = names(lambda b: b.gate in (GateKind.VARIANT, GateKind.TORCH), ", ")
         skip = click.option(
             "--no-validate", is_flag=True, help=f"serve the precision without the fidelity gate ({gated})"
         )

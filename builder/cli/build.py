@@ -16,7 +16,7 @@ from builder.cli.args import (
     PrecisionListArgs,
     ServingArgs,
 )
-from builder.engines import BACKENDS
+from builder.engines import names
 from builder.gpus import GpuProfile
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
@@ -32,15 +32,11 @@ def export(source: ModelSource, output: Path) -> None:
     click.echo(f"wrote {output / 'model.onnx'}")
 
 
-def _names(having: str) -> str:
-    return " or ".join(b.name for b in BACKENDS.values() if getattr(b, having))
-
-
 MAKE_REPO_HELP = f"""Build a model repository: tokenizer → model → post, wired by an ensemble called NAME.
 
-With {_names("single_model")} --single-model the three are one Python model behind a one-step ensemble NAME.
+With {names(lambda b: b.single_model)} --single-model the three are one Python model behind a one-step ensemble NAME.
 
-With {_names("serves_variant")} the model is the precision variant, served only if it passes the fidelity gate
+With {names(lambda b: b.serves_variant)} the model is the precision variant, served only if it passes the fidelity gate
 of `tritonbuild validate`.
 """
 

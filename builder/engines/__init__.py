@@ -8,6 +8,8 @@ backend has no golden config or serving test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from builder.common.errors import ConfigError
 from builder.engines import onnxruntime, onnxruntime_trt, python_onnxruntime, python_torch, tensorrt
 from builder.engines.base import REGISTRY, ServingBackend
@@ -21,6 +23,11 @@ BACKENDS: dict[str, ServingBackend] = {
     if type(backend).__module__ == module.__name__
 }
 DEFAULT = "python-onnxruntime"  # make-repo --engine's default: the bundled server runs it on any machine
+
+
+def names(where: Callable[[ServingBackend], object], joined: str = " or ") -> str:
+    """The names of the backends `where` holds for, in the CLI's order, for messages: 'a or b'."""
+    return joined.join(name for name, backend in BACKENDS.items() if where(backend))
 
 
 def get_backend(name: str) -> ServingBackend:

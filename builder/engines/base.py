@@ -118,6 +118,8 @@ class ServingBackend:
             raise TypeError(f"serving backend {name}: precisions {unknown or '()'} are not in PRESETS")
         if cls.serves_variant and cls.gate is not GateKind.VARIANT:
             raise TypeError(f"serving backend {name} serves the ONNX variant: the variant gate judges it")
+        if cls.single_model and cls.text_model is ServingBackend.text_model:
+            raise TypeError(f"serving backend {name} serves a single model but does not say how (text_model)")
         if cls.model_folder is ServingBackend.model_folder:
             raise TypeError(f"serving backend {name} does not say what its model folder holds (model_folder)")
         if name in REGISTRY:

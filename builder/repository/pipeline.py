@@ -12,7 +12,7 @@ from pathlib import Path
 
 from builder.common.errors import ConfigError
 from builder.contract.manifest import MANIFEST, Manifest
-from builder.engines import BACKENDS, get_backend
+from builder.engines import get_backend, names
 from builder.engines.base import GateKind, Producer, Staging
 from builder.gpus import get_profile
 from builder.precision.fidelity import (
@@ -242,8 +242,7 @@ def make_repo(
     host_gpu = gated and chosen.gate is GateKind.TORCH and torch_device() == "cuda"
     check(chosen, precision, profile, gated=gated, host_gpu=host_gpu).raise_if_refused()
     if engine_file is not None and not chosen.takes_engine_file:
-        takes = [b.name for b in BACKENDS.values() if b.takes_engine_file]
-        raise ConfigError(f"--engine-file goes with --engine {' or '.join(takes)}")
+        raise ConfigError(f"--engine-file goes with --engine {names(lambda b: b.takes_engine_file)}")
     chosen.preflight(engine_file)  # before anything is exported or written
     check_writable(output)
     info = inspect_model(model, task, trust_remote_code)

@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 
 from builder.common.errors import ConfigError
-from builder.engines import BACKENDS, get_backend
+from builder.engines import get_backend, names
 from builder.engines.base import ModelSlot, ServingBackend, python_files
 from builder.gpus import GpuProfile
 from builder.repository.layout import ModelDirPlan, RepoPlan
@@ -152,8 +152,7 @@ def plan_repository(
         raise ConfigError(f"invalid model name '{name}'", hint="use letters, digits, '_', '-' and '.' (max 64)")
     chosen = get_backend(backend)
     if not chosen.kernels and serving.kernels != ServingOptions.kernels:
-        with_kernels = [b.name for b in BACKENDS.values() if b.kernels]
-        raise ConfigError(f"--kernels goes with --engine {' or '.join(with_kernels)}")
+        raise ConfigError(f"--kernels goes with --engine {names(lambda b: b.kernels)}")
     check(chosen, precision, gpu).raise_if_refused()
     if serving.single_model:
         return _single_model(info, name, chosen, gpu, precision, serving)

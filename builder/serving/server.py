@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from builder.common.errors import ServerError
-from builder.engines import BACKENDS
+from builder.engines import BACKENDS, names
 from builder.repository.modelconfig import parse_config
 from builder.serving.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
 from builder.serving.server_log import has_gpu, log_tail
@@ -114,20 +114,22 @@ def check_servable(repo: Path) -> None:
     """
     if not repo.is_dir():
         raise ServerError(f"model repository {repo} does not exist", hint="build one with tritonbuild make-repo")
-    bundled = [b for b in BACKENDS.values() if b.bundled]
-    runs = {"ensemble", *(b.platform for b in bundled)}
+    runs = {"ensemble", *(b.platform for b in BACKENDS.values() if b.bundled)}
     for config_path in sorted(repo.glob("*/config.pbtxt")):
         config = parse_config(config_path.read_text(), str(config_path))
         platform = config.platform or config.backend
         if platform and platform not in runs:
-            built_by = [b.name for b in BACKENDS.values() if b.platform == platform]
-            by = f" (what --engine {' and '.join(built_by)} build)" if built_by else ""
-            raise ServerError(
-                f"{config_path.parent.name} uses platform {platform}{by}; the bundled server has only the Python "
-                "backend",
-                hint="serve it in the NGC container (scripts/serve_ngc.sh) or rebuild with "
-                f"--engine {' or '.join(b.name for b in bundled)}",
-            )
+            raise _needs_ngc(config_path.parent.name, platform)
+
+
+def _needs_ngc(model: str, platform: str) -> ServerError:
+    built_by = names(lambda b: b.platform == platform, " and ")
+    by = f" (what --engine {built_by} build)" if built_by else ""
+    return ServerError(
+        f"{model} uses platform {platform}{by}; the bundled server has only the Python backend",
+        hint="serve it in the NGC container (scripts/serve_ngc.sh) or rebuild with "
+        f"--engine {names(lambda b: b.bundled)}",
+    )
 
 
 def _die_with_parent() -> None:
