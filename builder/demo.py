@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.pipeline import make_repo
-from builder.server import TritonServer
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
 
 QUERIES = (
     "Triton serves many models behind one HTTP and gRPC endpoint.",

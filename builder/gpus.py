@@ -61,6 +61,7 @@ PROFILES: dict[str, GpuProfile] = {
             "CPU only (the bundled local tritonserver)",
             None,
             0,
+            # No FP16 arithmetic units; ONNX Runtime's CPU provider still runs FP16 graphs (builder/support.py).
             fp16=False,
             bf16=False,
             int8=True,

@@ -39,8 +39,8 @@ def module_kind(name: str, module: torch.nn.Module) -> str | None:
 
 
 @dataclass
-class Profile:
-    """One profiled forward: per-kind share of the time, and the top operators or kernels."""
+class ForwardProfile:
+    """One profiled forward (`tritonbuild profile`): per-kind share of the time, and the top operators or kernels."""
 
     device: str
     forward_ms: float
@@ -101,7 +101,7 @@ def profile_forward(
     top: int = 10,
     repeats: int = 5,
     run: Forward | None = None,
-) -> Profile:
+) -> ForwardProfile:
     """Profile `repeats` forwards after a warm-up; times are per forward.
 
     `run(ids, mask)` defaults to the model's own forward; the model's leaf modules are tagged either way
@@ -138,7 +138,7 @@ def profile_forward(
     self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
     ranked = sorted(ops, key=self_time, reverse=True)[:top]
     top_rows = [{"name": e.key[:80], "ms": self_time(e) / 1000 / repeats, "calls": e.count // repeats} for e in ranked]
-    return Profile("cuda" if cuda else "cpu", forward, kinds, top_rows)
+    return ForwardProfile("cuda" if cuda else "cpu", forward, kinds, top_rows)
 
 
 def backend_module(name: str) -> object:
@@ -161,9 +161,9 @@ def backend_module(name: str) -> object:
 
 def profile_model(
     model: str, task: str, precision: str, batch: int, seq_len: int, device: str, top: int, kernels: str = "hf"
-) -> Profile:
-    """Load `model` as the python-torch engine would (precision plan and kernels included), profile one shape."""
-    from builder.source import inspect_model, load_graph_module
+) -> ForwardProfile:
+    """Load `model` as the python-torch backend would (precision and kernels included), profile one shape."""
+    from builder.sources.source import inspect_model, load_graph_module
 
     if device == "cuda" and not torch.cuda.is_available():
         from builder.common.errors import UserError
@@ -187,7 +187,7 @@ def profile_model(
         trunk.profile_ranges = True
 
         def fused_forward(i: torch.Tensor, m: torch.Tensor) -> object:
-            return head(trunk(i, m, True), m)  # no row is padded: the engine's mask-free path
+            return head(trunk(i, m, True), m)  # no row is padded: the backend's mask-free path
 
         forward = fused_forward
 

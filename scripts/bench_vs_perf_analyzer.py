@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from builder.common.versions import package_versions  # noqa: E402
-from builder.pipeline import make_repo  # noqa: E402
-from builder.server import TritonServer  # noqa: E402
+from builder.repository.pipeline import make_repo  # noqa: E402
+from builder.serving.server import TritonServer  # noqa: E402
 from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
 from client.sweep import SweepConfig, run_sweep  # noqa: E402

@@ -21,9 +21,9 @@ for dir in "$(dirname "$onnx")" "$(dirname "$output")"; do  # folders outside th
 done
 
 # NGC images print their banner to stdout before the command runs: the version follows a marker line.
-marker=$(.venv/bin/python -c 'from builder.ngc import TENSORRT_MARKER; print(TENSORRT_MARKER)')
+marker=$(.venv/bin/python -c 'from builder.tensorrt.ngc import TENSORRT_MARKER; print(TENSORRT_MARKER)')
 output=$("${run[@]}" "$image" python3 -c "import tensorrt; print('$marker' + tensorrt.__version__)")
-version=$(printf '%s\n' "$output" | .venv/bin/python -m builder.ngc tensorrt-version)
+version=$(printf '%s\n' "$output" | .venv/bin/python -m builder.tensorrt.ngc tensorrt-version)
 echo "$image: TensorRT $version"
 .venv/bin/tritonbuild engine --onnx "$onnx" --gpu "$gpu" --precision "$precision" --output "$output" \
   --tensorrt-version "$version" --timing-cache "$root/.trt-cache/timing-$version-$gpu.cache" --plan-only "$@"

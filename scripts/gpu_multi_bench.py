@@ -24,10 +24,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
 from gpu_serve_bench import PA, SEQ, bert_base, environment  # noqa: E402
 
-from builder.fidelity import FidelityOptions  # noqa: E402
-from builder.pipeline import make_repo  # noqa: E402
-from builder.plan import ServingOptions  # noqa: E402
-from builder.server import TritonServer  # noqa: E402
+from builder.precision.fidelity import FidelityOptions  # noqa: E402
+from builder.repository.options import ServingOptions  # noqa: E402
+from builder.repository.pipeline import make_repo  # noqa: E402
+from builder.serving.server import TritonServer  # noqa: E402
 from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import ResultStore  # noqa: E402
 from client.report.tables import markdown_table  # noqa: E402

@@ -38,10 +38,10 @@ from gpu_bench import graph_of, time_cpu, time_gpu  # noqa: E402
 from host_stall_probe import census  # noqa: E402
 
 from builder.common.versions import package_versions  # noqa: E402
-from builder.fidelity import FidelityOptions  # noqa: E402
-from builder.pipeline import make_repo  # noqa: E402
-from builder.plan import ServingOptions  # noqa: E402
-from builder.server import TritonServer  # noqa: E402
+from builder.precision.fidelity import FidelityOptions  # noqa: E402
+from builder.repository.options import ServingOptions  # noqa: E402
+from builder.repository.pipeline import make_repo  # noqa: E402
+from builder.serving.server import TritonServer  # noqa: E402
 from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.records import PointRecord, ResultStore  # noqa: E402
 from client.report.tables import markdown_table  # noqa: E402

@@ -337,9 +337,9 @@ def served(args: argparse.Namespace) -> None:
 
     from gpu_serve_bench import bert_base
 
-    from builder.pipeline import make_repo
-    from builder.plan import ServingOptions
-    from builder.server import TritonServer
+    from builder.repository.options import ServingOptions
+    from builder.repository.pipeline import make_repo
+    from builder.serving.server import TritonServer
     from client.generators.measure import MeasurementConfig
     from client.records import ResultStore
     from client.report.tables import markdown_table

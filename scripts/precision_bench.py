@@ -31,11 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from builder.common.versions import package_versions  # noqa: E402
-from builder.export import OnnxFromModel  # noqa: E402
-from builder.fidelity import EMBEDDING, RANDOM, REAL, FidelityOptions, Gate, Reference, VariantResult, evaluate  # noqa: E402
-from builder.pipeline import variant_of  # noqa: E402
-from builder.precision import get_plan  # noqa: E402
-from builder.source import inspect_model, load_graph_module  # noqa: E402
+from builder.precision.fidelity import (  # noqa: E402
+    EMBEDDING,
+    RANDOM,
+    REAL,
+    FidelityOptions,
+    Gate,
+    Reference,
+    VariantResult,
+    evaluate,
+)
+from builder.precision.presets import get_recipe as get_plan  # noqa: E402
+from builder.repository.pipeline import variant_of  # noqa: E402
+from builder.sources.export import OnnxFromModel  # noqa: E402
+from builder.sources.source import inspect_model, load_graph_module  # noqa: E402
 
 MODELS = ("minilm", "bert-base", "distilbert", "gpt2")
 PRECISIONS = ("fp32", "fp16", "hybrid", "int8")

@@ -38,15 +38,16 @@ import tritonclient.http as httpclient  # noqa: E402
 from hostile import HOSTILE, Served, inputs  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-import builder.repo_writer as repo_writer  # noqa: E402
+import builder.repository.repo_writer as repo_writer  # noqa: E402
 from builder.common.corpus import corpus_sentences  # noqa: E402
 from builder.common.versions import package_versions  # noqa: E402
 from builder.gpus import get_profile  # noqa: E402
-from builder.pipeline import make_repo  # noqa: E402
-from builder.plan import RepoPlan, plan_repository  # noqa: E402
-from builder.server import TritonServer, free_port  # noqa: E402
-from builder.source import inspect_model  # noqa: E402
-from builder.stubs import stubs_of  # noqa: E402
+from builder.repository.layout import RepoPlan  # noqa: E402
+from builder.repository.pipeline import make_repo  # noqa: E402
+from builder.repository.plan import plan_repository  # noqa: E402
+from builder.serving.server import TritonServer, free_port  # noqa: E402
+from builder.serving.stubs import stubs_of  # noqa: E402
+from builder.sources.source import inspect_model  # noqa: E402
 from client.generators.load import PointRun, run_point  # noqa: E402
 from client.generators.measure import MeasurementConfig  # noqa: E402
 from client.generators.tritonbench import Tritonbench  # noqa: E402

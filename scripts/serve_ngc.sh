@@ -3,7 +3,7 @@
 # Needed for engines the bundled server lacks (onnxruntime_onnx, tensorrt_plan). Runs on a host with
 # Docker and the NVIDIA container toolkit; the repository is mounted read-only.
 #   usage: scripts/serve_ngc.sh [REPO] [HTTP_PORT] [GRPC_PORT] [METRICS_PORT]
-# `python -m builder.ngc serve-plan` decides what the repository needs: the Python-backend packages (installed
+# `python -m builder.tensorrt.ngc serve-plan` decides what the repository needs: the Python-backend packages (installed
 # once per image and package list into a cached folder, before the server starts; onnxruntime-gpu for
 # python-onnxruntime on a GPU), the readiness budget (longer when ONNX Runtime builds TensorRT engines at load)
 # and a host folder for ONNX Runtime's TensorRT caches, keyed by the graphs, so engines survive a restart.
@@ -18,7 +18,7 @@ http=${2:-8000}; grpc=${3:-8001}; metrics=${4:-8002}
 image=${TRITON_IMAGE:-nvcr.io/nvidia/tritonserver:24.10-py3}
 name=tritonbuild-$$
 cache_root=${TRITONBUILD_CACHE:-$HOME/.cache/tritonbuild}
-plan=$("$root/.venv/bin/python" -m builder.ngc serve-plan "$repo" "$image")
+plan=$("$root/.venv/bin/python" -m builder.tensorrt.ngc serve-plan "$repo" "$image")
 eval "$plan"
 packages="$PIP_PACKAGES ${EXTRA_PIP:-}"
 user=(--user "$(id -u):$(id -g)")  # what the containers write in host folders stays the caller's

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
 
-from builder.server import TritonServer  # noqa: E402
+from builder.serving.server import TritonServer  # noqa: E402
 
 MODEL = """
 import time

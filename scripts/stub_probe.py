@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder.server import TritonServer  # noqa: E402
+from builder.serving.server import TritonServer  # noqa: E402
 
 MODEL = """
 import json, os, sys

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from builder.contract.manifest import MANIFEST, Manifest
 from builder.gpus import get_profile
-from builder.plan import ServingOptions, plan_repository
-from builder.render import render_config
-from builder.source import inspect_model
+from builder.repository.options import ServingOptions
+from builder.repository.plan import plan_repository
+from builder.repository.render import render_config
+from builder.sources.source import inspect_model
 
 MODEL_BYTES = 3 << 20  # what each model file pretends to weigh
 

@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "templates" / "python"))
 
 from tiny_models import make_all
 
-from builder.pipeline import make_repo
-from builder.plan import ServingOptions
-from builder.server import TritonServer
+from builder.repository.options import ServingOptions
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -35,7 +35,7 @@ DEPLOYMENTS = {
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, Path]:
     """model_type → folder of a small local model (bert is the bundled, trained MiniLM)."""
-    from builder.source import resolve_path
+    from builder.sources.source import resolve_path
 
     return {"bert": resolve_path("minilm"), **make_all(MODELS_DIR)}
 

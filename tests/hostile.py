@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.server import free_port
+from builder.serving.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -42,7 +42,7 @@ def make_distilbert(dest: Path) -> Path:
 def make_gpt2(dest: Path) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from builder.random_models import byte_level_bpe
+    from builder.sources.random_models import byte_level_bpe
 
     tokenizer = byte_level_bpe(vocab_size=1000, max_length=256)
     tokenizer.save_pretrained(dest)

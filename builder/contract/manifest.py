@@ -31,16 +31,16 @@ class Manifest:
     task: str
     model: str
     model_type: str
-    engine: str
+    engine: str  # the serving backend (make-repo --engine); the key keeps the option's name
     gpu: str
     max_length: int
     buckets: list[int]
     max_batch_size: int
     outputs: list[str]
     precision: str
-    parity_max_abs_diff: float | None  # None for engines that serve the PyTorch model itself
+    parity_max_abs_diff: float | None  # None for serving backends that serve the PyTorch model itself
     parity_shapes: list[list[int]]
-    onnx_bytes: int | None = None  # size of the served model.onnx (the precision variant on variant engines)
+    onnx_bytes: int | None = None  # size of the served model.onnx (the precision variant, where it is served)
     fidelity: dict[str, Any] | None = None  # the fidelity gate's report; None when it did not run
     gpus: list[int] = field(default_factory=list)  # GPUs the model's instances are placed on; []: Triton's choice
     # the ensemble's member models in step order, and the tokenizer.json a client cuts texts with, relative to

@@ -280,7 +280,7 @@ def _repeats(table: _Table, warmup: int, low: int, high: int, seconds: float) ->
 
 
 def _models(raw: Any, base: Path) -> tuple[ModelEntry, ...]:
-    from builder.tasks import TASKS
+    from builder.sources.tasks import TASKS
 
     if not isinstance(raw, list) or not raw:
         raise StudyConfigError("the study names no [[models]]", hint="see tritonbench study --example")
@@ -303,8 +303,9 @@ def _models(raw: Any, base: Path) -> tuple[ModelEntry, ...]:
 
 def _study(table: _Table) -> dict[str, Any]:
     from builder.common.errors import ConfigError
+    from builder.engines.python_torch import KERNELS as TORCH_KERNELS
+    from builder.engines.python_torch import PRECISIONS as TORCH_PRECISIONS
     from builder.gpus import get_profile
-    from builder.plan import TORCH_KERNELS, TORCH_PRECISIONS
 
     engines = table.strings("engines", STUDY_ENGINES)
     if set(engines) - set(STUDY_ENGINES):

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.modelconfig import parse_config
 from builder.profile import backend_module
+from builder.repository.modelconfig import parse_config
 from client.experiments.study_config import Repeats, Shapes
 from client.experiments.study_records import Latency, VariantMemory
 

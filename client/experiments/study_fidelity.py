@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from builder.common.tokenizer import load_tokenizer
-from builder.fidelity import REAL, Inputs, OutputMetrics, compare, random_inputs
-from builder.source import ModelInfo, inspect_model, load_graph_module
-from builder.tasks import get_task
+from builder.precision.fidelity import REAL, Inputs, OutputMetrics, compare, random_inputs
+from builder.sources.source import ModelInfo, inspect_model, load_graph_module
+from builder.sources.tasks import get_task
 from client.experiments.study_config import FidelitySettings
 from client.experiments.study_engine import Engine
 from client.targets.inputs import TextSource

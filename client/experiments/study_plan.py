@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.archs import ModelDims
 from builder.gpus import get_profile
+from builder.sources.archs import ModelDims
 from client.experiments.study_config import ModelEntry, Repeats, StudyConfig, StudyConfigError
 
 KINDS = ("cpu", "fidelity", "memory", "inprocess", "served")  # the order points run in
@@ -328,7 +328,7 @@ def plan_study(
 
 
 def _is_builtin(model: ModelEntry) -> bool:
-    from builder.random_models import RANDOM_MODELS
+    from builder.sources.random_models import RANDOM_MODELS
 
     return model.source in RANDOM_MODELS
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from builder.fidelity import OutputMetrics
+from builder.precision.fidelity import OutputMetrics
 from client.experiments.study_plan import StudyPoint, study_key
 from client.records import PointRecord, ResultStore
 from client.stats import summarize_latencies

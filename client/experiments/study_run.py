@@ -21,9 +21,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from builder.archs import ModelDims, get_arch
 from builder.common.errors import UserError
 from builder.contract.manifest import MANIFEST, Manifest, package_versions
+from builder.sources.archs import ModelDims, get_arch
 from client.experiments.study_config import StudyConfig
 from client.experiments.study_plan import (
     HostFacts,
@@ -89,8 +89,8 @@ def host_facts(url: str | None) -> HostFacts:
 
 def model_dims(config: StudyConfig) -> dict[str, ModelDims]:
     """Each model's sizes: from the built-in table, or from its folder's config (and tokenizer's limit)."""
-    from builder.random_models import RANDOM_MODELS
-    from builder.source import inspect_model
+    from builder.sources.random_models import RANDOM_MODELS
+    from builder.sources.source import inspect_model
 
     dims = {}
     for model in config.models:
@@ -160,7 +160,7 @@ class _Run:
 
     def source(self, variant: Variant) -> str:
         """The model's folder: a built-in one is made on first use."""
-        from builder.random_models import RANDOM_MODELS, make_random_model
+        from builder.sources.random_models import RANDOM_MODELS, make_random_model
 
         model = variant.model
         if model.source not in RANDOM_MODELS:
@@ -176,9 +176,9 @@ class _Run:
 
     def ensure_built(self, variant: Variant) -> Path:
         """The variant's model folder, built through make-repo's planning when missing or different."""
-        from builder.fidelity import FidelityOptions
-        from builder.pipeline import make_repo
-        from builder.plan import ServingOptions
+        from builder.precision.fidelity import FidelityOptions
+        from builder.repository.options import ServingOptions
+        from builder.repository.pipeline import make_repo
 
         if not self.built(variant):
             self.progress.note(f"make-repo {variant.name} ({variant.engine}, {variant.precision}, {self.config.gpu})")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.server import TritonServer
+from builder.serving.server import TritonServer
 from client.experiments.gpu_memory import compute_apps, model_gpu_mb
 from client.experiments.study_config import Served, measurement_of
 from client.generators import GENERATORS, Generator

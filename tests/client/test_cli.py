@@ -1,7 +1,7 @@
 import pytest
 from click.testing import CliRunner
 
-from builder.server import free_port
+from builder.serving.server import free_port
 from client.cli import main
 
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from builder.common.corpus import corpus_sentences
-from builder.server import TritonServer
+from builder.serving.server import TritonServer
 from client.cli import main
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore

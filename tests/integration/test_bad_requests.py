@@ -17,8 +17,8 @@ from hostile import HOSTILE, inputs, tokens
 from tritonclient.utils import InferenceServerException
 
 from builder.common.corpus import corpus_sentences
-from builder.server import TritonServer
-from builder.stubs import stubs_of
+from builder.serving.server import TritonServer
+from builder.serving.stubs import stubs_of
 from client.transport.text_client import AsyncTextClient, ClientConfig
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import torch
 from onnx import TensorProto
 
 from builder.common.corpus import corpus_sentences
-from builder.fidelity import FidelityOptions, Gate
-from builder.pipeline import make_repo
-from builder.server import TritonServer
-from builder.source import resolve_path
+from builder.precision.fidelity import FidelityOptions, Gate
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
+from builder.sources.source import resolve_path
 from client.transport.text_client import ClientConfig, TextClient
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from builder.common.corpus import corpus_sentences
-from builder.source import resolve_path
+from builder.sources.source import resolve_path
 from client.transport.text_client import AsyncTextClient, ClientConfig, ClientError, TextClient
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+@pytest.mark.serves("python-onnxruntime")
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_embeddings_match_pytorch_sentence_embeddings(server, minilm_reference, protocol):
     with TextClient(ClientConfig(_url(server, protocol), "minilm", protocol)) as client:
@@ -197,7 +198,7 @@ def test_unknown_model_and_unreachable_server(server, protocol):
         pytest.raises(ClientError, match="nope"),
     ):
         client.embed(["hello"])
-    from builder.server import free_port
+    from builder.serving.server import free_port
 
     with (
         TextClient(ClientConfig(f"127.0.0.1:{free_port()}", "minilm", protocol, timeout_s=5)) as client,
@@ -207,6 +208,7 @@ def test_unknown_model_and_unreachable_server(server, protocol):
     _still_serving(server)
 
 
+@pytest.mark.serves("python-torch")
 def test_python_torch_engine_serves_the_same_embeddings(server, minilm_reference):
     with TextClient(ClientConfig(server.grpc_url, "mtorch")) as client:
         served = client.embed(TEXTS)

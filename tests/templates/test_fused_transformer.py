@@ -130,7 +130,7 @@ def test_bf16_keeps_the_residual_and_norms_in_fp32_and_is_closer_for_it(models):
     from transformers import AutoTokenizer
 
     from builder.common.corpus import corpus_sentences
-    from builder.source import resolve_path
+    from builder.sources.source import resolve_path
 
     model = models[("bert", "feature-extraction")]
     tokens = AutoTokenizer.from_pretrained(resolve_path("minilm"))(

@@ -44,7 +44,7 @@ def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fail
     import numpy as np
     from tokenizer_model import InputError, TritonPythonModel
 
-    from builder.source import resolve_path
+    from builder.sources.source import resolve_path
 
     model = TritonPythonModel()
     parameters = {

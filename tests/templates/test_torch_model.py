@@ -25,7 +25,7 @@ def test_staged_rows_repeat_a_real_row_and_overwrite_the_last_call():
 def minilm():
     from transformers import AutoModel
 
-    from builder.source import resolve_path
+    from builder.sources.source import resolve_path
 
     return AutoModel.from_pretrained(resolve_path("minilm"), attn_implementation="sdpa").eval()
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.random_models import RANDOM_MODELS
+from builder.sources.random_models import RANDOM_MODELS
 from client.experiments.study_config import EXAMPLE, StudyConfigError, default_config, parse_config
 from client.experiments.study_plan import MEASURED, HostFacts, pending, plan_study, within_budget
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.fidelity import OutputMetrics
+from builder.precision.fidelity import OutputMetrics
 from client.experiments.study_config import default_config
 from client.experiments.study_records import Latency, StudyRecord, VariantMemory, study_store
 from client.experiments.study_report import findings, report_tables, seed_table, write_study_report

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from builder.common.corpus import corpus_sentences
-from builder.server import free_port
-from builder.source import resolve_path
+from builder.serving.server import free_port
+from builder.sources.source import resolve_path
 from client.generators.perf_analyzer import (
     PerfAnalyzerError,
     PerfAnalyzerFailed,

@@ -9,7 +9,7 @@ from client.targets.inputs import InputError, TextSource, find_tokenizer, reques
 
 @pytest.fixture(scope="module")
 def minilm_tokenizer():
-    from builder.source import resolve_path
+    from builder.sources.source import resolve_path
 
     return load_tokenizer(resolve_path("minilm"))
 

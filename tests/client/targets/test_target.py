@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from builder.source import resolve_path
+from builder.sources.source import resolve_path
 from client.points import Load, Point
 from client.targets.inputs import SAFE_VOCAB, InputError
 from client.targets.requests import REQUEST_POOL, Requests
