@@ -11,7 +11,7 @@ import click
 
 from builder.cli_deploy import deploy
 from builder.cli_engine import engine
-from builder.common.cli import UserErrorGroup
+from builder.common.cli import UserErrorGroup, int_list
 from builder.endpoints import GRPC, HTTP, METRICS
 from builder.fidelity import FidelityOptions, Gate
 from builder.gpus import PROFILES, gpu_indices
@@ -140,6 +140,23 @@ def export(model: str, task: str, output: Path, trust_remote_code: bool) -> None
     help="threads of every Python model's compute pools [default: a CPU model's or tokenizer's instances share "
     "the serving host's cores, every other stub gets one]",
 )
+@click.option(
+    "--model-instances", type=click.IntRange(min=1), help="the model's instances [default: the GPU profile's]"
+)
+@click.option(
+    "--tokenizer-instances", type=click.IntRange(min=1), help="the tokenizer step's instances [default: the profile's]"
+)
+@click.option(
+    "--max-batch-size", type=click.IntRange(min=1), help="every model's max batch size [default: the profile's]"
+)
+@click.option(
+    "--preferred-batch-sizes",
+    help="the model's dynamic-batching preferred sizes, e.g. 8,16,32, or none [default: the profile's that fit]",
+)
+@click.option(
+    "--seq-buckets", help="lengths the tokenizer pads to, e.g. 24,64,160 (the model's max length is always the last) "
+    "[default: the profile's powers of two]",
+)  # fmt: skip
 @click.option("--force", is_flag=True, help="replace existing model folders of the same names")
 @click.option(
     "--no-validate",
@@ -162,6 +179,11 @@ def make_repo_cmd(
     max_queue_delay_us: int | None,
     gpus: str | None,
     host_threads: int | None,
+    model_instances: int | None,
+    tokenizer_instances: int | None,
+    max_batch_size: int | None,
+    preferred_batch_sizes: str | None,
+    seq_buckets: str | None,
     force: bool,
     no_validate: bool,
     corpus: Path | None,
@@ -192,11 +214,29 @@ def make_repo_cmd(
         engine_file=engine_file,
         fidelity=_fidelity(corpus, texts, min_cosine, max_abs_diff, min_agreement, enabled=not no_validate),
         serving=ServingOptions(
-            kernels, single_model, max_queue_delay_us, host_threads, gpu_indices(gpus) if gpus else ()
+            kernels,
+            single_model,
+            max_queue_delay_us,
+            host_threads,
+            gpu_indices(gpus) if gpus else (),
+            model_instances,
+            tokenizer_instances,
+            max_batch_size,
+            _sizes(preferred_batch_sizes, none_allowed=True),
+            _sizes(seq_buckets),
         ),
     )
     click.echo(f"repository {output}: " + ", ".join(m.config.name for m in plan.models))
     click.echo(f"ensemble '{plan.name}': TEXT → " + ", ".join(t.name for t in plan.ensemble.outputs))
+
+
+def _sizes(value: str | None, none_allowed: bool = False) -> tuple[int, ...] | None:
+    """A comma-separated list of positive sizes; "none" is the empty list where that means something."""
+    if value is None:
+        return None
+    if none_allowed and value.strip().lower() == "none":
+        return ()
+    return int_list(value)
 
 
 @main.command()

@@ -258,7 +258,7 @@ def make_repo(
     plan = plan_repository(info, name, engine, profile, precision, options_serving)
     _check_gate(engine, precision, options)
     if engine_file is not None:
-        check_prebuilt(engine_file, profile, precision, info.max_length)
+        check_prebuilt(engine_file, plan.gpu, precision, info.max_length)  # the profile with the overrides
     needs_onnx = any(producer == "onnx" for m in plan.models for _, producer in m.files)
     check_conflicts(plan, output, force)  # again under the lock, when publishing
     state = _Exported()
@@ -271,7 +271,7 @@ def make_repo(
         def tensorrt_engine(dest: Path) -> None:
             tokenizer = stage / "export" / "tokenizer.json"
             save_tokenizer_json(info, tokenizer)
-            settings = EngineOptions(profile, precision, info.max_length)
+            settings = EngineOptions(plan.gpu, precision, info.max_length)
             engine_artifact(dest, dest.parent / "model.onnx", tokenizer, settings, engine_file, echo)
 
         artifacts = {
