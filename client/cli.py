@@ -9,8 +9,9 @@ import click
 from builder.common.cli import UserErrorGroup, float_list, int_list
 from client.measure import MeasurementConfig
 from client.records import ResultStore
-from client.sweep import SweepConfig, point_line, run_sweep
+from client.sweep import MIXED, SweepConfig, point_line, run_sweep
 from client.text_client import PROTOCOLS, ClientConfig
+from client.texts import read_texts
 
 
 @click.group(cls=UserErrorGroup)
@@ -69,6 +70,13 @@ def host_port(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--warmup", type=float, default=1.0, show_default=True, help="seconds of load before measuring")
 @click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="tokenizer.json for exact-length text")
 @click.option(
+    "--texts",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="send these texts (one per line) in their real proportions, one cycle through them per request pool, "
+    "instead of texts cut to --seq-lens",
+)
+@click.option(
     "--repo",
     type=click.Path(path_type=Path),
     default=Path("repo"),
@@ -105,6 +113,7 @@ def sweep(
     max_trials: int,
     warmup: float,
     tokenizer: Path | None,
+    texts: Path | None,
     repo: Path,
     metrics_url: str | None,
     variant: str,
@@ -116,6 +125,9 @@ def sweep(
     """Sweep batch × sequence length × load; one record per point in OUT/results.jsonl; reruns resume."""
     if concurrency and request_rate:
         raise click.UsageError("give --concurrency or --request-rate, not both")
+    ctx = click.get_current_context()
+    if texts is not None and ctx.get_parameter_source("seq_lens") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--texts sends the texts' own lengths: leave out --seq-lens")
     try:
         measurement = MeasurementConfig(
             measurement_interval / 1000,
@@ -130,7 +142,7 @@ def sweep(
     config = SweepConfig(
         ClientConfig(url, model, protocol, timeout),
         int_list(batch_sizes),
-        int_list(seq_lens),
+        int_list(seq_lens) if texts is None else (MIXED,),
         concurrency=int_list(concurrency or "1") if not request_rate else (),
         request_rates=float_list(request_rate) if request_rate else (),
         arrival=arrival,
@@ -139,6 +151,7 @@ def sweep(
         engine=engine,
         tokenizer=tokenizer,
         metrics_url=metrics_url,
+        texts=read_texts(texts) if texts is not None else (),
     )
     store = ResultStore(out)
     records = run_sweep(config, store, echo=click.echo, repo=repo, progress=not no_progress)

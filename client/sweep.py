@@ -23,9 +23,11 @@ from client.raw_grpc import RawGrpcSender, serialize_request
 from client.records import PointRecord, ResultStore, point_key
 from client.server_stats import average_gpu, counters, deltas, read_gpu_metrics
 from client.text_client import AsyncTextClient, ClientConfig, ClientError, text_array
+from client.texts import mixed_requests, texts_digest, token_lengths
 
 ENGINES = ("tritonbench", "perf_analyzer")
 REQUEST_POOL = 32  # distinct requests per point, cycled; enough that no cache sees one input only
+MIXED = 0  # the sequence length of a point that sends the config's texts as they are, in their real proportions
 Echo = Callable[[str], None]
 
 
@@ -49,8 +51,11 @@ class SweepConfig:
     tokenizer: Path | None = None
     metrics_url: str | None = None
     seed: int = 0
+    texts: tuple[str, ...] = ()  # real texts to send instead of exact-length cuts (client.texts); seq_lens (MIXED,)
 
     def __post_init__(self) -> None:
+        if self.texts and self.seq_lens != (MIXED,):
+            raise ClientError("a sweep over given texts sends their own lengths", hint="sweep seq_lens (MIXED,)")
         if bool(self.concurrency) == bool(self.request_rates):
             raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
         if self.engine not in ENGINES:
@@ -141,6 +146,8 @@ def check_point(point: Point, target: Target, model: str) -> None:
     """Refuse shapes the model cannot take, before any load is sent."""
     if target.max_batch_size and point.batch_size > target.max_batch_size:
         raise InputError(f"batch size {point.batch_size} exceeds max_batch_size {target.max_batch_size} of {model}")
+    if point.seq_len == MIXED and not target.text_input:
+        raise InputError(f"{model} takes token ids, not texts", hint="sweep texts against an ensemble taking TEXT")
     if target.max_length and point.seq_len > target.max_length:
         raise InputError(f"sequence length {point.seq_len} exceeds the {target.max_length} tokens {model} accepts")
 
@@ -151,9 +158,11 @@ class Sweeper:
     def __init__(self, config: SweepConfig, tokenizer_path: Path | None) -> None:
         self.config = config
         self.tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
-        self._texts = TextSource(self.tokenizer) if self.tokenizer else None
+        self._texts = TextSource(self.tokenizer) if self.tokenizer and not config.texts else None
 
     def _texts_for(self, point: Point) -> list[list[str]]:
+        if point.seq_len == MIXED:
+            return mixed_requests(self.config.texts, point.batch_size, self.config.seed, REQUEST_POOL)
         if self._texts is None:
             raise InputError(
                 f"{self.config.client.model} takes TEXT: sweeping a sequence length needs its tokenizer",
@@ -239,10 +248,19 @@ class Sweeper:
             finally:
                 if self.config.client.protocol == "grpc":
                     await sender.close()
-        return self.record(point, run)
+        return self.record(point, run, self.tokens_per_text(point, target))
 
-    def record(self, point: Point, run: PointRun) -> PointRecord:
-        """Turn a finished run into the stored record."""
+    def tokens_per_text(self, point: Point, target: Target) -> float:
+        """The point's tokens per text: its length, or the texts' mean as the server cuts them (0 untokenized)."""
+        if point.seq_len != MIXED:
+            return point.seq_len
+        if self.tokenizer is None:
+            return 0.0
+        lengths = token_lengths(self.tokenizer, self.config.texts, target.max_length)
+        return sum(lengths) / len(lengths)
+
+    def record(self, point: Point, run: PointRun, tokens_per_text: float | None = None) -> PointRecord:
+        """Turn a finished run into the stored record (`tokens_per_text` defaults to the point's length)."""
         m = self.config.measurement
         try:
             summary = summarize(run.windows, m)
@@ -272,7 +290,7 @@ class Sweeper:
             duration_s=summary.duration_s,
             throughput_infer_per_s=summary.throughput_infer_per_s,
             throughput_seq_per_s=seq_per_s,
-            throughput_tokens_per_s=seq_per_s * point.seq_len,
+            throughput_tokens_per_s=seq_per_s * (point.seq_len if tokens_per_text is None else tokens_per_text),
             stable=run.stable,
             trials=len(run.windows),
             server=deltas(first["stats"], last["stats"]),
@@ -288,6 +306,7 @@ class Sweeper:
                 "max_trials": m.max_trials,
                 "warmup_s": m.warmup_s,
                 "url": c.client.url,
+                **({"texts": len(c.texts), "texts_digest": texts_digest(c.texts)} if c.texts else {}),
             },
             **{k: v for k, v in summary.latency.items()},
         )
