@@ -12,6 +12,7 @@ from client.records import ResultStore
 from client.sweep import MIXED, SweepConfig, point_line, run_sweep
 from client.text_client import PROTOCOLS, ClientConfig
 from client.texts import read_texts
+from client.tune_cli import tune
 
 
 @click.group(cls=UserErrorGroup)
@@ -272,3 +273,6 @@ def _print_plan(plan: object, done: set, max_minutes: float | None) -> None:
         click.echo(f"beyond --max-minutes: {describe(plan, dropped)}")
     for point in todo:
         click.echo(f"  {point.label:<44} {point.estimate_s:8.2f} s")
+
+
+main.add_command(tune)

@@ -266,7 +266,8 @@ class Sweeper:
             summary = summarize(run.windows, m)
         except ValueError:
             raise ClientError(
-                f"no request succeeded at batch {point.batch_size}, length {point.seq_len}: "
+                f"no request succeeded at batch {point.batch_size}, "
+                f"{'the given texts' if point.seq_len == MIXED else f'length {point.seq_len}'}: "
                 f"{run.first_error or 'nothing finished in the window'}"
             ) from None
         n = min(m.stable_windows, len(run.windows))

@@ -34,6 +34,7 @@ class LoadPoint:
     p99_ms: float
     error_rate: float  # failed requests / all requests of the point
     gpu_memory_mb: float | None = None  # the metrics endpoint's whole-GPU figure; None without a GPU
+    failed: str = ""  # why the level gave no numbers (no request finished in its windows): over the budget
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Budget:
 
     def keeps(self, point: LoadPoint) -> bool:
         """Whether `point` stays within the budget."""
-        return point.p99_ms <= self.p99_ms and point.error_rate <= self.max_error_rate
+        return not point.failed and point.p99_ms <= self.p99_ms and point.error_rate <= self.max_error_rate
 
 
 def next_concurrency(
@@ -95,9 +96,10 @@ class Outcome:
         best = best_point(points, budget)
         if best is not None:
             return cls(OK, best.throughput, best.p99_ms, best.concurrency)
-        if not points:
+        measured = [p for p in points if not p.failed]
+        if not measured:
             return cls(FAILED)
-        lowest = min(points, key=lambda p: p.p99_ms)
+        lowest = min(measured, key=lambda p: p.p99_ms)
         return cls(OVER, 0.0, lowest.p99_ms, lowest.concurrency)
 
 

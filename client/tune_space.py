@@ -13,11 +13,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.common.errors import UserError
-from builder.gpus import GpuProfile
-from builder.plan import ServingOptions
+
+if TYPE_CHECKING:  # builder.plan imports the export and precision stages: seconds, which the CLI need not pay
+    from builder.gpus import GpuProfile
+    from builder.plan import ServingOptions
 
 PREFERRED = ("none", "ladder", "powers")  # how the model's preferred batch sizes follow its max batch size
 BUCKET_SCHEMES = ("profile", "q2", "q4", "q8")  # the profile's powers of two; quantiles of the texts' lengths

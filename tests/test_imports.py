@@ -8,9 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The places that compose both, above them: `tritonbuild demo` builds, serves, then measures with the client;
-# `tritonbench study` builds every variant through make-repo's planning and measures it.
+# `tritonbench study` builds every variant through make-repo's planning and measures it; `tritonbench tune` builds
+# every candidate through it and measures it.
 DEMO = "builder/demo.py"
-EXPERIMENTS = ("client/study",)
+EXPERIMENTS = ("client/study", "client/tune")
 
 
 def imports(path: Path) -> set[str]:
