@@ -191,3 +191,14 @@ def test_brute_resumes_where_it_stopped(cut):
     space = _space(model_instances=(1, 2), max_batch_size=(16, 32), tokenizer_instances=(2,))
     full = list(space.grid)
     assert brute_next(space, {c: _objective(c) for c in full[:cut]}).candidate == full[cut]
+
+
+def test_a_level_without_numbers_counts_as_over_the_budget():
+    budget = Budget(10.0)
+    failed = LoadPoint(8, 0.0, 0.0, 0.0, 1.0, failed="no request finished in the windows")
+    assert not budget.keeps(failed)
+    ok = LoadPoint(4, 400.0, 3.0, 6.0, 0.0)
+    assert next_concurrency([ok, failed], budget, 4, 64) == 6  # bisect below the level that gave nothing
+    assert Outcome.of([failed], budget) == Outcome(FAILED)
+    assert Outcome.of([ok, failed], budget) == Outcome(OK, 400.0, 6.0, 4)
+    assert Outcome.of([LoadPoint(1, 5.0, 30.0, 40.0, 0.0), failed], budget) == Outcome(OVER, 0.0, 40.0, 1)
