@@ -393,15 +393,14 @@ def prepare_space(settings: TuneSettings, paths: TunePaths) -> tuple[Space, list
     gpu = get_profile(settings.gpu)
     check_target(settings, gpu)
     info = inspect_model(settings.model, settings.task)
+    # the profile's own plan, or the engine, precision and profile do not go together: say so before any write
+    plan_repository(info, "tune", settings.engine, gpu, settings.precision, ServingOptions(settings.kernels))
     paths.out.mkdir(parents=True, exist_ok=True)
     tokenizer_file = paths.out / "tokenizer.json"
     save_tokenizer_json(info, tokenizer_file)
     lengths = token_lengths(load_tokenizer(tokenizer_file), settings.texts, info.max_length)
     space = build_space(SpaceInputs(gpu, settings.engine, info.max_length, tuple(lengths), settings.p99_ms,
                                     dict(settings.restrict)))  # fmt: skip
-    # the default plans, or the engine, precision and profile do not go together: say so before any build
-    plan_repository(info, "tune", settings.engine, gpu, settings.precision, space.default.serving(
-        ServingOptions(settings.kernels)))  # fmt: skip
     return space, lengths
 
 
