@@ -20,7 +20,7 @@ from client.tune_settings import TUNE_MEASUREMENT
 @click.option("--texts", type=click.Path(path_type=Path), help="your texts, one per line, sent in their proportions")
 @click.option("--mix", type=float, help="instead of --texts: built-in texts, this fraction short, the rest long")
 @click.option("--mix-count", type=click.IntRange(min=1), default=1000, show_default=True, help="texts of --mix")
-@click.option("--p99-ms", type=float, required=True, help="the latency budget every measured level must keep")
+@click.option("--p99-ms", type=float, help="the latency budget every measured level must keep  [required]")
 @click.option("--search", type=click.Choice(SEARCHES), default="quick", show_default=True,
               help="quick: climb from the profile's defaults; brute: the grid, nearest the defaults first")  # fmt: skip
 @click.option("--budget-minutes", type=float, help="start no candidate after this many minutes")
@@ -52,7 +52,7 @@ def tune(
     texts: Path | None,
     mix: float | None,
     mix_count: int,
-    p99_ms: float,
+    p99_ms: float | None,
     search: str,
     budget_minutes: float | None,
     max_candidates: int | None,
@@ -90,6 +90,8 @@ def tune(
         files = write_tune_report(tune_store(out).load(), paths.report)
         click.echo(f"report: {files.markdown}, {files.csv}" + (f", {files.chart.path}" if files.chart.drawn else ""))
         return
+    if p99_ms is None:
+        raise click.UsageError("give the latency budget: --p99-ms")
     if (texts is None) == (mix is None):
         raise click.UsageError("give --texts FILE (one text per line) or --mix FRACTION (the built-in mix)")
     if texts is not None:

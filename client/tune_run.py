@@ -27,6 +27,7 @@ from builder.common.errors import UserError
 from builder.contract.manifest import MANIFEST, Manifest
 from builder.gpus import GpuProfile, get_profile
 from builder.plan import ServingOptions
+from builder.server import TritonServer
 from client.gpu_memory import compute_apps, model_gpu_mb
 from client.records import PointRecord, ResultStore
 from client.sweep import MIXED, Point, SweepConfig, run_sweep
@@ -73,9 +74,9 @@ class TunePaths:
         return self.out / "report"
 
     @property
-    def build_log(self) -> Path:
-        """make-repo's lines for every candidate."""
-        return self.out / "make_repo.log"
+    def log(self) -> Path:
+        """make-repo's and the sweep's own lines, candidate after candidate."""
+        return self.out / "measure.log"
 
     @property
     def server_log(self) -> Path:
@@ -158,6 +159,16 @@ class _Run:
         self.gated = False
         self.url = self.metrics_url = ""
         self.control: ModelControl | None = None
+        self.server: TritonServer | None = None
+
+    def check_server(self, when: str) -> None:
+        """Stop the search when the server died: every later candidate would fail for that reason, not its own."""
+        assert self.server is not None
+        if not self.server.is_alive():
+            raise TuneError(
+                f"tritonserver exited {when}:\n{self.server.log_tail()}",
+                hint=f"run the same command again: the {len(self.records(CANDIDATE))} stored candidates are kept",
+            )
 
     # ----------------------------------------------------------------------------------------- the store
 
@@ -195,7 +206,7 @@ class _Run:
         from builder.pipeline import make_repo
 
         gate = self.settings.validate and not self.gated
-        with self.paths.build_log.open("a") as log:
+        with self.paths.log.open("a") as log:
             print(f"--- {name}: {candidate.label()}", file=log, flush=True)
             make_repo(
                 self.settings.model, self.settings.task, name, self.settings.engine, self.settings.gpu,
@@ -230,7 +241,7 @@ class _Run:
             measurement=s.measurement, variant=variant or self.digest, metrics_url=self.metrics_url, seed=s.seed,
             texts=s.texts,
         )  # fmt: skip
-        with self.paths.build_log.open("a") as log:
+        with self.paths.log.open("a") as log:
             run_sweep(
                 config, self.points, echo=lambda line: print(line, file=log), repo=self.paths.repo, progress=False
             )
@@ -291,11 +302,16 @@ class _Run:
         began = time.perf_counter()
         try:
             self.build(candidate, candidate.name)
-            record.build_s = time.perf_counter() - began
-            began = time.perf_counter()
-            record.load_s = self.load(candidate.name)
         except UserError as exc:
-            record.failure = f"{'load' if record.build_s else 'make-repo'}: {exc.message}"
+            record.failure = f"make-repo: {exc.message}"
+            return record
+        finally:
+            record.build_s = time.perf_counter() - began
+        began = time.perf_counter()
+        try:
+            self.load(candidate.name)
+        except UserError as exc:
+            record.failure = exc.message
             return record
         try:
             try:
@@ -303,7 +319,7 @@ class _Run:
             except UserError as exc:
                 record.failure = f"warm-up requests: {exc.message}"
                 return record
-            record.load_s = time.perf_counter() - began
+            record.load_s = time.perf_counter() - began  # the load and the warm-up requests
             began = time.perf_counter()
             self.search_concurrency(candidate, record, start)
             record.measure_s = time.perf_counter() - began
@@ -321,7 +337,7 @@ class _Run:
         try:
             record.load_s = self.load(candidate.name)
         except ModelControlError as exc:
-            record.failure = f"load: {exc.message}"
+            record.failure = exc.message
             return record
         try:
             self.warm(candidate.name)
@@ -366,6 +382,7 @@ def _search(run: _Run) -> tuple[dict[Candidate, Outcome], str]:
         run.echo(f"[{number}] {step.candidate.name}: {step.candidate.label()}")
         began = time.perf_counter()
         record = run.measure(step.candidate, start)
+        run.check_server(f"while {step.candidate.name} was measured (not stored: a rerun measures it again)")
         run.store.append(record)
         run.durations.append(time.perf_counter() - began)
         known[step.candidate] = outcome = record.outcome(s.budget)
@@ -467,8 +484,6 @@ def _confirm(run: _Run, known: dict[Candidate, Outcome], chosen: Candidate) -> d
 
 def run_tune(settings: TuneSettings, paths: TunePaths, echo: Echo) -> TuneResult:
     """The whole search: measure, confirm, write the chosen repository and the report."""
-    from builder.server import TritonServer
-
     space, lengths = prepare_space(settings, paths)
     settings = replace(settings, extra={**settings.extra, "token_lengths": _length_summary(lengths)})
     run = _Run(settings, paths, space, echo)
@@ -482,10 +497,8 @@ def run_tune(settings: TuneSettings, paths: TunePaths, echo: Echo) -> TuneResult
         with TritonServer(paths.repo, log_path=paths.server_log, startup_timeout_s=900, models=()) as server:
             run.url = server.grpc_url if settings.protocol == "grpc" else server.http_url
             run.metrics_url = server.metrics_url
-            run.control = ModelControl(server.grpc_url)
+            run.server, run.control = server, ModelControl(server.grpc_url)
             known, stopped = _search(run)
-            if not server.is_alive():
-                raise TuneError(f"tritonserver stopped during the search:\n{server.log_tail()}")
             echo(f"search finished: {stopped}; {len(known)} candidates measured")
             chosen = choose(known)
             if chosen is None:
@@ -499,32 +512,37 @@ def run_tune(settings: TuneSettings, paths: TunePaths, echo: Echo) -> TuneResult
             hint="run the same command again: measured candidates are not measured again",
         ) from None
     finally:
+        if run.control is not None:
+            run.control.close()
         run.keep_only(set())
     seconds = time.perf_counter() - run.started
     command = command_line(rebuild_command(settings, chosen, paths.repo))
-    records = {r.the_candidate(): r for r in run.records(CANDIDATE)}
-    tuning = {
-        "search": run.digest,
-        "settings": settings.describe(),
-        "candidate": chosen.to_dict(),
-        "serving": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(chosen.serving(
-            ServingOptions(settings.kernels))).items()},
-        "measured": _point_dict(known[chosen], records.get(chosen)),
-        "default": _point_dict(known[space.default], records.get(space.default)),
-        "confirmed": {role: asdict(p) for role, p in confirmed.items()},
-        "candidates": len(known),
-        "stopped": stopped,
-        "search_seconds": seconds,
-        "served_outputs": served,
-        "command": command,
-    }  # fmt: skip
-    _record_choice(run, chosen, tuning)
     finish = {"stopped": stopped, "seconds": seconds, "measured": len(run.durations), "chosen": chosen.id,
-              "command": command}  # fmt: skip
+              "candidates": len(known), "served_outputs": served, "command": command}  # fmt: skip
+    _record_choice(run, chosen, _tuning(run, known, chosen, confirmed, finish))
     run.store.append(TuneRecord(FINISH, run.digest, finish, round=len(run.records(SEARCH)), host=platform.node(),
                                 timestamp=_utc()))  # fmt: skip
     report = write_tune_report(run.store.load(), paths.report)
     return TuneResult(chosen, space.default, known, stopped, seconds, repo, command, report, confirmed)
+
+
+def _tuning(
+    run: _Run, known: dict[Candidate, Outcome], chosen: Candidate, confirmed: dict[str, LoadPoint],
+    finish: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """What the chosen deployment's manifest records: the search, the options, both measured points, the end."""
+    records = {r.the_candidate(): r for r in run.records(CANDIDATE)}
+    serving = asdict(chosen.serving(ServingOptions(run.settings.kernels)))
+    return {
+        "search": run.digest,
+        "settings": run.settings.describe(),
+        "candidate": chosen.to_dict(),
+        "serving": {k: list(v) if isinstance(v, tuple) else v for k, v in serving.items()},
+        "measured": _point_dict(known[chosen], records.get(chosen)),
+        "default": _point_dict(known[run.space.default], records.get(run.space.default)),
+        "confirmed": {role: asdict(p) for role, p in confirmed.items()},
+        **finish,
+    }
 
 
 def _length_summary(lengths: list[int]) -> dict[str, float]:
@@ -544,7 +562,7 @@ def _nothing_within(run: _Run, known: dict[Candidate, Outcome], report: TuneRepo
     if not seen:
         failures = [r.failure for r in run.records(CANDIDATE) if r.failure]
         first = failures[0] if failures else "no candidate was measured"
-        return TuneError(f"no candidate could be measured: {first}", hint=f"see {run.paths.build_log}{where}")
+        return TuneError(f"no candidate could be measured: {first}", hint=f"see {run.paths.log}{where}")
     p99, candidate = min(seen, key=lambda item: item[0])
     return TuneError(
         f"no candidate kept p99 within {run.settings.p99_ms:g} ms (and errors within "
