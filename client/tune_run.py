@@ -26,7 +26,7 @@ from typing import Any
 from builder.common.errors import UserError
 from builder.contract.manifest import MANIFEST, Manifest
 from builder.gpus import GpuProfile, get_profile
-from builder.plan import ServingOptions
+from builder.plan import ENGINES, ServingOptions
 from builder.server import TritonServer
 from client.gpu_memory import compute_apps, model_gpu_mb
 from client.records import PointRecord, ResultStore
@@ -86,6 +86,8 @@ class TunePaths:
 
 def check_target(settings: TuneSettings, gpu: GpuProfile) -> None:
     """Refuse an engine or GPU profile the bundled server cannot serve here, before anything is built."""
+    if settings.engine not in ENGINES:
+        raise TuneError(f"unknown engine '{settings.engine}'", hint=f"tune takes {' or '.join(TUNE_ENGINES)}")
     if settings.engine not in TUNE_ENGINES:
         raise TuneError(
             f"tune serves every candidate on the bundled tritonserver, which has only the Python backend: engine "

@@ -35,7 +35,8 @@
 #              whatever happens, then the report is written from the store. TUNE_RESUME: a previous call's OUT/tune,
 #              whose store this call continues (measured candidates are not measured again). The fidelity gate is
 #              off: random weights make speed, not accuracy, meaningful. The model is made in TUNE_WORK (default
-#              .tune-work, ignored by git) and reused while the machine stays warm.
+#              .tune-work, ignored by git) and reused while the machine stays warm. TUNE_ARGS: more tune options,
+#              e.g. "--dimension max_batch_size=64,128,256 --search brute".
 #   all        inprocess, then serve
 # Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200).
 set -euo pipefail
@@ -131,7 +132,7 @@ make_random_model('bert-base', 'text-classification', Path(sys.argv[1]), Path(sy
     args=(--model "$model" --task text-classification --gpu "${GPU:-h200}" --engine python-torch
       --precision fp16 --kernels "${KERNELS:-fused-tanh-gelu}" --mix 0.8 --p99-ms "${TUNE_P99_MS:-10}" --out "$out/tune")
     if ! timeout -k 15 "${TUNE_SECONDS:-270}" python3 -m client tune "${args[@]}" --budget-minutes "${TUNE_MINUTES:-2}" \
-      --window-s 0.5 --warmup-s 0.3 --no-validate 2>&1 | grep -v "Loading weights" | tee "$out/tune.log"; then
+      --window-s 0.5 --warmup-s 0.3 --no-validate ${TUNE_ARGS:-} 2>&1 | grep -v "Loading weights" | tee "$out/tune.log"; then
       echo "tune: stopped early (time limit or error, above); every finished candidate is in $out/tune/tune.jsonl" |
         tee -a "$out/tune.log"
       python3 -m client tune --out "$out/tune" --report-only 2>&1 | tee -a "$out/tune.log"

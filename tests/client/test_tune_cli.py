@@ -57,3 +57,8 @@ def test_bad_dimensions_and_names(tmp_path):
     assert bad.exit_code == 1 and "no dimension 'colour'" in bad.output
     name = run("--mix", "0.8", "--mix-count", "10", "--name", "tune-1", "--out", str(tmp_path))
     assert name.exit_code == 1 and "cannot name the chosen deployment" in name.output
+
+
+def test_an_unknown_engine_is_named(tmp_path):
+    result = run("--mix", "0.8", "--mix-count", "10", "--engine", "pytorch", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "unknown engine 'pytorch'" in result.output
