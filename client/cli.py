@@ -8,10 +8,13 @@ import click
 
 from builder.common.cli import UserErrorGroup
 from client.arguments import GENERATOR, GRID, MEASUREMENT, PROGRESS, RESULTS, TARGET, Grid, RenamedChoice
+from client.experiments.tune_cli import tune
 from client.generators.measure import MeasurementConfig
+from client.points import MIXED
 from client.records import PointRecord, ResultStore
 from client.report.tables import COMPARE_BY
 from client.sweep import SweepConfig, point_line, run_sweep
+from client.targets.texts import read_texts
 from client.transport.text_client import ClientConfig
 
 
@@ -26,6 +29,13 @@ def main() -> None:
 @GRID
 @MEASUREMENT
 @click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="tokenizer.json for exact-length text")
+@click.option(
+    "--texts",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="send these texts (one per line) in their real proportions, one cycle through them per request pool, "
+    "instead of texts cut to --seq-lens",
+)
 @click.option(
     "--repo",
     type=click.Path(path_type=Path),
@@ -45,6 +55,7 @@ def sweep(
     grid: Grid,
     measurement: MeasurementConfig,
     tokenizer: Path | None,
+    texts: Path | None,
     repo: Path,
     metrics_url: str | None,
     variant: str,
@@ -53,10 +64,13 @@ def sweep(
     progress: bool,
 ) -> None:
     """Sweep batch × sequence length × load; one record per point in OUT/results.jsonl; reruns resume."""
+    ctx = click.get_current_context()
+    if texts is not None and ctx.get_parameter_source("seq_lens") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--texts sends the texts' own lengths: leave out --seq-lens")
     config = SweepConfig(
         client,
         grid.batch_sizes,
-        grid.seq_lens,
+        grid.seq_lens if texts is None else (MIXED,),
         concurrency=grid.concurrency,
         request_rates=grid.request_rates,
         arrival=grid.arrival,
@@ -65,6 +79,7 @@ def sweep(
         generator=generator,
         tokenizer=tokenizer,
         metrics_url=metrics_url,
+        texts=read_texts(texts) if texts is not None else (),
     )
     store = ResultStore(out)
     records = run_sweep(config, store, echo=click.echo, repo=repo, progress=progress)
@@ -183,3 +198,6 @@ def _print_plan(plan: object, done: set, max_minutes: float | None) -> None:
         click.echo(f"beyond --max-minutes: {describe(plan, dropped)}")
     for point in todo:
         click.echo(f"  {point.label:<44} {point.estimate_s:8.2f} s")
+
+
+main.add_command(tune)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from builder.common.errors import UserError
 
 ARRIVALS = ("constant", "poisson")
+MIXED = 0  # the sequence length of a point that sends given texts as they are, in their real proportions
 
 
 class LoadError(UserError):
@@ -53,7 +54,7 @@ class Load:
 
 @dataclass(frozen=True)
 class Point:
-    """One point of a sweep: `batch_size` texts of `seq_len` tokens per request, under `load`."""
+    """One point of a sweep: `batch_size` texts of `seq_len` tokens per request (MIXED: given texts), under `load`."""
 
     batch_size: int
     seq_len: int
@@ -63,4 +64,4 @@ class Point:
     def name(self) -> str:
         """A short name for progress lines: "b8 s128 c4" or "b8 s128 r20"."""
         load = f"c{self.load.concurrency}" if self.load.concurrency else f"r{self.load.request_rate:g}"
-        return f"b{self.batch_size} s{self.seq_len} {load}"
+        return f"b{self.batch_size} {'texts' if self.seq_len == MIXED else f's{self.seq_len}'} {load}"

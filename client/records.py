@@ -138,9 +138,22 @@ class PointRecord:
 
     @classmethod
     def of(
-        cls, point: Point, measured: Measured, *, model: str, protocol: str, generator: str, variant: str
+        cls,
+        point: Point,
+        measured: Measured,
+        *,
+        model: str,
+        protocol: str,
+        generator: str,
+        variant: str,
+        tokens_per_text: float | None = None,
+        inputs: dict[str, Any] | None = None,
     ) -> PointRecord:
-        """The record of `point` as `generator` measured it: the one constructor every generator uses."""
+        """The record of `point` as `generator` measured it: the one constructor every generator uses.
+
+        `tokens_per_text` (default: the point's length) gives tokens/s; `inputs` adds what the requests were to
+        the settings (the given texts' count and digest).
+        """
         load = point.load
         seq_per_s = measured.throughput_infer_per_s * point.batch_size
         return cls(
@@ -160,7 +173,7 @@ class PointRecord:
             duration_s=measured.duration_s,
             throughput_infer_per_s=measured.throughput_infer_per_s,
             throughput_seq_per_s=seq_per_s,
-            throughput_tokens_per_s=seq_per_s * point.seq_len,
+            throughput_tokens_per_s=seq_per_s * (point.seq_len if tokens_per_text is None else tokens_per_text),
             stable=measured.stable,
             trials=measured.trials,
             server=dict(measured.server),
@@ -168,7 +181,7 @@ class PointRecord:
             host=platform.node(),
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
             versions={**package_versions(), **measured.versions},
-            settings=asdict(measured.settings),
+            settings={**asdict(measured.settings), **(inputs or {})},
             **measured.latency,
         )
 

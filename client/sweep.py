@@ -12,7 +12,7 @@ from tqdm import tqdm
 from client.generators import GENERATORS, Generator
 from client.generators.base import GeneratorConfig
 from client.generators.measure import MeasurementConfig
-from client.points import Load, Point
+from client.points import MIXED, Load, Point
 from client.records import PointRecord, ResultStore, point_key
 from client.targets.inputs import find_tokenizer
 from client.targets.requests import Requests
@@ -42,10 +42,15 @@ class SweepConfig:
     tokenizer: Path | None = None
     metrics_url: str | None = None
     seed: int = 0
+    texts: tuple[
+        str, ...
+    ] = ()  # given texts to send instead of exact-length cuts (client.targets.texts); seq_lens (MIXED,)
     # each concurrency level, or each request rate with the arrival process: built (and so validated) once
     loads: tuple[Load, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.texts and self.seq_lens != (MIXED,):
+            raise ClientError("a sweep over given texts sends their own lengths", hint="sweep seq_lens (MIXED,)")
         if bool(self.concurrency) == bool(self.request_rates):
             raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
         if self.generator not in GENERATORS:
@@ -129,7 +134,7 @@ def run_sweep(
     todo = [p for p in points if config.key(p) not in done]
     fast, slow = estimate_seconds(config.measurement, len(todo))
     model = config.client.model
-    requests = Requests(model, find_tokenizer(model, config.tokenizer, repo), config.seed)
+    requests = Requests(model, find_tokenizer(model, config.tokenizer, repo), config.seed, config.texts)
     generator = GENERATORS[config.generator](config.generator_config(), requests)
     target = read_target(config.client)
     for point in todo:  # impossible shapes fail now, not halfway through the grid

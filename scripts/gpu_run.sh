@@ -24,6 +24,19 @@
 #              points, ~6.6 min estimated), then the 32 served points (~3.5 min with the server's start).
 #              Built models and the repository stay in STUDY_WORK (default .study-work, ignored by git), so a
 #              machine still warm skips make-repo.
+#   tune       `tritonbench tune` on a random-weight BERT-base classifier (the BERT-uncased tokenizer carried in
+#              minilm-tokenizer), engine python-torch fp16 (KERNELS), the GPU profile GPU (default h200), the built-in
+#              mix of 80 % one-sentence texts and 20 % passages, p99 ≤ TUNE_P99_MS (default 10): a quick search from
+#              the profile's defaults for TUNE_MINUTES (default 2: no candidate starts after it), then the default
+#              and the chosen configuration measured again back to back, the chosen one built, loaded and queried.
+#              Needs what serve needs: triton-bundle.tar.xz, wheels, np1, minilm-tokenizer. Writes OUT/tune/
+#              (tune.jsonl, points.jsonl, report/ with report.md, candidates.csv and frontier.png, the logs, repo/
+#              with the chosen deployment `tuned`) and OUT/tune.log; stopped after TUNE_SECONDS (default 270)
+#              whatever happens, then the report is written from the store. TUNE_RESUME: a previous call's OUT/tune,
+#              whose store this call continues (measured candidates are not measured again). The fidelity gate is
+#              off: random weights make speed, not accuracy, meaningful. The model is made in TUNE_WORK (default
+#              .tune-work, ignored by git) and reused while the machine stays warm. TUNE_ARGS: more tune options,
+#              e.g. "--dimension max_batch_size=64,128,256 --search brute".
 #   all        inprocess, then serve
 # Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200).
 set -euo pipefail
@@ -107,6 +120,24 @@ case $what in
         tee -a "$out/study.log"
       python3 -m client study "${args[@]}" --report-only 2>&1 | tee -a "$out/study.log"
     fi ;;
+  tune)  # the model's path is part of the search's identity: the same path in every call, so TUNE_RESUME works
+    model=${TUNE_WORK:-.tune-work}/bert-base
+    python3 -c "import sys; from pathlib import Path; from builder.sources.random_models import make_random_model; \
+make_random_model('bert-base', 'text-classification', Path(sys.argv[1]), Path(sys.argv[2]))" "$model" "$tokenizer"
+    mkdir -p "$out/tune"
+    if [ -n "${TUNE_RESUME:-}" ] && [ -f "$TUNE_RESUME/tune.jsonl" ]; then
+      cp "$TUNE_RESUME/tune.jsonl" "$TUNE_RESUME/points.jsonl" "$out/tune/" 2>/dev/null || true
+      echo "tune: resuming from $TUNE_RESUME ($(grep -c '"kind": "candidate"' "$out/tune/tune.jsonl") candidates)"
+    fi
+    args=(--model "$model" --task text-classification --gpu "${GPU:-h200}" --engine python-torch
+      --precision fp16 --kernels "${KERNELS:-fused-tanh-gelu}" --mix 0.8 --p99-ms "${TUNE_P99_MS:-10}" --out "$out/tune")
+    if ! timeout -k 15 "${TUNE_SECONDS:-270}" python3 -m client tune "${args[@]}" --budget-minutes "${TUNE_MINUTES:-2}" \
+      --window-s 0.5 --warmup-s 0.3 --no-validate ${TUNE_ARGS:-} 2>&1 | grep -v "Loading weights" | tee "$out/tune.log"; then
+      echo "tune: stopped early (time limit or error, above); every finished candidate is in $out/tune/tune.jsonl" |
+        tee -a "$out/tune.log"
+      python3 -m client tune --out "$out/tune" --report-only 2>&1 | tee -a "$out/tune.log"
+    fi
+    rm -rf "$out/tune/repo/tuned_model/1/hf" ;;  # 440 MB of random weights: the configs and the manifest come back
   inprocess) ;;
   *) echo "gpu_run.sh: unknown mode '$what'" >&2; exit 2 ;;
 esac

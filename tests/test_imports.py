@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The places that compose both, above them: `tritonbuild demo` builds, serves, then measures with the client;
-# `tritonbench study` builds every variant through make-repo's planning and measures it.
+# `tritonbench study` and `tritonbench tune` build each variant or candidate through make-repo's planning.
 DEMO = "builder/demo.py"
 EXPERIMENTS = ("client/experiments/",)
 

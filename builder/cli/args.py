@@ -206,6 +206,31 @@ class ServingArgs(ArgGroup[ServingOptions]):
                 help="threads of every Python model's compute pools [default: a CPU model's or tokenizer's instances "
                 "share the serving host's cores, every other stub gets one]",
             ),
+            click.option(
+                "--model-instances",
+                type=click.IntRange(min=1),
+                help="the model's instances [default: the GPU profile's]",
+            ),
+            click.option(
+                "--tokenizer-instances",
+                type=click.IntRange(min=1),
+                help="the tokenizer step's instances [default: the profile's]",
+            ),
+            click.option(
+                "--max-batch-size",
+                type=click.IntRange(min=1),
+                help="every model's max batch size [default: the profile's]",
+            ),
+            click.option(
+                "--preferred-batch-sizes",
+                help="the model's dynamic-batching preferred sizes, e.g. 8,16,32, or none [default: the profile's that "
+                "fit]",
+            ),
+            click.option(
+                "--seq-buckets",
+                help="lengths the tokenizer pads to, e.g. 24,64,160 (the model's max length is always the last) "
+                "[default: the profile's powers of two]",
+            ),
         )
 
     def parse(
@@ -215,11 +240,34 @@ class ServingArgs(ArgGroup[ServingOptions]):
         max_queue_delay_us: int | None,
         gpus: str | None,
         host_threads: int | None,
+        model_instances: int | None,
+        tokenizer_instances: int | None,
+        max_batch_size: int | None,
+        preferred_batch_sizes: str | None,
+        seq_buckets: str | None,
     ) -> ServingOptions:
-        """The options, --gpus read as device indices."""
+        """The options, --gpus read as device indices, the size lists as tuples ("none": no preferred sizes)."""
         return ServingOptions(
-            kernels, single_model, max_queue_delay_us, host_threads, gpu_indices(gpus) if gpus else ()
+            kernels,
+            single_model,
+            max_queue_delay_us,
+            host_threads,
+            gpu_indices(gpus) if gpus else (),
+            model_instances,
+            tokenizer_instances,
+            max_batch_size,
+            _sizes(preferred_batch_sizes, none_allowed=True),
+            _sizes(seq_buckets),
         )
+
+
+def _sizes(value: str | None, none_allowed: bool = False) -> tuple[int, ...] | None:
+    """A comma-separated list of positive sizes; "none" is the empty list where that means something."""
+    if value is None:
+        return None
+    if none_allowed and value.strip().lower() == "none":
+        return ()
+    return int_list(value)
 
 
 class FidelityArgs(ArgGroup[FidelityOptions]):

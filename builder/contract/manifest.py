@@ -47,6 +47,8 @@ class Manifest:
     # the repository; manifests written before these fields get them from the folder names tritonbuild uses
     steps: list[str] = field(default_factory=list)
     tokenizer: str = ""
+    # set by `tritonbench tune` on the repository it chose: the options searched, the measured point, the command
+    tuning: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=package_versions)
     host: str = field(default_factory=platform.node)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

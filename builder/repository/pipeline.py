@@ -248,7 +248,7 @@ def make_repo(
     info = inspect_model(model, task, trust_remote_code)
     options_serving = serving or ServingOptions()
     plan = plan_repository(info, name, backend, profile, precision, options_serving)
-    chosen.check_inputs(info, profile, precision, engine_file)
+    chosen.check_inputs(info, plan.gpu, precision, engine_file)  # the profile with the overrides
     check_conflicts(plan, output, force)  # again under the lock, when publishing
     state = _Exported()
     with _truthful_outcome(output, echo) as outcome, staging_dir(output) as stage:
@@ -257,7 +257,7 @@ def make_repo(
         def served() -> Path:
             return state.variant.path if state.variant is not None else onnx_path
 
-        staging = Staging(info, profile, precision, stage / "export", engine_file, lambda: state.module, echo)
+        staging = Staging(info, plan.gpu, precision, stage / "export", engine_file, lambda: state.module, echo)
         producers: dict[str, Producer] = {
             "onnx": lambda dest, _: shutil.copyfile(served(), dest),
             "tokenizer": lambda dest, _: save_tokenizer_json(info, dest),

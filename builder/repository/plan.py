@@ -154,6 +154,9 @@ def plan_repository(
     if not chosen.kernels and serving.kernels != ServingOptions.kernels:
         raise ConfigError(f"--kernels goes with --engine {names(lambda b: b.kernels)}")
     check(chosen, precision, gpu).raise_if_refused()
+    if serving.single_model and serving.tokenizer_instances is not None:
+        raise ConfigError("--tokenizer-instances goes with the 3-step ensemble: --single-model tokenizes in the model")
+    gpu = serving.profile(gpu)
     if serving.single_model:
         return _single_model(info, name, chosen, gpu, precision, serving)
     tokenizer = ModelDirPlan(

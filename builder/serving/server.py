@@ -150,8 +150,11 @@ class TritonServer:
         startup_timeout_s: float = 180.0,
         python_backend_config: tuple[str, ...] = (),
         report: Report | None = None,
+        models: tuple[str, ...] | None = None,
     ) -> None:
         self.repo = repo.resolve()
+        # what is loaded at start (None: every model folder); the rest waits for the repository API's load
+        self.models = models
         self.server_id = f"tritonbuild-{secrets.token_hex(6)}"  # asked back: the ready server must be ours
         self.report = report  # where the supervisor's findings go, besides the log and `events`
         self.events: list[str] = []
@@ -196,13 +199,17 @@ class TritonServer:
             METRICS.arg(self.metrics_port),
             f"--id={self.server_id}",
             "--model-control-mode=explicit",  # the supervisor reloads models through the repository API
-            *(f"--load-model={name}" for name in served_models(self.repo)),
+            *(f"--load-model={name}" for name in self.startup_models()),
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
             *SERVER_FLAGS,
             *(f"--backend-config=python,{setting}" for setting in self.python_backend_config),
         ]
+
+    def startup_models(self) -> tuple[str, ...]:
+        """The models loaded when the server starts (and supervised from then on)."""
+        return tuple(served_models(self.repo)) if self.models is None else self.models
 
     def start(self) -> TritonServer:
         """Start the server, block until it is ready, then supervise it; raises ServerError with the log tail."""
@@ -231,9 +238,7 @@ class TritonServer:
         self._wait_ready()
         self._check_identity()
         assert self._process is not None
-        self._supervisor = Supervisor(
-            self._process.pid, self.repo, tuple(served_models(self.repo)), self.http_url, self._event
-        )
+        self._supervisor = Supervisor(self._process.pid, self.repo, self.startup_models(), self.http_url, self._event)
         self._supervisor.start()
         return self
 

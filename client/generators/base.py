@@ -44,13 +44,20 @@ class Generator(ABC):
     def measure(self, point: Point, target: Target) -> PointRecord | None:
         """The record of `point`, or None when the generator found no settled measurement (a rerun retries it)."""
         found = self._measure(point, target)
-        return None if found is None else self.record(point, found)
+        return None if found is None else self.record(point, found, self.requests.tokens_per_text(point, target))
 
-    def record(self, point: Point, measured: Measured) -> PointRecord:
-        """What this generator measured at `point`, as the stored record."""
+    def record(self, point: Point, measured: Measured, tokens_per_text: float | None = None) -> PointRecord:
+        """What this generator measured at `point`, as the stored record (tokens per text: the point's length)."""
         c = self.config
         return PointRecord.of(
-            point, measured, model=c.client.model, protocol=c.client.protocol, generator=self.name, variant=c.variant
+            point,
+            measured,
+            model=c.client.model,
+            protocol=c.client.protocol,
+            generator=self.name,
+            variant=c.variant,
+            tokens_per_text=tokens_per_text,
+            inputs=self.requests.settings(),
         )
 
     @abstractmethod

@@ -17,7 +17,7 @@ from client.generators.base import Generator
 from client.generators.load import PointRun, run_point
 from client.generators.measure import summarize
 from client.generators.raw_grpc import RawGrpcSender, serialize_request
-from client.points import Point
+from client.points import MIXED, Point
 from client.records import Measured, Settings
 from client.targets.target import Target
 from client.transport.server_stats import average_gpu, counters, deltas, read_gpu_metrics
@@ -80,7 +80,8 @@ class Tritonbench(Generator):
             summary = summarize(run.windows, m)
         except ValueError:
             raise ClientError(
-                f"no request succeeded at batch {point.batch_size}, length {point.seq_len}: "
+                f"no request succeeded at batch {point.batch_size}, "
+                f"{'the given texts' if point.seq_len == MIXED else f'length {point.seq_len}'}: "
                 f"{run.first_error or 'nothing finished in the window'}"
             ) from None
         n = min(m.stable_windows, len(run.windows))

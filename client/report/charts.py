@@ -71,6 +71,7 @@ class ChartSpec:
     xticks: bool = False  # a labelled tick at every distinct x
     annotate: str = ""  # a column whose value labels each point
     frontier: bool = False  # per series, a dashed line through the points nothing beats (higher x, lower y)
+    mark: str = ""  # a column whose truthy rows get a ring, labelled with the column's name (the chosen one)
     baseline: float | None = None  # a dashed horizontal reference line
     width: float = 8.0
     height: float = 4.8  # of one row of panels
@@ -187,6 +188,10 @@ def _points(ax: Axes, spec: ChartSpec, y: str, group: list[Row], text: str, colo
             front = pareto(list(zip(xs, ys, strict=True)))
             color = drawn.get_facecolor()[0]
             ax.plot([p[0] for p in front], [p[1] for p in front], linestyle="--", color=color, linewidth=1)
+        marked = [i for i, row in enumerate(group) if spec.mark and row.get(spec.mark)]
+        if marked:
+            ax.scatter([xs[i] for i in marked], [ys[i] for i in marked], s=260, facecolors="none",
+                       edgecolors="crimson", linewidths=2, zorder=4, label=spec.mark)  # fmt: skip
     if spec.annotate:
         for row, px, py in zip(group, xs, ys, strict=True):
             ax.annotate(str(row[spec.annotate]), (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7)

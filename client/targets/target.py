@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from client.points import Point
+from client.points import MIXED, Point
 from client.targets.inputs import InputError
 from client.transport.text_client import AsyncTextClient, ClientConfig
 
@@ -55,5 +55,7 @@ def check_point(point: Point, target: Target, model: str) -> None:
     """Refuse shapes the model cannot take, before any load is sent."""
     if target.max_batch_size and point.batch_size > target.max_batch_size:
         raise InputError(f"batch size {point.batch_size} exceeds max_batch_size {target.max_batch_size} of {model}")
+    if point.seq_len == MIXED and not target.text_input:
+        raise InputError(f"{model} takes token ids, not texts", hint="sweep texts against an ensemble taking TEXT")
     if target.max_length and point.seq_len > target.max_length:
         raise InputError(f"sequence length {point.seq_len} exceeds the {target.max_length} tokens {model} accepts")

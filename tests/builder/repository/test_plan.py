@@ -166,3 +166,61 @@ def test_gpu_indices_parse_lists_and_refuse_all_without_a_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no GPU"):
             gpu_indices("all")
+
+
+def test_serving_overrides_replace_the_profiles_settings_in_every_config(minilm):
+    from builder.repository.render import render_config
+
+    serving = ServingOptions(
+        model_instances=3, tokenizer_instances=5, max_batch_size=16, preferred_batch_sizes=(4, 16), seq_buckets=(24, 96)
+    )
+    plan = plan_repository(minilm, "emb", "python-torch", get_profile("cpu"), serving=serving)
+    tokenizer, model, post, ensemble = (m.config for m in plan.models)
+    assert (model.instance_groups[0].count, tokenizer.instance_groups[0].count) == (3, 5)
+    assert post.instance_groups[0].count == get_profile("cpu").post_instances  # not an override
+    assert {c.max_batch_size for c in (tokenizer, model, post, ensemble)} == {16}
+    assert model.dynamic_batching.preferred_batch_sizes == (4, 16)
+    assert dict(tokenizer.parameters)["buckets"] == "24,96,256"  # the model's max length stays the last bucket
+    assert dict(model.parameters)["seq_buckets"] == "24,96,256"  # the lengths python-torch captures graphs for
+    assert "preferred_batch_size: [ 4, 16 ]" in render_config(model)  # parsed back through ModelConfig
+    assert plan.gpu.name == "cpu" and plan.gpu.max_batch_size == 16
+
+
+def test_no_override_is_the_profile_and_none_preferred_sizes_is_empty(minilm):
+    cpu = get_profile("cpu")
+    plain = plan_repository(minilm, "emb", "python-onnxruntime", cpu)
+    explicit = ServingOptions(model_instances=cpu.model_instances, max_batch_size=cpu.max_batch_size,
+                              preferred_batch_sizes=cpu.preferred_batch_sizes, seq_buckets=cpu.seq_buckets)  # fmt: skip
+    assert plan_repository(minilm, "emb", "python-onnxruntime", cpu, serving=explicit).models == plain.models
+    bare = plan_repository(minilm, "emb", "python-onnxruntime", cpu, serving=ServingOptions(preferred_batch_sizes=()))
+    assert bare.models[1].config.dynamic_batching.preferred_batch_sizes == ()
+    small = plan_repository(minilm, "emb", "python-onnxruntime", cpu, serving=ServingOptions(max_batch_size=8))
+    assert small.models[1].config.dynamic_batching.preferred_batch_sizes == (8,)  # the profile's sizes that fit
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model_instances": 0}, "--model-instances must be >= 1"),
+        ({"tokenizer_instances": 0}, "--tokenizer-instances must be >= 1"),
+        ({"max_batch_size": 0}, "--max-batch-size must be >= 1"),
+        ({"preferred_batch_sizes": (16, 8)}, "strictly increasing"),
+        ({"preferred_batch_sizes": (0, 8)}, "strictly increasing"),
+        ({"seq_buckets": (32, 32)}, "strictly increasing"),
+        ({"seq_buckets": ()}, "at least one length"),
+        ({"max_batch_size": 8, "preferred_batch_sizes": (4, 16)}, "exceeds --max-batch-size 8"),
+    ],
+)
+def test_serving_overrides_are_checked(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ServingOptions(**options)
+
+
+def test_overrides_the_plan_refuses(minilm):
+    with pytest.raises(ConfigError, match="exceeds the max batch size 32 of GPU profile cpu"):
+        plan_repository(
+            minilm, "e", "python-torch", get_profile("cpu"), serving=ServingOptions(preferred_batch_sizes=(64,))
+        )
+    with pytest.raises(ConfigError, match="--tokenizer-instances goes with the 3-step ensemble"):
+        options = ServingOptions(single_model=True, tokenizer_instances=2)
+        plan_repository(minilm, "e", "python-torch", get_profile("cpu"), serving=options)
