@@ -521,7 +521,7 @@ def run_tune(settings: TuneSettings, paths: TunePaths, echo: Echo) -> TuneResult
         run.keep_only(set())
     seconds = time.perf_counter() - run.started
     command = command_line(rebuild_command(settings, chosen, paths.repo))
-    finish = {"stopped": stopped, "seconds": seconds, "measured": len(run.durations), "chosen": chosen.id,
+    finish = {"stopped": stopped, "seconds": seconds, "measured_now": len(run.durations), "chosen": chosen.id,
               "candidates": len(known), "served_outputs": served, "command": command}  # fmt: skip
     _record_choice(run, chosen, _tuning(run, known, chosen, confirmed, finish))
     run.store.append(TuneRecord(FINISH, run.digest, finish, round=len(run.records(SEARCH)), host=platform.node(),
