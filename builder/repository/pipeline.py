@@ -221,9 +221,9 @@ def make_repo(
     gpu: str,
     output: Path,
     *,
-    force: bool,
-    trust_remote_code: bool,
-    echo: Echo,
+    force: bool = False,
+    trust_remote_code: bool = False,
+    echo: Echo = print,
     precision: str = "fp32",
     engine_file: Path | None = None,
     fidelity: FidelityOptions | None = None,
@@ -233,7 +233,7 @@ def make_repo(
 
     `backend` is the serving backend's name (--engine). Those that serve the precision variant serve it as
     model.onnx, and only once it passes the fidelity gate (unless `fidelity.enabled` is off); a refused
-    variant leaves `output` as it was.
+    variant leaves `output` as it was. Each step's progress goes to `echo`.
     """
     profile = get_profile(gpu)
     chosen = get_backend(backend)
