@@ -61,7 +61,7 @@ def test_the_python_example_runs(tmp_path, monkeypatch):
     (example,) = blocks("python")
     monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
-    exec(compile(example, "README.md", "exec"), scope)  # noqa: S102 - the README's own example, as a user runs it
+    exec(compile(example, "README.md", "exec"), scope)  # the README's own example, as a user runs it
     vectors = scope["vectors"]
     assert vectors.shape == (2, 384)  # type: ignore[attr-defined]
     assert (tmp_path / "repo" / "minilm" / "tritonbuild.json").is_file()
