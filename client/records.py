@@ -58,6 +58,9 @@ class Settings:
     command: str = ""  # the command line of a generator that runs one (perf_analyzer)
     input_data: str = ""  # the inputs file it read
     server_total_us: dict[str, float] = field(default_factory=dict)  # its own server totals (perf_analyzer's CSV)
+    # CPU time (user + system, every thread) the load generator's process spent per request it sent, warm-up
+    # included: what the generator takes from a machine it shares with the server (None: not measured)
+    client_cpu_us_per_request: float | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from pathlib import Path
@@ -65,4 +64,3 @@ def test_the_python_example_runs(tmp_path, monkeypatch):
     vectors = scope["vectors"]
     assert vectors.shape == (2, 384)  # type: ignore[attr-defined]
     assert (tmp_path / "repo" / "minilm" / "tritonbuild.json").is_file()
-    assert os.getcwd() == str(tmp_path)

@@ -113,6 +113,7 @@ class PointRun:
     stable: bool
     first_error: str
     failures: Failures  # of the whole run: warm-up, every window, and what was in flight at the end
+    sent: int = 0  # requests answered or failed over the whole run, warm-up included
 
 
 async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: Sample, seed: int = 0) -> PointRun:
@@ -148,4 +149,6 @@ async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: S
     if recorder.fatal:
         raise recorder.fatal
     stable = is_stable(windows, config)
-    return PointRun(windows, snapshots, stable, recorder.first_error, failures(recorder.completions))
+    return PointRun(
+        windows, snapshots, stable, recorder.first_error, failures(recorder.completions), len(recorder.completions)
+    )

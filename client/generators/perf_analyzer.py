@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -313,6 +314,15 @@ class PerfRun:
     server: dict[str, ModelTimes]  # per model, where perf_analyzer printed the full breakdown
     command: list[str]
     version: str
+    cpu_s: float | None = None  # perf_analyzer's own CPU time (user + system), start-up included
+
+    def cpu_us_per_request(self) -> float | None:
+        """Its CPU time per request sent; the requests estimated from every time window's throughput."""
+        p = self.point
+        if self.cpu_s is None or p.measurement_request_count is not None:
+            return None
+        sent = sum(ips for ips, _ in self.passes) / p.batch_size * p.measurement_interval_ms / 1000
+        return self.cpu_s / sent * 1e6 if sent > 0 else None
 
 
 _CSV_FIELDS = {
@@ -435,7 +445,9 @@ def run_point(point: PerfPoint, timeout_s: float | None = None, binary: Path | N
     with tempfile.TemporaryDirectory(prefix="perf-analyzer-") as folder:
         csv_path = Path(folder) / "report.csv"
         command = build_command(binary, point, csv_path)
+        before = _children_cpu_s()
         result = _run(command, env, timeout_s or default_timeout_s(point), cwd=Path(folder))
+        cpu_s = _children_cpu_s() - before
         _raise_for_libraries(result.stderr, binary)
         passes = parse_passes(result.stdout)
         unstable = UNSTABLE_MARK in result.stdout + result.stderr
@@ -450,7 +462,14 @@ def run_point(point: PerfPoint, timeout_s: float | None = None, binary: Path | N
         server=parse_server(result.stdout, point.model),
         command=command,
         version=version,
+        cpu_s=cpu_s,
     )
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU of this process's finished children (perf_analyzer runs one at a time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _raise_no_report(
@@ -512,6 +531,7 @@ def measured(run: PerfRun) -> Measured:
             percentile=p.percentile,
             command=" ".join(run.command),
             input_data=str(p.input_data) if p.input_data else "",
+            client_cpu_us_per_request=run.cpu_us_per_request(),
             # the CSV's server columns as perf_analyzer wrote them (for an ensemble, its own mix of its members)
             server_total_us={k: cast(float, v) for k, v in n.items() if k.startswith("server_")},
         ),

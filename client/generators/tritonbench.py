@@ -8,6 +8,7 @@ GPU metrics are sampled at every window edge, so the record carries the server's
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -42,8 +43,10 @@ class Tritonbench(Generator):
     name = "tritonbench"
 
     def _measure(self, point: Point, target: Target) -> Measured:
-        run = run_async(self._run(point, self.requests.arrays(point, target)))
-        return self.measured(point, run)
+        arrays = self.requests.arrays(point, target)
+        cpu = time.process_time()  # this process's threads: the event loop and gRPC's own
+        run = run_async(self._run(point, arrays))
+        return self.measured(point, run, time.process_time() - cpu)
 
     async def _sample(self, client: AsyncTextClient) -> dict[str, Any]:
         stats = counters(await client.statistics())
@@ -73,8 +76,11 @@ class Tritonbench(Generator):
                 if config.protocol == "grpc":
                     await sender.close()
 
-    def measured(self, point: Point, run: PointRun) -> Measured:
-        """What a finished run measured: the last N windows merged, the server's deltas over them."""
+    def measured(self, point: Point, run: PointRun, cpu_s: float | None = None) -> Measured:
+        """What a finished run measured: the last N windows merged, the server's deltas over them.
+
+        `cpu_s`: the process's CPU time over the run, given per request sent.
+        """
         m = self.config.measurement
         try:
             summary = summarize(run.windows, m)
@@ -105,5 +111,6 @@ class Tritonbench(Generator):
                 stable_windows=m.stable_windows,
                 max_trials=m.max_trials,
                 warmup_s=m.warmup_s,
+                client_cpu_us_per_request=cpu_s / run.sent * 1e6 if cpu_s is not None and run.sent else None,
             ),
         )

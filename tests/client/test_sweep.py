@@ -47,6 +47,8 @@ def test_sweep_records_every_point_with_the_servers_breakdown(server, served_rep
         assert r.server["minilm_model"].compute_infer_us > 0
         assert r.trials >= 2 and isinstance(r.stable, bool) and r.versions["tritonclient"]
         assert r.gpu == {}  # no GPU on this machine
+        # the event loop's and gRPC's CPU per request: more than nothing, less than a whole request's latency
+        assert 0 < r.settings["client_cpu_us_per_request"] < r.latency_avg_ms * 1000
 
 
 def test_bare_model_and_request_rate(server, served_repo, tmp_path):
@@ -186,6 +188,7 @@ def test_perf_analyzer_generator_measures_the_same_grid(server, served_repo, tmp
     assert record.generator == "perf_analyzer" and record.seq_len == 16 and record.requests > 0
     assert 0 < record.latency_p50_ms <= record.latency_p99_ms and record.stable
     assert "minilm_model" in record.server
+    assert 0 < record.settings["client_cpu_us_per_request"] < record.latency_avg_ms * 1000
 
 
 def test_engine_perf_analyzer_still_chooses_perf_analyzer(server, served_repo, tmp_path):

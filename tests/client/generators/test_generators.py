@@ -35,7 +35,7 @@ def _run() -> PointRun:
     answered = [Completion(w + i / 100 - 0.01, w + i / 100, True) for w in (1.0, 2.0) for i in range(100)]
     windows = [window_of(answered, 1.0, 2.0), window_of(answered, 2.0, 3.0)]
     snapshots = [{"stats": _stats(n), "gpu": {}} for n in (0, 100, 200)]
-    return PointRun(windows, snapshots, True, "one refused", Failures(errors=1, timeouts=0))
+    return PointRun(windows, snapshots, True, "one refused", Failures(errors=1, timeouts=0), sent=250)
 
 
 def test_the_registry_names_every_generator_by_its_records_word():
@@ -45,7 +45,7 @@ def test_the_registry_names_every_generator_by_its_records_word():
 
 def test_tritonbench_records_a_run_through_the_one_constructor():
     generator = Tritonbench(CONFIG, Requests("minilm", None))
-    record = generator.record(POINT, generator.measured(POINT, _run()))
+    record = generator.record(POINT, generator.measured(POINT, _run(), cpu_s=0.5))
     assert (record.generator, record.model, record.variant, record.mode) == (
         "tritonbench",
         "minilm",
@@ -60,7 +60,8 @@ def test_tritonbench_records_a_run_through_the_one_constructor():
     )
     assert record.latency_p50_ms == pytest.approx(10.0) and record.server["minilm_model"].inference_count == 200
     assert record.settings == {**dataclasses.asdict(MEASUREMENT), "url": "127.0.0.1:8001", "percentile": None,
-                               "command": "", "input_data": "", "server_total_us": {}}  # fmt: skip
+                               "command": "", "input_data": "", "server_total_us": {},
+                               "client_cpu_us_per_request": pytest.approx(2000.0)}  # fmt: skip (0.5 s / 250 sent)
     assert record.host and record.timestamp and record.versions["tritonclient"]
 
 
@@ -74,8 +75,8 @@ def test_a_run_without_an_answer_is_a_clear_error():
 
 def test_perf_analyzer_records_its_run_in_the_same_shape():
     spec = PerfPoint("127.0.0.1:8001", "minilm", POINT.load, batch_size=4, measurement_interval_ms=1000, max_trials=4)
-    run = PerfRun(spec, parse_csv(REAL_CSV), requests=316, passes=[(1.0, 1.0)] * 3, server={}, command=["pa", "-v"],
-                  version="2.51.0")  # fmt: skip
+    run = PerfRun(spec, parse_csv(REAL_CSV), requests=316, passes=[(8.0, 1.0)] * 3, server={}, command=["pa", "-v"],
+                  version="2.51.0", cpu_s=0.3)  # fmt: skip
     record = PerfAnalyzer(CONFIG, Requests("minilm", None)).record(POINT, measured(run))
     tritonbench = Tritonbench(CONFIG, Requests("minilm", None))
     reference = tritonbench.record(POINT, tritonbench.measured(POINT, _run()))
@@ -86,4 +87,6 @@ def test_perf_analyzer_records_its_run_in_the_same_shape():
     assert record.settings["stable_windows"] == 3 and record.settings["warmup_s"] == 0.0  # what perf_analyzer does
     assert record.settings["command"] == "pa -v" and record.settings["server_total_us"]["server_queue_us"] == 2.0
     assert record.versions["perf_analyzer"] == "2.51.0" and record.versions["tritonclient"]
+    # three 1 s windows of 8 items/s at batch 4: 6 requests sent for 0.3 s of perf_analyzer's CPU
+    assert record.settings["client_cpu_us_per_request"] == pytest.approx(50_000.0)
     assert isinstance(record, PointRecord) and PointRecord.from_dict(dataclasses.asdict(record)).key == record.key

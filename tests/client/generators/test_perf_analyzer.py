@@ -306,6 +306,7 @@ def test_minilm_ensemble_with_real_text(server, text_data, protocol, concurrency
     assert 0 < n["latency_p50_us"] <= n["latency_p90_us"] <= n["latency_p95_us"] <= n["latency_p99_us"]
     assert n["latency_avg_us"] > 0 and n["server_compute_infer_us"] > 0
     assert 3 <= len(run.passes) <= 5 and all(ips > 0 and latency > 0 for ips, latency in run.passes)
+    assert run.cpu_s is not None and 0 < run.cpu_s < 60 and (run.cpu_us_per_request() or 0) > 0
     assert set(run.server) == {"minilm_tokenizer", "minilm_model", "minilm_post"}  # the ensemble has no split
     assert all(t.inference_count > 0 and t.compute_infer_us > 0 for t in run.server.values())
     # Little's law: `concurrency` requests are in flight all the time, minus the client's gap between them
