@@ -59,9 +59,15 @@ def test_tritonbench_records_a_run_through_the_one_constructor():
         12800
     )
     assert record.latency_p50_ms == pytest.approx(10.0) and record.server["minilm_model"].inference_count == 200
-    assert record.settings == {**dataclasses.asdict(MEASUREMENT), "url": "127.0.0.1:8001", "percentile": None,
-                               "command": "", "input_data": "", "server_total_us": {},
-                               "client_cpu_us_per_request": pytest.approx(2000.0)}  # fmt: skip (0.5 s / 250 sent)
+    assert record.settings == {
+        **dataclasses.asdict(MEASUREMENT),
+        "url": "127.0.0.1:8001",
+        "percentile": None,
+        "command": "",
+        "input_data": "",
+        "server_total_us": {},
+        "client_cpu_us_per_request": pytest.approx(2000.0),
+    }  # fmt: skip (0.5 s / 250 sent)
     assert record.host and record.timestamp and record.versions["tritonclient"]
 
 
