@@ -303,7 +303,7 @@ def evaluate_torch(reference: Reference, module: GraphModule, precision: str, ke
 
     import torch
 
-    from builder.profile import backend_module
+    from builder.common.backend_files import backend_module
 
     torch_model = backend_module("torch_model")
     device = torch_device()
