@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from builder.common.backend_files import backend_module
+
 KINDS = ("embeddings", "attention projections", "mlp", "layernorm", "head", "other")
 _HEAD_NAMES = ("classifier", "lm_head", "pooler", "pre_classifier", "qa_outputs")
 _ATTENTION_NAMES = ("attention", "attn")
@@ -139,24 +141,6 @@ def profile_forward(
     ranked = sorted(ops, key=self_time, reverse=True)[:top]
     top_rows = [{"name": e.key[:80], "ms": self_time(e) / 1000 / repeats, "calls": e.count // repeats} for e in ranked]
     return ForwardProfile("cuda" if cuda else "cpu", forward, kinds, top_rows)
-
-
-def backend_module(name: str) -> object:
-    """A Python-backend model file from templates/python, imported the way the server imports it."""
-    import importlib
-    import os
-    import sys
-    from importlib.resources import files
-
-    folder = str(files("templates") / "python")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    saved = dict(os.environ)  # the backend helper sizes the thread pools of a stub process: not of this one
-    try:
-        return importlib.import_module(name)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def profile_model(

@@ -156,6 +156,6 @@ def check_validation(precision: str) -> Verdict:
         return Verdict(
             False,
             f"{precision} cannot be validated here: {NO_BF16_KERNELS}",
-            "--skip-bf16 writes it and reports its size only; measure BF16 on a GPU (scripts/gpu_bench.py)",
+            "--skip-bf16 writes it and reports its size only; measure BF16 on a GPU (scripts/bench/gpu_bench.py)",
         )
     return SUPPORTED

@@ -3,15 +3,16 @@
 # makes it on a machine with a registry): unpack the Triton bundle, install the carried wheels, run one mode.
 #   usage: scripts/gpu_run.sh OUT_DIR MODE [MINILM_DIR] [TOKENIZER_DIR]
 # MODE, and what it needs carried (one call carries 64 MiB at most; see scripts/prepare_gpu_bundle.sh):
-#   serve      the served path against its in-process baseline, self-checking (gpu_serve_bench.py; exits 1 when
-#              the served path falls behind): triton-bundle.tar.xz, wheels, np1, minilm-tokenizer
-#   multi      one GPU against every GPU of the host, same deployment (gpu_multi_bench.py): as serve
+#   serve      the served path against its in-process baseline, self-checking (scripts/bench/gpu_serve_bench.py;
+#              exits 1 when the served path falls behind): triton-bundle.tar.xz, wheels, np1, minilm-tokenizer
+#   multi      one GPU against every GPU of the host, same deployment (scripts/bench/gpu_multi_bench.py): as serve
 #   gate       make-repo's fidelity gate for python-torch precisions on the trained MiniLM, on this GPU:
 #              minilm-fp16, wheels
-#   inprocess  the in-process kernel benchmarks and fidelity (gpu_bench.py): minilm-fp16
-#   diag       where the host side stalls (host_stall_probe.py): as serve (+ templates-COMMIT to serve older files)
-#   probe      the Python-backend stub's own round trip (stub_overhead_probe.py): as serve
-#   trunk      variants of the fused trunk (gpu_trunk_probe.py): nothing
+#   inprocess  the in-process kernel benchmarks and fidelity (scripts/bench/gpu_bench.py): minilm-fp16
+#   diag       where the host side stalls (scripts/probes/host_stall_probe.py): as serve (+ templates-COMMIT to
+#              serve older files)
+#   probe      the Python-backend stub's own round trip (scripts/probes/stub_overhead_probe.py): as serve
+#   trunk      variants of the fused trunk (scripts/probes/gpu_trunk_probe.py): nothing
 #   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
 #              triton-bundle.tar.xz, wheels, np1, minilm-tokenizer (as serve). Writes OUT/study.jsonl (the store),
 #              OUT/report/ (report.md, report.html, charts, points.csv), OUT/plan.txt (this call's plan with
@@ -38,6 +39,7 @@
 #              .tune-work, ignored by git) and reused while the machine stays warm. TUNE_ARGS: more tune options,
 #              e.g. "--dimension max_batch_size=64,128,256 --search brute".
 #   all        inprocess, then serve
+# The Python scripts run as modules from the repository's root (python3 -m scripts.bench.X, scripts.probes.X).
 # Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +50,8 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
 
 if [ "$what" = trunk ]; then  # cuBLASLt's workspace is read once, at start-up
-  python3 scripts/gpu_trunk_probe.py "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"
-  CUBLASLT_WORKSPACE_SIZE=262144 python3 scripts/gpu_trunk_probe.py "$out/trunk_probe_lt256mib.json" --no-autotune \
+  python3 -m scripts.probes.gpu_trunk_probe "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"
+  CUBLASLT_WORKSPACE_SIZE=262144 python3 -m scripts.probes.gpu_trunk_probe "$out/trunk_probe_lt256mib.json" --no-autotune \
     2>&1 | tee "$out/trunk_probe_lt256mib.log"
   exit 0
 fi
@@ -71,14 +73,14 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}:$work/site
 
 case $what in
   inprocess|all)
-    python3 scripts/gpu_bench.py --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log" ;;
+    python3 -m scripts.bench.gpu_bench --out "$out" --minilm "$minilm" 2>&1 | grep -v "Loading weights" | tee "$out/gpu_bench.log" ;;
 esac
 case $what in
   serve|all)
-    python3 scripts/gpu_serve_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --gpu "${GPU:-h200}" \
+    python3 -m scripts.bench.gpu_serve_bench --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --gpu "${GPU:-h200}" \
       --kernels "${KERNELS:-fused-tanh-gelu}" 2>&1 | grep -v "Loading weights" | tee "$out/serve.log" ;;
   multi)
-    python3 scripts/gpu_multi_bench.py --out "$out" --tokenizer "$tokenizer" --work "$work/multi" --gpu "${GPU:-h200}" \
+    python3 -m scripts.bench.gpu_multi_bench --out "$out" --tokenizer "$tokenizer" --work "$work/multi" --gpu "${GPU:-h200}" \
       2>&1 | grep -v "Loading weights" | tee "$out/multi.log" ;;
   gate)  # three consecutive bf16 runs on growing samples of real text, the Hugging Face kernels, and fp16
     status=0
@@ -91,19 +93,19 @@ case $what in
     echo "gate: make-repo refused at least one precision: $([ $status = 1 ] && echo yes || echo no)" ;;
   diag)
     for settings in default fixed; do
-      python3 scripts/host_stall_probe.py inprocess --out "$out" --tokenizer "$tokenizer" --settings $settings 2>&1 |
+      python3 -m scripts.probes.host_stall_probe inprocess --out "$out" --tokenizer "$tokenizer" --settings $settings 2>&1 |
         grep -v "Loading weights" | tee "$out/stall_inprocess_$settings.log"
     done
     # served: the backend files of an older commit first when carried (.bundle/templates-COMMIT), then these
     for old in .bundle/templates-*; do
       [ -d "$old" ] || continue
-      timeout "${DIAG_SERVED_S:-240}" python3 scripts/host_stall_probe.py served --out "$out" --tokenizer "$tokenizer" \
+      timeout "${DIAG_SERVED_S:-240}" python3 -m scripts.probes.host_stall_probe served --out "$out" --tokenizer "$tokenizer" \
         --work "$work/probe" --templates "$old" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_$(basename "$old").log" || true
     done
-    timeout "${DIAG_SERVED_S:-240}" python3 scripts/host_stall_probe.py served --out "$out" --tokenizer "$tokenizer" \
+    timeout "${DIAG_SERVED_S:-240}" python3 -m scripts.probes.host_stall_probe served --out "$out" --tokenizer "$tokenizer" \
       --work "$work/probe" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_current.log" || true ;;
   probe)
-    python3 scripts/stub_overhead_probe.py "$out" "$tokenizer" 2>&1 | tail -30 ;;
+    python3 -m scripts.probes.stub_overhead_probe "$out" "$tokenizer" 2>&1 | tail -30 ;;
   study)  # STUDY_CONFIG replaces the default (the --example config)
     config=${STUDY_CONFIG:-$work/study.toml}
     [ -n "${STUDY_CONFIG:-}" ] || python3 -m client study --example > "$config"

@@ -1,5 +1,5 @@
-"""Hostile requests and a `tritonbuild serve` child process: shared by the reliability tests and
-scripts/reliability_bench.py, which puts this folder on sys.path as scripts/make_test_models.py does."""
+"""Hostile requests and a `tritonbuild serve` child process: shared by the reliability tests (as `hostile`, this
+folder being on their path) and scripts/bench/reliability_bench.py (as `tests.hostile`, run from the root)."""
 
 from __future__ import annotations
 

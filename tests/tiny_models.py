@@ -4,11 +4,16 @@
   which is DistilBERT's own uncased vocabulary.
 - gpt2: a 2-layer GPT-2 with a byte-level BPE tokenizer trained here on Python's own pydoc text.
 - bert: the bundled, trained all-MiniLM-L6-v2 (not generated).
+
+The tests make them on first use (conftest.py); to make them beforehand, or into another folder, from the
+repository's root (run as a file, its folder would come first on sys.path and tests/builder/ hide the package):
+  .venv/bin/python -m tests.tiny_models [DIR]   (default tests/models/)
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -74,3 +79,9 @@ def make_all(root: Path) -> dict[str, Path]:
             tmp.rename(dest)
         made[model_type] = dest
     return made
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "models"
+    for model_type, path in make_all(root).items():
+        print(f"{model_type}: {path}")

@@ -9,7 +9,7 @@ Metrics are pure functions of arrays; `Reference.compute` and `evaluate` run mod
 files except `write_reports`.
 
 CPU kernels may compute FP16 in FP32 internally, so a CPU run understates FP16 error; real FP16
-arithmetic needs a GPU run (scripts/gpu_bench.py). ONNX Runtime's CPU provider has no BF16 kernels.
+arithmetic needs a GPU run (scripts/bench/gpu_bench.py). ONNX Runtime's CPU provider has no BF16 kernels.
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def evaluate_torch(reference: Reference, module: GraphModule, precision: str, ke
 
     import torch
 
-    from builder.profile import backend_module
+    from builder.common.backend_files import backend_module
 
     torch_model = backend_module("torch_model")
     device = torch_device()

@@ -1,7 +1,7 @@
 """A study variant's python-torch engine in this process, loaded from its repository as the server loads it.
 
 The engine code is the repository's own backend files (templates/python, imported the way
-builder.profile.backend_module does); weights, precision, kernels and task come from the variant's model
+builder.common.backend_files does); weights, precision, kernels and task come from the variant's model
 folder and its config.pbtxt, so what is timed here is what the server runs. On a GPU the Runner captures
 one CUDA graph per (batch bucket, length) of the study; on the CPU the same code runs eagerly.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.profile import backend_module
+from builder.common.backend_files import backend_module
 from builder.repository.modelconfig import parse_config
 from client.experiments.study_config import Repeats, Shapes
 from client.experiments.study_records import Latency, VariantMemory

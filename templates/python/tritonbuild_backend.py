@@ -88,7 +88,7 @@ def thread_count(args: dict, computes_on_host: bool) -> int:
     instances; every other stub (a GPU model, whose host work is copies and launches, post-processing) gets
     one thread, its parallelism coming from instances and batching. Many threads in a GPU model's stub are
     worse than useless: on the H200 host, after the CUDA graphs were captured, each intra-op parallel copy
-    into fresh memory cost a flat 8 ms with 16 threads and 17 µs with one (scripts/host_stall_probe.py).
+    into fresh memory cost a flat 8 ms with 16 threads and 17 µs with one (scripts/probes/host_stall_probe.py).
     The config parameter `host_threads` (make-repo --host-threads) overrides the rule.
     """
     explicit = params(args).get("host_threads", "auto")

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 import builder.engines as engines
 from builder.cli import main
+from builder.common.backend_files import backend_module
 from builder.engines import BACKENDS, get_backend
 from builder.engines.base import REGISTRY, GateKind, ServingBackend
 from builder.precision.presets import PRESETS
-from builder.profile import backend_module
 from builder.tensorrt.trt_plan import DEFAULT_THRESHOLDS
 
 TESTS = Path(__file__).parents[2]

@@ -6,7 +6,8 @@ host has more GPUs), serves each with the bundled tritonserver in turn, and meas
 gRPC with 128-token texts: the model alone at batch 32 and the ensemble with one text per request, the
 concurrency scaled with the GPUs. Prints and writes the scaling of every point (target: ≥ 1.8× on two GPUs).
 
-  python scripts/gpu_multi_bench.py --out DIR --tokenizer TOKENIZER_DIR [--gpu h200]
+From the repository's root:
+  python -m scripts.bench.gpu_multi_bench --out DIR --tokenizer TOKENIZER_DIR [--gpu h200]
 """
 
 from __future__ import annotations
@@ -14,25 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
-
-from gpu_serve_bench import PA, SEQ, bert_base, environment  # noqa: E402
-
-from builder.precision.fidelity import FidelityOptions  # noqa: E402
-from builder.repository.options import ServingOptions  # noqa: E402
-from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.serving.server import TritonServer  # noqa: E402
-from client.generators.measure import MeasurementConfig  # noqa: E402
-from client.records import ResultStore  # noqa: E402
-from client.report.tables import markdown_table  # noqa: E402
-from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
+from builder.precision.fidelity import FidelityOptions
+from builder.repository.options import ServingOptions
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
+from client.generators.measure import MeasurementConfig
+from client.records import ResultStore
+from client.report.tables import markdown_table
+from client.sweep import SweepConfig, run_sweep
+from client.transport.text_client import ClientConfig, ClientError
+from scripts.bench.gpu_serve_bench import PA, SEQ, bert_base, environment  # the same model and record
 
 
 def points(name: str, gpus: int) -> list[tuple[str, int, int]]:

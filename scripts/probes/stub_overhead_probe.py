@@ -4,7 +4,8 @@ Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by 
 `noop_text` (a BYTES TEXT in, read with the stub's numpy, like the tokenizer). For each: client p50
 over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
 difference is the stub hand-over. Then the tokenizer's own encode() in-process for a 128-token text.
-Writes OUT/stub_overhead.json.   python scripts/stub_overhead_probe.py OUT TOKENIZER_DIR
+Writes OUT/stub_overhead.json. From the repository's root:
+  python -m scripts.probes.stub_overhead_probe OUT TOKENIZER_DIR
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+from builder.common.backend_files import backend_module
+from builder.serving.server import TritonServer
 
-from builder.serving.server import TritonServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MODEL = """
 import time
@@ -102,8 +103,9 @@ def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
 def tokenizer_us(tokenizer_dir: Path) -> float:
     """tokenizer_model's encode() for one 128-token text, in-process (median of 2000)."""
     import numpy as np
-    import tokenizer_model
 
+    # imported as the server imports it; the backend helper's stub settings stay, as they always did here
+    tokenizer_model = backend_module("tokenizer_model", stub_environment=True)
     model = tokenizer_model.TritonPythonModel()
     model.buckets, model.pad_id, model.max_text_bytes = [16, 32, 64, 128], 0, 1_000_000
     from tokenizers import Tokenizer

@@ -1,7 +1,8 @@
 """Does PyTorch's TunableOp (benchmarking cuBLAS/cuBLASLt algorithms per GEMM shape) beat cuBLAS's own
 choices for the fused BERT-base trunk? CUDA-graph time at 1 x 128 and 32 x 128, off then on.
 
-  python scripts/gpu_tunableop_probe.py OUT
+From the repository's root:
+  python -m scripts.probes.gpu_tunableop_probe OUT
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python"), str(ROOT / "scripts")]
+from builder.common.backend_files import backend_module
+from scripts.bench.gpu_bench import environment, full_size_models
+from scripts.bench.timing import graph_of, time_gpu
 
-from fused_transformer import fuse  # noqa: E402
-from gpu_bench import environment, full_size_models, graph_of, time_gpu  # noqa: E402
-from torch_model import apply_precision  # noqa: E402
+# The backend's own files, imported as the server imports them. The backend helper's stub settings (one thread
+# per pool, tokenizers' pool off, one compile thread) stay in this process, as they always did here.
+fuse = backend_module("fused_transformer", stub_environment=True).fuse
+apply_precision = backend_module("torch_model", stub_environment=True).apply_precision
 
 
 def main() -> None:

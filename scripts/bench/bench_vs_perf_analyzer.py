@@ -2,7 +2,8 @@
 
 For each concurrency level both tools measure the same point, in alternating order (so drift in the
 machine's load hits both); prints the side-by-side table with tritonbench/perf_analyzer ratios and
-writes JSON and Markdown.   python scripts/bench_vs_perf_analyzer.py [--out scripts/results] ...
+writes JSON and Markdown. From the repository's root:
+  python -m scripts.bench.bench_vs_perf_analyzer [--out scripts/results] ...
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from builder.common.versions import package_versions
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
+from client.generators.measure import MeasurementConfig
+from client.records import PointRecord, ResultStore
+from client.sweep import SweepConfig, run_sweep
+from client.transport.text_client import ClientConfig
 
-from builder.common.versions import package_versions  # noqa: E402
-from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.serving.server import TritonServer  # noqa: E402
-from client.generators.measure import MeasurementConfig  # noqa: E402
-from client.records import PointRecord, ResultStore  # noqa: E402
-from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.transport.text_client import ClientConfig  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("tritonbench", "perf_analyzer")
 
 
@@ -175,7 +174,7 @@ def main() -> None:
         "max_trials": args.max_trials,
         "repeats": args.repeats,
         "versions": package_versions(),
-        "command": "python " + " ".join(sys.argv),
+        "command": " ".join(sys.orig_argv),
     }
     (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.json").write_text(
         json.dumps({"meta": meta, "rows": rows}, indent=2)

@@ -1,7 +1,8 @@
 """Report what the Triton Python backend stub imports on this host (numpy version and path, sys.path).
 
 The 2.51 stub embeds the system's libpython: which numpy it loads decides whether BYTES inputs and
-numpy outputs survive. Writes OUT/stub_probe.json.   python scripts/stub_probe.py OUT
+numpy outputs survive. Writes OUT/stub_probe.json. From the repository's root:
+  python -m scripts.probes.stub_probe OUT
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from builder.serving.server import TritonServer
 
-from builder.serving.server import TritonServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MODEL = """
 import json, os, sys

@@ -15,8 +15,9 @@ It exits 1, naming the deployment, when the served model alone at batch 32 falls
 post-processing step's server compute at batch 1 exceeds --max-step-ms (1.0): a machine whose served
 path degrades is caught here, not by a user. Every target of the issue is printed as met or missed.
 
-  python scripts/gpu_serve_bench.py --out DIR --tokenizer TOKENIZER_DIR [--gpu h200] [--kernels fused-tanh-gelu]
-  python scripts/gpu_serve_bench.py --out DIR --tokenizer TOKENIZER_DIR --smoke   # tiny models, CPU: checks report only
+Run from the repository's root (`--smoke`: tiny models on the CPU, the checks only reported):
+  python -m scripts.bench.gpu_serve_bench --out DIR --tokenizer TOKENIZER_DIR [--gpu h200] [--kernels fused-tanh-gelu]
+  python -m scripts.bench.gpu_serve_bench --out DIR --tokenizer TOKENIZER_DIR --smoke
 """
 
 from __future__ import annotations
@@ -33,22 +34,23 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+from builder.common.backend_files import backend_module
+from builder.common.versions import package_versions
+from builder.precision.fidelity import FidelityOptions
+from builder.repository.options import ServingOptions
+from builder.repository.pipeline import make_repo
+from builder.serving.server import TritonServer
+from client.generators.measure import MeasurementConfig
+from client.records import PointRecord, ResultStore
+from client.report.tables import markdown_table
+from client.sweep import SweepConfig, run_sweep
+from client.transport.text_client import ClientConfig, ClientError
+from scripts.bench.timing import census, graph_of, time_cpu, time_gpu
 
-from gpu_bench import graph_of, time_cpu, time_gpu  # noqa: E402
-from host_stall_probe import census  # noqa: E402
-
-from builder.common.versions import package_versions  # noqa: E402
-from builder.precision.fidelity import FidelityOptions  # noqa: E402
-from builder.repository.options import ServingOptions  # noqa: E402
-from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.serving.server import TritonServer  # noqa: E402
-from client.generators.measure import MeasurementConfig  # noqa: E402
-from client.records import PointRecord, ResultStore  # noqa: E402
-from client.report.tables import markdown_table  # noqa: E402
-from client.sweep import SweepConfig, run_sweep  # noqa: E402
-from client.transport.text_client import ClientConfig, ClientError  # noqa: E402
+# The python-torch backend's own file, imported as the server imports it, at start-up: the backend helper's stub
+# settings (one thread per pool, tokenizers' pool off, one compile thread) stay in this process and the servers
+# it starts, as they always did here.
+torch_model = backend_module("torch_model", stub_environment=True)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,8 +78,9 @@ def in_process(model_dir: Path, precision: str, kernels: str) -> dict[str, float
     128-token texts fill their bucket: the served requests take the full-row path (no attention mask),
     which is what is timed first; the masked path (one padded token) is timed beside it.
     """
-    from torch_model import Runner, apply_precision, build_forward
     from transformers import AutoModelForSequenceClassification
+
+    Runner, apply_precision, build_forward = torch_model.Runner, torch_model.apply_precision, torch_model.build_forward
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="sdpa").eval()
     forward = build_forward(apply_precision(model, precision).to(DEVICE), "text-classification", kernels)

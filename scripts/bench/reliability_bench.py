@@ -3,7 +3,8 @@ server kill, publish under injected failures, concurrent make-repo and a damaged
 MiniLM repository on the bundled server.
 
 Prints a table (case, expected, observed, pass/fail, recovery time) and writes it with the machine, versions,
-commit, date and command:   python scripts/reliability_bench.py [--out scripts/results]
+commit, date and command. From the repository's root:
+  python -m scripts.bench.reliability_bench [--out scripts/results]
 """
 
 from __future__ import annotations
@@ -28,36 +29,33 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tests/hostile.py: the hostile cases and the serve process
+import builder.repository.repo_writer as repo_writer
+from builder.common.corpus import corpus_sentences
+from builder.common.versions import package_versions
+from builder.gpus import get_profile
+from builder.repository.layout import RepoPlan
+from builder.repository.pipeline import make_repo
+from builder.repository.plan import plan_repository
+from builder.serving.server import TritonServer, free_port
+from builder.serving.stubs import stubs_of
+from builder.sources.source import inspect_model
+from client.generators.load import PointRun, run_point
+from client.generators.measure import MeasurementConfig
+from client.generators.tritonbench import Tritonbench
+from client.points import Load, Point
+from client.records import PointRecord, ResultStore
+from client.sweep import SweepConfig
+from client.targets.requests import Requests
+from client.transport.server_stats import counters
+from client.transport.text_client import AsyncTextClient, ClientConfig
+from tests.hostile import HOSTILE, Served, inputs  # the reliability tests' hostile cases and serve process
 
-import tritonclient.grpc as grpcclient  # noqa: E402
-import tritonclient.grpc.aio as grpcaio  # noqa: E402
-import tritonclient.http as httpclient  # noqa: E402
-from hostile import HOSTILE, Served, inputs  # noqa: E402
-from tritonclient.utils import InferenceServerException  # noqa: E402
-
-import builder.repository.repo_writer as repo_writer  # noqa: E402
-from builder.common.corpus import corpus_sentences  # noqa: E402
-from builder.common.versions import package_versions  # noqa: E402
-from builder.gpus import get_profile  # noqa: E402
-from builder.repository.layout import RepoPlan  # noqa: E402
-from builder.repository.pipeline import make_repo  # noqa: E402
-from builder.repository.plan import plan_repository  # noqa: E402
-from builder.serving.server import TritonServer, free_port  # noqa: E402
-from builder.serving.stubs import stubs_of  # noqa: E402
-from builder.sources.source import inspect_model  # noqa: E402
-from client.generators.load import PointRun, run_point  # noqa: E402
-from client.generators.measure import MeasurementConfig  # noqa: E402
-from client.generators.tritonbench import Tritonbench  # noqa: E402
-from client.points import Load, Point  # noqa: E402
-from client.records import PointRecord, ResultStore  # noqa: E402
-from client.sweep import SweepConfig  # noqa: E402
-from client.targets.requests import Requests  # noqa: E402
-from client.transport.server_stats import counters  # noqa: E402
-from client.transport.text_client import AsyncTextClient, ClientConfig  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[2]
 SENTENCES = corpus_sentences()
 EMPTY = np.array([[b""]], dtype=object)
 
@@ -468,7 +466,7 @@ def main() -> None:
         f"(nvidia-pytriton {version('nvidia-pytriton')}), "
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- commit: {commit.strip()}; date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        f"- command: python scripts/reliability_bench.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}",
+        f"- command: {' '.join(sys.orig_argv)}",
         "- repository: bundled all-MiniLM-L6-v2, python-onnxruntime, cpu profile (2 model, 2 tokenizer instances)",
         "",
     ]

@@ -11,7 +11,8 @@ trunk) and changes one thing:
     LayerNorms and attention overlap the other's GEMMs.
 Then Inductor's max-autotune times Triton GEMM templates against cuBLAS for the four GEMM shapes.
 
-  python scripts/gpu_trunk_probe.py OUT.json [--smoke] [--no-autotune]
+From the repository's root:
+  python -m scripts.probes.gpu_trunk_probe OUT.json [--smoke] [--no-autotune]
 """
 
 from __future__ import annotations
@@ -19,18 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python"), str(ROOT / "scripts")]
+from builder.common.backend_files import backend_module
+from scripts.bench.timing import graph_of, kernel_table, time_cpu
 
-import fused_transformer as ft  # noqa: E402
-from gpu_bench import graph_of, kernel_table, time_cpu  # noqa: E402
-from torch_model import apply_precision  # noqa: E402
+# The backend's own files, imported as the server imports them. The backend helper's stub settings (one thread
+# per pool, tokenizers' pool off, one compile thread) stay in this process, as they always did here.
+ft = backend_module("fused_transformer", stub_environment=True)
+apply_precision = backend_module("torch_model", stub_environment=True).apply_precision
 
 SMOKE = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 

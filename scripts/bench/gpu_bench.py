@@ -3,7 +3,8 @@
 Runs on a CUDA host (or `--smoke` on a CPU with tiny configs to check the script itself).
 Prints tables and writes JSON to --out. Every number comes from this run; nothing is estimated.
 
-  python scripts/gpu_bench.py --out $OUT [--minilm PATH] [--smoke]
+From the repository's root:
+  python -m scripts.bench.gpu_bench --out $OUT [--minilm PATH] [--smoke]
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+from builder.common.backend_files import backend_module
+from builder.common.corpus import corpus_sentences
+from scripts.bench.timing import graph_of, kernel_table, time_cpu, time_gpu
 
-from fused_transformer import fuse  # noqa: E402
-from torch_model import Runner, apply_precision, build_forward  # noqa: E402
-from torch_text_model import sentence_embedding  # noqa: E402
-
-from builder.common.corpus import corpus_sentences  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+# The python-torch backend's own files, imported as the server imports them. The backend helper's stub settings
+# (one thread per pool, tokenizers' pool off, one compile thread) stay in this process, as they always did here.
+fused_transformer = backend_module("fused_transformer", stub_environment=True)
+torch_model = backend_module("torch_model", stub_environment=True)
+torch_text_model = backend_module("torch_text_model", stub_environment=True)
+fuse = fused_transformer.fuse
+Runner, apply_precision, build_forward = torch_model.Runner, torch_model.apply_precision, torch_model.build_forward
+sentence_embedding = torch_text_model.sentence_embedding
 
 
 def full_size_models(smoke: bool) -> dict[str, torch.nn.Module]:
@@ -45,47 +49,6 @@ def full_size_models(smoke: bool) -> dict[str, torch.nn.Module]:
     for model in configs.values():
         model.config._attn_implementation = "sdpa"
     return {name: m.eval() for name, m in configs.items()}
-
-
-def time_gpu(fn: object, repeats: int, warmup: int = 10) -> float:
-    """Median milliseconds of `fn()` over `repeats` runs, timed with CUDA events."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def time_cpu(fn: object, repeats: int) -> float:
-    """Median milliseconds on the CPU (perf_counter)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def graph_of(fn: object, ids: torch.Tensor, mask: torch.Tensor, *extra: object) -> object:
-    """A CUDA graph of `fn(ids, mask, *extra)` at one shape, returned as a replay function (device time only)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream), torch.inference_mode():
-        for _ in range(3):
-            fn(ids, mask, *extra)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph), torch.inference_mode():
-        fn(ids, mask, *extra)
-    return graph.replay
 
 
 def hf_forward(model: torch.nn.Module) -> object:
@@ -167,31 +130,6 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
                 }
             )
     return rows
-
-
-def kernel_table(fn: object, ids: torch.Tensor, mask: torch.Tensor, steps: int = 5, top: int = 15) -> list[dict]:
-    """The GPU kernels of `fn(ids, mask)` (run eagerly: the same kernels a graph replays), by time per call."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with torch.inference_mode():
-        for _ in range(3):
-            fn(ids, mask)
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(steps):
-                fn(ids, mask)
-            torch.cuda.synchronize()
-    kernels = [e for e in prof.key_averages() if e.self_device_time_total > 0]
-    kernels.sort(key=lambda e: -e.self_device_time_total)
-    rows = [
-        {"kernel": e.key[:100], "ms_per_call": e.self_device_time_total / 1000 / steps, "launches": e.count // steps}
-        for e in kernels
-    ]
-    total = sum(r["ms_per_call"] for r in rows)
-    return [
-        {"kernel": "(all kernels)", "ms_per_call": total, "launches": sum(r["launches"] for r in rows)},
-        *rows[:top],
-    ]
 
 
 def cpu_anchor(models: dict[str, torch.nn.Module], threads: int) -> list[dict]:

@@ -2,7 +2,8 @@
 
 Times, at 1 × 128 and 32 × 128 (median of 50, CUDA events): the eager forward captured in a CUDA graph,
 and torch.compile(mode="reduce-overhead") (Inductor's fused kernels, replayed through CUDA graphs).
-  python scripts/gpu_compile_probe.py OUT_DIR
+From the repository's root:
+  python -m scripts.probes.gpu_compile_probe OUT_DIR
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from builder.common.backend_files import backend_module
+from scripts.bench.timing import time_gpu  # same CUDA-event timing as the in-process benchmark
 
-from gpu_bench import time_gpu  # same CUDA-event timing as the in-process benchmark
+# Importing time_gpu from gpu_bench always gave this probe the backend helper's stub settings (one compile
+# thread, one thread per pool): they stay, so that it compiles and measures as it did.
+backend_module("tritonbuild_backend", stub_environment=True)
 
 
 def main() -> None:

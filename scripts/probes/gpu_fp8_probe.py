@@ -6,7 +6,8 @@ scaling), bias in the epilogue, FP16 out; GELU runs separately (tanh form). Time
 1 x 128 and 32 x 128 in CUDA graphs against the FP16 trunk, and measures the per-token cosine against
 FP32 on real text with the trained MiniLM. An experiment, not an engine option.
 
-  python scripts/gpu_fp8_probe.py OUT MINILM_DIR
+From the repository's root:
+  python -m scripts.probes.gpu_fp8_probe OUT MINILM_DIR
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python"), str(ROOT / "scripts")]
+from builder.common.backend_files import backend_module
+from builder.common.corpus import corpus_sentences
+from scripts.bench.gpu_bench import environment, full_size_models, token_batches
+from scripts.bench.timing import graph_of, time_gpu
 
-from fused_transformer import FusedTransformer, Linear, fuse  # noqa: E402
-from gpu_bench import environment, full_size_models, graph_of, time_gpu, token_batches  # noqa: E402
-from torch_model import apply_precision  # noqa: E402
-
-from builder.common.corpus import corpus_sentences  # noqa: E402
+# The backend's own files, imported as the server imports them. The backend helper's stub settings (one thread
+# per pool, tokenizers' pool off, one compile thread) stay in this process, as they always did here.
+fused_transformer = backend_module("fused_transformer", stub_environment=True)
+FusedTransformer, Linear, fuse = fused_transformer.FusedTransformer, fused_transformer.Linear, fused_transformer.fuse
+apply_precision = backend_module("torch_model", stub_environment=True).apply_precision
 
 E4M3 = torch.float8_e4m3fn
 E4M3_MAX = torch.finfo(E4M3).max

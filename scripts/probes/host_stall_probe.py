@@ -11,8 +11,8 @@ settings that tritonbuild_backend applies at import in every stub (one thread pe
 threads while idle and under perf_analyzer load, py-spy dumps of every backend stub, and the server's
 per-model breakdown.
 
-  python scripts/host_stall_probe.py inprocess --out DIR --tokenizer DIR [--settings default|fixed]
-  python scripts/host_stall_probe.py served --out DIR --tokenizer DIR --work DIR [--templates OLD_BACKEND_FILES]
+  python -m scripts.probes.host_stall_probe inprocess --out DIR --tokenizer DIR [--settings default|fixed]
+  python -m scripts.probes.host_stall_probe served --out DIR --tokenizer DIR --work DIR [--templates OLD_BACKEND_FILES]
 """
 
 from __future__ import annotations
@@ -23,15 +23,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "templates" / "python")]
+from builder.common.backend_files import backend_module
+from scripts.bench.timing import census  # imports no torch: inprocess sets the pools' sizes before torch loads
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[2]
 POOL_ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -39,71 +38,6 @@ POOL_ENV = (
     "TOKENIZERS_PARALLELISM",
     "TORCHINDUCTOR_COMPILE_THREADS",
 )
-
-
-def read_threads() -> dict[tuple[int, int], tuple[str, str, int]]:
-    """(pid, tid) → (thread name, process command, CPU ticks) for every thread on the host."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    stat = f.read()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                found[(int(pid), int(tid))] = (
-                    stat[stat.index("(") + 1 : stat.rindex(")")],
-                    command,
-                    int(fields[11]) + int(fields[12]),
-                )
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def read_cpu() -> list[int]:
-    """The aggregate /proc/stat cpu line: user nice system idle iowait irq softirq steal."""
-    with open("/proc/stat") as f:
-        return [int(v) for v in f.readline().split()[1:9]]
-
-
-def census(seconds: float, top: int = 15) -> dict:
-    """CPU used by every thread on the host over `seconds`: busy cores, steal, the top threads and processes."""
-    t0, c0 = read_threads(), read_cpu()
-    time.sleep(seconds)
-    t1, c1 = read_threads(), read_cpu()
-    total = sum(c1) - sum(c0) or 1
-    cpu = [b - a for a, b in zip(c0, c1, strict=True)]
-    used = {k: (v[0], v[1], v[2] - t0[k][2]) for k, v in t1.items() if k in t0}
-    threads = sorted(used.items(), key=lambda kv: -kv[1][2])[:top]
-    per_process: dict[int, list] = {}
-    for (pid, _), (_, command, ticks) in used.items():
-        entry = per_process.setdefault(pid, [command, 0, 0])
-        entry[1] += ticks
-        entry[2] += 1
-    processes = sorted(per_process.items(), key=lambda kv: -kv[1][1])[:top]
-    cores = os.cpu_count() or 1
-    return {
-        "seconds": seconds,
-        "busy_cores": round((total - cpu[3] - cpu[4]) / total * cores, 2),
-        "steal_pct": round(cpu[7] / total * 100, 2),
-        "threads_on_host": len(t1),
-        "top_threads": [
-            {
-                "pid": pid,
-                "tid": tid,
-                "name": name,
-                "cpu_pct": round(ticks / CLK_TCK / seconds * 100, 1),
-                "process": cmd[:80],
-            }
-            for (pid, tid), (name, cmd, ticks) in threads
-        ],
-        "top_processes": [
-            {"pid": pid, "cpu_pct": round(t / CLK_TCK / seconds * 100, 1), "threads": n, "process": cmd[:100]}
-            for pid, (cmd, t, n) in processes
-        ],
-    }
 
 
 def median_us(fn, repeats: int = 200) -> float:
@@ -229,8 +163,10 @@ def top_stacks(raw: Path, count: int = 12) -> list[str]:
 
 def build_runner(torch, batch_shapes: list[tuple[int, int]]):
     """A random-weight BERT-base classifier, fp16, fused-tanh-gelu, captured at `batch_shapes` (as served)."""
-    from torch_model import Runner, apply_precision, build_forward
     from transformers import BertConfig, BertForSequenceClassification
+
+    torch_model = backend_module("torch_model", stub_environment=True)  # the helper is loaded: inprocess set the pools
+    Runner, apply_precision, build_forward = torch_model.Runner, torch_model.apply_precision, torch_model.build_forward
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(num_labels=2)).eval()
@@ -258,12 +194,9 @@ def runner_ops(runner) -> dict:
 
 def inprocess(args: argparse.Namespace) -> None:
     """Host operations through the life of one engine process, and each mitigation's effect."""
-    saved = dict(os.environ)
-    import tritonbuild_backend  # noqa: F401  (sets every pool to one thread at import, as in a stub)
-
-    if args.settings == "default":  # the libraries' own defaults: undo it before torch loads OpenMP
-        os.environ.clear()
-        os.environ.update(saved)
+    # The backend helper sets every pool to one thread at import, as in a stub; `default` undoes it (the libraries'
+    # own defaults) before torch loads OpenMP, `fixed` keeps it.
+    backend_module("tritonbuild_backend", stub_environment=args.settings == "fixed")
     import torch
     from tokenizers import Tokenizer
 
@@ -335,8 +268,6 @@ def served(args: argparse.Namespace) -> None:
     """The 3-step BERT-base ensemble, served: census idle and under load, stub stacks, server breakdown."""
     import tempfile
 
-    from gpu_serve_bench import bert_base
-
     from builder.repository.options import ServingOptions
     from builder.repository.pipeline import make_repo
     from builder.serving.server import TritonServer
@@ -345,6 +276,7 @@ def served(args: argparse.Namespace) -> None:
     from client.report.tables import markdown_table
     from client.sweep import SweepConfig, run_sweep
     from client.transport.text_client import ClientConfig
+    from scripts.bench.gpu_serve_bench import bert_base
 
     label = args.templates.name if args.templates else "current"
     repo = args.work / f"repo-{label}"
