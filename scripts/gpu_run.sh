@@ -11,6 +11,8 @@
 #   inprocess  the in-process kernel benchmarks and fidelity (scripts/bench/gpu_bench.py): minilm-fp16
 #   diag       where the host side stalls (scripts/probes/host_stall_probe.py): as serve (+ templates-COMMIT to
 #              serve older files)
+#   served-ab  diag's served half only: the carried templates-COMMIT backend files, then the current ones, in
+#              one call on one machine (an A/B of the stubs' code)
 #   probe      the Python-backend stub's own round trip (scripts/probes/stub_overhead_probe.py): as serve
 #   trunk      variants of the fused trunk (scripts/probes/gpu_trunk_probe.py): nothing
 #   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
@@ -91,8 +93,9 @@ case $what in
         grep -v "Loading weights" | tee "$out/gate_$1_$2_$3.log" || status=1
     done
     echo "gate: make-repo refused at least one precision: $([ $status = 1 ] && echo yes || echo no)" ;;
-  diag)
+  diag|served-ab)
     for settings in default fixed; do
+      [ "$what" = diag ] || break
       python3 -m scripts.probes.host_stall_probe inprocess --out "$out" --tokenizer "$tokenizer" --settings $settings 2>&1 |
         grep -v "Loading weights" | tee "$out/stall_inprocess_$settings.log"
     done
