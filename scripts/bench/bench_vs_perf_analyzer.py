@@ -1,19 +1,23 @@
 """tritonbench against NVIDIA's perf_analyzer: same server, model, inputs, windows and stability rule.
 
-For each concurrency level both tools measure the same point, in alternating order (so drift in the
-machine's load hits both); prints the side-by-side table with tritonbench/perf_analyzer ratios and
-writes JSON and Markdown. From the repository's root:
-  python -m scripts.bench.bench_vs_perf_analyzer [--out scripts/results] ...
+RUNS independent runs against one server (warmed first, so neither tool meets a cold one); in each run,
+at each concurrency level, tritonbench measures the point and then perf_analyzer does. Every single
+reading must keep tritonbench's throughput within --min-ratio (0.95) of perf_analyzer's: the script
+prints each run's ratio, each tool's CPU time per request sent and the medians, writes JSON and
+Markdown, and exits 1 naming every run and level below the bar. From the repository's root:
+  python -m scripts.bench.bench_vs_perf_analyzer [--runs 5] [--concurrency 1,4] [--out scripts/results]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,26 +30,20 @@ from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINES = ("tritonbench", "perf_analyzer")
+ENGINES = ("tritonbench", "perf_analyzer")  # the issue's order: tritonbench first, then perf_analyzer
 
 
 def cpu_model() -> str:
     """The CPU's model name and core count, for the record."""
     lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
     name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown")
-    return f"{name}, {len(__import__('os').sched_getaffinity(0))} cores"
+    return f"{name}, {len(os.sched_getaffinity(0))} cores"
 
 
 def measure(
-    server: TritonServer,
-    repo: Path,
-    store: ResultStore,
-    engine: str,
-    concurrency: int,
-    repeat: int,
-    args: argparse.Namespace,
+    server: TritonServer, store: ResultStore, engine: str, concurrency: int, label: str, args: argparse.Namespace
 ) -> PointRecord | None:
-    """One point with one engine (the variant label carries the repeat, so the store keeps every run)."""
+    """One point with one tool (the variant label names the run, so the store keeps every reading)."""
     config = SweepConfig(
         ClientConfig(server.grpc_url, args.model),
         (args.batch,),
@@ -59,109 +57,135 @@ def measure(
             warmup_s=1.0,
         ),
         generator=engine,
-        variant=f"{engine}-{repeat}",
+        variant=label,
     )
-    records = run_sweep(config, store, echo=lambda _: None, repo=repo, progress=False)
+    records = run_sweep(config, store, echo=lambda _: None, repo=args.repo, progress=False)
     return records[0] if records else None  # None: perf_analyzer never settled (it stores no number then)
 
 
-def compare(concurrency: int, runs: dict[str, list[PointRecord]]) -> dict:
-    """One level: each tool's median numbers over the repeats, and the ratios the goal is stated in."""
-
-    def med(engine: str, field: str) -> float:
-        return statistics.median(getattr(r, field) for r in runs[engine])
-
-    t_rate, p_rate = med("tritonbench", "throughput_infer_per_s"), med("perf_analyzer", "throughput_infer_per_s")
-    t_p50, p_p50 = med("tritonbench", "latency_p50_ms"), med("perf_analyzer", "latency_p50_ms")
-    pairs = zip(runs["tritonbench"], runs["perf_analyzer"], strict=True)
-    return {
-        "concurrency": concurrency,
-        "repeats": len(runs["tritonbench"]),
-        "tritonbench_infer_per_s": t_rate,
-        "perf_analyzer_infer_per_s": p_rate,
-        "throughput_ratio": t_rate / p_rate,
-        "tritonbench_p50_ms": t_p50,
-        "perf_analyzer_p50_ms": p_p50,
-        "p50_diff_pct": 100 * (t_p50 - p_p50) / p_p50,
-        "tritonbench_p99_ms": med("tritonbench", "latency_p99_ms"),
-        "perf_analyzer_p99_ms": med("perf_analyzer", "latency_p99_ms"),
-        "each_ratio": [t.throughput_infer_per_s / p.throughput_infer_per_s for t, p in pairs],
-    }
+def reading(run: int, concurrency: int, got: dict[str, PointRecord | None]) -> dict:
+    """One run at one level: both tools' numbers and their ratio (None where a tool never settled)."""
+    row: dict = {"run": run, "concurrency": concurrency}
+    for engine, record in got.items():
+        row[f"{engine}_infer_per_s"] = record.throughput_infer_per_s if record else None
+        row[f"{engine}_p50_ms"] = record.latency_p50_ms if record else None
+        row[f"{engine}_cpu_us_per_request"] = record.settings.get("client_cpu_us_per_request") if record else None
+    t, p = row["tritonbench_infer_per_s"], row["perf_analyzer_infer_per_s"]
+    row["ratio"] = t / p if t and p else None
+    return row
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    """The comparison as Markdown with its provenance."""
+def summary(rows: list[dict], levels: list[int]) -> list[dict]:
+    """Per level: the lowest and the median ratio over the runs, and each tool's median CPU per request."""
+
+    def median(values: list) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    out = []
+    for level in levels:
+        mine = [r for r in rows if r["concurrency"] == level]
+        ratios = [r["ratio"] for r in mine if r["ratio"] is not None]
+        out.append({
+            "concurrency": level,
+            "runs": len(mine),
+            "min_ratio": min(ratios) if ratios else None,
+            "median_ratio": median(ratios),
+            **{f"{e}_median_infer_per_s": median([r[f"{e}_infer_per_s"] for r in mine]) for e in ENGINES},
+            **{f"{e}_median_cpu_us": median([r[f"{e}_cpu_us_per_request"] for r in mine]) for e in ENGINES},
+        })  # fmt: skip
+    return out
+
+
+def failures(rows: list[dict], min_ratio: float) -> list[str]:
+    """Every reading below the bar, or without a ratio, by run and level."""
+    bad = []
+    for r in rows:
+        if r["ratio"] is None:
+            bad.append(f"run {r['run']}, concurrency {r['concurrency']}: a tool found no stable measurement")
+        elif r["ratio"] < min_ratio:
+            bad.append(f"run {r['run']}, concurrency {r['concurrency']}: ratio {r['ratio']:.3f} < {min_ratio}")
+    return bad
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(rows: list[dict], levels: list[dict], meta: dict, bad: list[str]) -> str:
+    """Every reading and the per-level summary as Markdown, with its provenance."""
     out = [
         f"# tritonbench vs perf_analyzer ({meta['date']})",
         "",
         f"- machine: {meta['machine']}; model `{meta['model']}` (python-onnxruntime, CPU), bundled tritonserver "
-        f"2.51.0, gRPC, batch {meta['batch']}, {meta['seq_len']}-token real English texts",
-        f"- windows {meta['window_ms']} ms, stability ±{meta['stability']} % over 3 windows, max "
-        f"{meta['max_trials']} trials; tools alternate, "
-        f"{meta['repeats']} repeats per level, medians compared",
+        f"2.51.0, gRPC, batch {meta['batch']}, {meta['seq_len']}-token real token ids",
+        f"- {meta['runs']} runs against one warmed server; in each, per level, tritonbench then perf_analyzer; "
+        f"windows {meta['window_ms']} ms, stable within ±{meta['stability']} % over 3 windows, at most "
+        f"{meta['max_trials']}; bar: ratio ≥ {meta['min_ratio']} in every reading",
+        "- CPU per request: tritonbench's process time (every thread) over the requests it sent; perf_analyzer's "
+        "user + system time (start-up included) over the requests its windows sent",
         f"- versions: {json.dumps(meta['versions'])}",
         f"- command: `{meta['command']}`",
         "",
-        "| concurrency | tritonbench infer/s | perf_analyzer infer/s | ratio | tritonbench p50 ms | "
-        "perf_analyzer p50 ms | p50 diff | tritonbench p99 ms | perf_analyzer p99 ms |",
+        "| run | concurrency | tritonbench infer/s | perf_analyzer infer/s | ratio | tritonbench p50 ms | "
+        "perf_analyzer p50 ms | tritonbench CPU µs/request | perf_analyzer CPU µs/request |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     out += [
-        f"| {r['concurrency']} | {r['tritonbench_infer_per_s']:.1f} | {r['perf_analyzer_infer_per_s']:.1f} | "
-        f"{r['throughput_ratio']:.3f} | {r['tritonbench_p50_ms']:.2f} | {r['perf_analyzer_p50_ms']:.2f} | "
-        f"{r['p50_diff_pct']:+.1f} % | {r['tritonbench_p99_ms']:.2f} | {r['perf_analyzer_p99_ms']:.2f} |"
+        f"| {r['run']} | {r['concurrency']} | {_num(r['tritonbench_infer_per_s'])} | "
+        f"{_num(r['perf_analyzer_infer_per_s'])} | {_num(r['ratio'], 3)} | {_num(r['tritonbench_p50_ms'], 2)} | "
+        f"{_num(r['perf_analyzer_p50_ms'], 2)} | {_num(r['tritonbench_cpu_us_per_request'], 0)} | "
+        f"{_num(r['perf_analyzer_cpu_us_per_request'], 0)} |"
         for r in rows
     ]
+    out += [
+        "",
+        "| concurrency | runs | lowest ratio | median ratio | median tritonbench CPU µs/request | "
+        "median perf_analyzer CPU µs/request |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {s['concurrency']} | {s['runs']} | {_num(s['min_ratio'], 3)} | {_num(s['median_ratio'], 3)} | "
+        f"{_num(s['tritonbench_median_cpu_us'], 0)} | {_num(s['perf_analyzer_median_cpu_us'], 0)} |"
+        for s in levels
+    ]
+    out += ["", "Below the bar: " + ("; ".join(bad) if bad else "none") + "."]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
-    """Build the repository if needed, serve it, measure both tools, report."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Build the repository if needed, serve it, warm it, measure RUNS runs, report, exit 1 below the bar."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=ROOT / "repo")
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--model", default="minilm_model", help="the model step alone (token ids), or the ensemble")
+    parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--window-ms", type=int, default=3000)
     parser.add_argument("--stability", type=float, default=10.0)
     parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--min-ratio", type=float, default=0.95)
     parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "results")
     args = parser.parse_args()
-    if not (args.repo / args.model / "config.pbtxt").is_file():
-        make_repo(
-            "minilm",
-            "feature-extraction",
-            args.model,
-            "python-onnxruntime",
-            "cpu",
-            args.repo,
-            force=False,
-            trust_remote_code=False,
-            echo=print,
-        )
+    if not (args.repo / "minilm" / "config.pbtxt").is_file():
+        make_repo("minilm", "feature-extraction", "minilm", "python-onnxruntime", "cpu", args.repo)
+    levels = [int(c) for c in args.concurrency.split(",")]
     stamp = time.strftime("%Y-%m-%d")
+    args.out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(args.out, f"tritonbench_vs_perf_analyzer_{stamp}.jsonl")
     store.path.unlink(missing_ok=True)
     rows = []
     with TritonServer(args.repo) as server:
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
-            runs: dict[str, list[PointRecord]] = {engine: [] for engine in ENGINES}
-            for repeat in range(args.repeats):
-                got = {
-                    e: measure(server, args.repo, store, e, concurrency, repeat, args)
-                    for e in (ENGINES if repeat % 2 == 0 else ENGINES[::-1])
-                }
-                if None in got.values():  # keep runs paired: a repeat counts only if both tools settled
-                    print(f"concurrency {concurrency}, repeat {repeat}: no stable measurement, dropped", flush=True)
-                    continue
-                for engine, record in got.items():
-                    runs[engine].append(record)
-            if not runs["tritonbench"]:
-                continue
-            rows.append(compare(concurrency, runs))
-            print(json.dumps(rows[-1]), flush=True)
+        with tempfile.TemporaryDirectory() as scratch:  # the warm-up's reading is not kept
+            measure(server, ResultStore(Path(scratch)), "tritonbench", max(levels), "warm-up", args)
+        for run in range(1, args.runs + 1):
+            for level in levels:
+                got = {e: measure(server, store, e, level, f"run{run}", args) for e in ENGINES}
+                rows.append(reading(run, level, got))
+                print(json.dumps(rows[-1]), flush=True)
+    levels_summary = summary(rows, levels)
+    bad = failures(rows, args.min_ratio)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": cpu_model(),
@@ -172,16 +196,18 @@ def main() -> None:
         "window_ms": args.window_ms,
         "stability": args.stability,
         "max_trials": args.max_trials,
-        "repeats": args.repeats,
+        "runs": args.runs,
+        "min_ratio": args.min_ratio,
         "versions": package_versions(),
         "command": " ".join(sys.orig_argv),
     }
-    (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2)
-    )
-    text = markdown(rows, meta)
+    result = {"meta": meta, "readings": rows, "levels": levels_summary, "below_the_bar": bad}
+    (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(rows, levels_summary, meta, bad)
     (args.out / f"tritonbench_vs_perf_analyzer_{stamp}.md").write_text(text)
     print(text)
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
