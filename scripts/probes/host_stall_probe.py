@@ -300,10 +300,10 @@ def served(args: argparse.Namespace) -> None:
         report["census_idle"] = census(3)
         dumps = {}
         for pid, name in stubs.items():
-            result = subprocess.run(
+            dump = subprocess.run(
                 ["py-spy", "dump", "--pid", str(pid), "--native"], capture_output=True, text=True, timeout=60
             )
-            dumps[f"{name}:{pid}"] = (result.stdout + result.stderr)[-3000:]
+            dumps[f"{name}:{pid}"] = (dump.stdout + dump.stderr)[-3000:]
         report["stub_dumps_idle"] = dumps
         store = ResultStore(Path(tempfile.mkdtemp()))
         loaded: dict = {}
