@@ -58,12 +58,28 @@ def _parent(pid: int) -> int:
         return -1
 
 
+def _candidates(server_pid: int) -> list[Path]:
+    """The server's children from /proc/PID/task/*/children; every process where the kernel lacks that file.
+
+    The supervisor asks twice a second, often in the load generator's process: reading a few children
+    instead of every process's cmdline keeps that off the measurement.
+    """
+    children: list[Path] = []
+    tasks = list((_PROC / str(server_pid) / "task").glob("*/children"))
+    for task in tasks:
+        try:
+            children += [_PROC / pid for pid in task.read_text().split()]
+        except OSError:
+            continue
+    if tasks:
+        return children
+    return [entry for entry in _PROC.iterdir() if entry.name.isdigit()]
+
+
 def stubs_of(server_pid: int, repo: Path) -> list[Stub]:
     """The live stubs that the server `server_pid` started for models of `repo`, by pid."""
     found = []
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in _candidates(server_pid):
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
