@@ -7,12 +7,11 @@ from pathlib import Path
 import click
 
 from builder.common.cli import UserErrorGroup
-from client.arguments import GENERATOR, GRID, MEASUREMENT, PROGRESS, RESULTS, TARGET, Grid, RenamedChoice
+from client.arguments import GENERATOR, GRID, MEASUREMENT, PROGRESS, RESULTS, TARGET, Grid, RenamedChoice, SweepTarget
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
 from client.report.tables import COMPARE_BY
 from client.sweep import SweepConfig, point_line, run_sweep
-from client.transport.text_client import ClientConfig
 
 
 @click.group(cls=UserErrorGroup)
@@ -41,7 +40,7 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @PROGRESS
 def sweep(
-    client: ClientConfig,
+    target: SweepTarget,
     grid: Grid,
     measurement: MeasurementConfig,
     tokenizer: Path | None,
@@ -54,7 +53,7 @@ def sweep(
 ) -> None:
     """Sweep batch × sequence length × load; one record per point in OUT/results.jsonl; reruns resume."""
     config = SweepConfig(
-        client,
+        target.client,
         grid.batch_sizes,
         grid.seq_lens,
         concurrency=grid.concurrency,
@@ -65,6 +64,7 @@ def sweep(
         generator=generator,
         tokenizer=tokenizer,
         metrics_url=metrics_url,
+        urls=target.urls,
     )
     store = ResultStore(out)
     records = run_sweep(config, store, echo=click.echo, repo=repo, progress=progress)
