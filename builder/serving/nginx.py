@@ -88,6 +88,10 @@ class Nginx:
         """The master process's id while it runs."""
         return self._process.pid if self._process is not None else None
 
+    def running(self) -> bool:
+        """Whether the master process runs."""
+        return self._process is not None and self._process.poll() is None
+
     def _args(self, *extra: str) -> list[str]:
         return [
             str(self.binary),

@@ -19,7 +19,7 @@ from types import TracebackType
 from builder.common.errors import ServerError
 from builder.serving.balancer_plan import BalancerSettings, NginxConfig, ReplicaPorts, plan_nginx, plan_ports
 from builder.serving.nginx import Nginx, find_nginx
-from builder.serving.server import TritonServer, check_servable, free_port, is_ready
+from builder.serving.server import TritonServer, check_ports_free, check_servable, free_port, is_ready
 from builder.serving.supervisor import Report
 
 
@@ -80,8 +80,11 @@ class ReplicaSet:
         self.poll_interval_s = poll_interval_s
         self.events: list[str] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-replicas-")
-        self.prefix = Path(self._tmp.name) / "nginx"
-        self.log_dir = log_dir or Path(self._tmp.name) / "logs"
+        self.log_dir = log_dir or Path(self._tmp.name)
+        # nginx's own folder: readable by everyone, as a root nginx runs its workers as nobody (their temp files)
+        self._prefix = tempfile.TemporaryDirectory(prefix="tritonbuild-nginx-")
+        self.prefix = Path(self._prefix.name)
+        self.prefix.chmod(0o755)
         self.replicas: list[Replica] = []
         self._nginx: Nginx | None = None
         self._generation = 0
@@ -115,13 +118,15 @@ class ReplicaSet:
 
     def start(self) -> ReplicaSet:
         """Start every replica (in parallel), then nginx over all of them, then the watcher."""
-        find_nginx()  # before minutes of server starts
+        find_nginx()  # what can be refused is refused before the servers start
         check_servable(self.repo)
+        check_ports_free({"http": self.http_port, "grpc": self.grpc_port})
         ports = plan_ports(self.count, {self.http_port, self.grpc_port}, free_port)
         self.replicas = [Replica(i, p) for i, p in enumerate(ports)]
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.prefix.mkdir(parents=True)
-        self.prefix.chmod(0o755)  # nginx started by root runs its workers as nobody: they must reach their temp files
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServerError(f"cannot make the replicas' log folder {self.log_dir}: {exc.strerror}") from exc
         failures = [f for f in self._launcher.map(self._start_replica, self.replicas) if f is not None]
         if failures:
             raise ServerError(
@@ -218,7 +223,7 @@ class ReplicaSet:
         return [r.index for r in self.replicas if r.server is not None and r.server.is_alive()]
 
     def close(self) -> None:
-        """Stop the watcher, nginx, then every replica, and remove the temporary folder."""
+        """Stop the watcher, nginx, then every replica, and remove the temporary folders."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
@@ -227,6 +232,7 @@ class ReplicaSet:
         list(self._launcher.map(lambda r: r.server.close() if r.server is not None else None, self.replicas))
         self._launcher.shutdown()
         self._tmp.cleanup()
+        self._prefix.cleanup()
 
     def __enter__(self) -> ReplicaSet:
         try:

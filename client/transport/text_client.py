@@ -138,7 +138,7 @@ def _dropped(exc: BaseException) -> bool:
     return aiohttp is not None and isinstance(exc, aiohttp.ServerDisconnectedError)
 
 
-def _raised_by(protocol: str) -> tuple[type[BaseException], ...]:
+def _raised_by(protocol: str) -> tuple[type[Exception], ...]:
     """What a request of the aio client may raise: a server's refusal, OSError, and over HTTP aiohttp's errors."""
     if protocol == "http":
         import aiohttp
