@@ -50,6 +50,8 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if self.urls and self.urls[0] != self.client.url:
             raise ClientError(f"the first of the URLs {', '.join(self.urls)} must be the client's, {self.client.url}")
+        if len(set(self.urls)) < len(self.urls):
+            raise ClientError(f"a URL is given twice: {', '.join(self.urls)}", hint="give each --url once")
         if bool(self.concurrency) == bool(self.request_rates):
             raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
         if self.generator not in GENERATORS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from builder.serving.balancer_plan import REPLICAS_HEADER
 from builder.serving.endpoints import LIVE_PATH
-from client.transport.text_client import ClientConfig, ClientError, unreachable
+from client.transport.text_client import ClientConfig, ClientError, grpc_unavailable, unreachable
 
 _SERVER_LIVE = "/inference.GRPCInferenceService/ServerLive"
 
@@ -30,8 +30,6 @@ class Endpoints:
     def __post_init__(self) -> None:
         if not self.load or not self.stats:
             raise ClientError("a sweep needs at least one URL")
-        if len(set(self.load)) < len(self.load):
-            raise ClientError(f"a URL is given twice: {', '.join(self.load)}", hint="give each --url once")
 
     @classmethod
     def single(cls, url: str) -> Endpoints:
@@ -79,10 +77,9 @@ def _grpc_metadata(config: ClientConfig) -> str | None:
         try:
             _, call = channel.unary_unary(_SERVER_LIVE).with_call(b"", timeout=config.timeout_s)
             metadata = call.initial_metadata()
-        except grpc.RpcError as exc:
-            metadata = exc.initial_metadata() if isinstance(exc, grpc.Call) else ()
-            if not metadata:
-                raise unreachable(config, exc.details() if isinstance(exc, grpc.Call) else exc) from exc
+        except grpc.RpcError as exc:  # a balancer's 502 carries no metadata over gRPC: it is said so instead
+            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            raise grpc_unavailable(config, details or "") from exc
     return next((str(m.value) for m in metadata if m.key == REPLICAS_HEADER), None)
 
 
