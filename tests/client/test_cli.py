@@ -130,7 +130,8 @@ def test_perf_analyzer_is_refused_behind_a_balancer_and_over_several_urls(tmp_pa
         balancer = f"127.0.0.1:{http_port}"
         common = ["--model", "m", "--protocol", "http", "--generator", "perf_analyzer", "--out", str(tmp_path)]
         behind = CliRunner().invoke(main, ["sweep", "--url", balancer, *common])
-        several = CliRunner().invoke(main, ["sweep", "--url", balancer, "--url", balancer.replace("127.0.0.1", "localhost"), *common])  # fmt: skip
+        also = balancer.replace("127.0.0.1", "localhost")
+        several = CliRunner().invoke(main, ["sweep", "--url", balancer, "--url", also, *common])
     assert behind.exit_code == 1 and f"but {balancer} is a balancer" in behind.output, behind.output
     assert several.exit_code == 1 and "but several URLs are given" in several.output, several.output
     assert "use --generator tritonbench" in behind.output and "Traceback" not in behind.output + several.output

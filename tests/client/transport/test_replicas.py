@@ -6,7 +6,6 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from balancers import idle_balancer
 
 from builder.serving.server import free_port
