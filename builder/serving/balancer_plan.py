@@ -14,8 +14,6 @@ from pathlib import Path
 
 from builder.common.errors import ServerError
 
-# The response header through which the balancer names its replicas (tritonbench reads their statistics there).
-REPLICAS_HEADER = "tritonbuild-replicas"
 GENERATION_PATH = "/tritonbuild/generation"  # answered by nginx itself: which config its workers run
 
 
@@ -71,7 +69,7 @@ class Frontend:
 
     @property
     def replicas(self) -> str:
-        """Every replica's address (ready or not), the value of REPLICAS_HEADER."""
+        """Every replica's address (ready or not), the value of builder.contract.balancer.REPLICAS_HEADER."""
         return ",".join(s.address for s in self.servers)
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from builder import __version__
 from builder.common.errors import ServerError
+from builder.contract.balancer import REPLICAS_HEADER
 from builder.repository.render import ENV
-from builder.serving.balancer_plan import GENERATION_PATH, REPLICAS_HEADER, NginxConfig
+from builder.serving.balancer_plan import GENERATION_PATH, NginxConfig
 from builder.serving.server import check_ports_free, die_with_parent
 
 _TEMPLATE = ENV.overlay(trim_blocks=True, lstrip_blocks=True).get_template("nginx.conf.j2")

@@ -13,10 +13,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from builder.serving.balancer_plan import REPLICAS_HEADER
-from builder.serving.endpoints import LIVE_PATH
+from builder.contract.balancer import REPLICAS_HEADER
 from client.transport.text_client import ClientConfig, ClientError, grpc_unavailable, unreachable
 
+# Triton's liveness check on either protocol: the cheapest request that passes the balancer.
+_LIVE_PATH = "/v2/health/live"
 _SERVER_LIVE = "/inference.GRPCInferenceService/ServerLive"
 
 
@@ -62,7 +63,7 @@ def announced_replicas(config: ClientConfig) -> tuple[str, ...]:
 
 def _http_header(config: ClientConfig) -> str | None:
     try:
-        with urllib.request.urlopen(f"http://{config.url}{LIVE_PATH}", timeout=config.timeout_s) as response:
+        with urllib.request.urlopen(f"http://{config.url}{_LIVE_PATH}", timeout=config.timeout_s) as response:
             return response.headers.get(REPLICAS_HEADER)
     except urllib.error.HTTPError as exc:  # a balancer without a live replica still says who is behind it
         return exc.headers.get(REPLICAS_HEADER)

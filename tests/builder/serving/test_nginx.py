@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from builder.common.errors import ServerError
-from builder.serving.balancer_plan import REPLICAS_HEADER, ReplicaPorts, plan_nginx, plan_ports
+from builder.contract.balancer import REPLICAS_HEADER
+from builder.serving.balancer_plan import ReplicaPorts, plan_nginx, plan_ports
 from builder.serving.nginx import Nginx, find_nginx, render_nginx, write_atomically
 from builder.serving.server import free_port
 
