@@ -93,21 +93,36 @@ def host_port(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def host_ports(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Every value of a repeated option host:port (host_port)."""
+    return tuple(host_port(ctx, param, value) for value in values)
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """The model and every URL a sweep sends to: `client` talks to the first, requests go round robin over all."""
+
+    client: ClientConfig
+    urls: tuple[str, ...]
+
+
 TARGET = ArgGroup(
-    "client",
+    "target",
     (
         option(
             "--url",
-            default="127.0.0.1:8001",
+            multiple=True,
+            default=("127.0.0.1:8001",),
             show_default=True,
-            callback=host_port,
-            help="host:port of the gRPC or HTTP endpoint",
+            callback=host_ports,
+            help="host:port of the gRPC or HTTP endpoint: a server, or the balancer of `tritonbuild serve --replicas` "
+            "(its replicas' statistics are read too); repeat it to spread the requests over several (round robin)",
         ),
         option("--protocol", type=click.Choice(PROTOCOLS), default="grpc", show_default=True),
         option("--model", required=True, help="an ensemble taking TEXT, or a model taking input_ids/attention_mask"),
         option("--timeout", type=float, default=60.0, show_default=True, help="seconds per request"),
     ),
-    lambda url, protocol, model, timeout: ClientConfig(url, model, protocol, timeout),
+    lambda url, protocol, model, timeout: SweepTarget(ClientConfig(url[0], model, protocol, timeout), url),
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from builder.common.cli import UserErrorGroup
-from client.arguments import GENERATOR, GRID, MEASUREMENT, PROGRESS, RESULTS, TARGET, Grid, RenamedChoice
+from client.arguments import GENERATOR, GRID, MEASUREMENT, PROGRESS, RESULTS, TARGET, Grid, RenamedChoice, SweepTarget
 from client.experiments.tune_cli import tune
 from client.generators.measure import MeasurementConfig
 from client.points import MIXED
@@ -15,7 +15,6 @@ from client.records import PointRecord, ResultStore
 from client.report.tables import COMPARE_BY
 from client.sweep import SweepConfig, point_line, run_sweep
 from client.targets.texts import read_texts
-from client.transport.text_client import ClientConfig
 
 
 @click.group(cls=UserErrorGroup)
@@ -51,7 +50,7 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @PROGRESS
 def sweep(
-    client: ClientConfig,
+    target: SweepTarget,
     grid: Grid,
     measurement: MeasurementConfig,
     tokenizer: Path | None,
@@ -68,7 +67,7 @@ def sweep(
     if texts is not None and ctx.get_parameter_source("seq_lens") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--texts sends the texts' own lengths: leave out --seq-lens")
     config = SweepConfig(
-        client,
+        target.client,
         grid.batch_sizes,
         grid.seq_lens if texts is None else (MIXED,),
         concurrency=grid.concurrency,
@@ -80,6 +79,7 @@ def sweep(
         tokenizer=tokenizer,
         metrics_url=metrics_url,
         texts=read_texts(texts) if texts is not None else (),
+        urls=target.urls,
     )
     store = ResultStore(out)
     records = run_sweep(config, store, echo=click.echo, repo=repo, progress=progress)

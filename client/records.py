@@ -47,7 +47,7 @@ class Settings:
     stable windows, no warm-up), not what it was asked and ignored.
     """
 
-    url: str
+    url: str  # where the requests went: several URLs comma-separated (round robin)
     window_s: float  # time windows of this length (count windows: the interval a window may last)
     window_requests: int  # > 0: count windows of at least this many requests
     stability_pct: float
@@ -61,6 +61,7 @@ class Settings:
     # CPU time (user + system, every thread) the load generator's process spent per request it sent, warm-up
     # included: what the generator takes from a machine it shares with the server (None: not measured)
     client_cpu_us_per_request: float | None = None
+    stats_urls: tuple[str, ...] = ()  # the servers `server` adds up when not `url` itself (a balancer's replicas)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Measured:
     gpu: dict[str, float]
     settings: Settings
     versions: dict[str, str] = field(default_factory=dict)  # the generator's own, beside the packages'
+    replicas: dict[str, dict[str, ModelTimes]] = field(default_factory=dict)  # `server` by replica, when several
 
 
 @dataclass
@@ -115,7 +117,10 @@ class PointRecord:
     stable: bool
     trials: int
     timeouts: int = 0  # of the errors, those without an answer within the client's timeout
-    server: dict[str, ModelTimes] = field(default_factory=dict)
+    server: dict[str, ModelTimes] = field(default_factory=dict)  # every server's together, when there are several
+    # each server's own, by URL, when there are several (a balancer's replicas, or several --url); a server that
+    # did not answer at both ends of the windows, or was restarted in between, is missing here and from `server`
+    replicas: dict[str, dict[str, ModelTimes]] = field(default_factory=dict)
     gpu: dict[str, float] = field(default_factory=dict)  # utilization, memory_used_mb, power_w (if a GPU)
     # where and how
     host: str = ""
@@ -180,6 +185,7 @@ class PointRecord:
             stable=measured.stable,
             trials=measured.trials,
             server=dict(measured.server),
+            replicas=dict(measured.replicas),
             gpu=dict(measured.gpu),
             host=platform.node(),
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -203,8 +209,13 @@ class PointRecord:
             data = {**data, "generator": data["engine"]}
         _check_fields(cls, data)
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        values["server"] = {name: ModelTimes(**times) for name, times in values.get("server", {}).items()}
+        values["server"] = _model_times(values.get("server", {}))
+        values["replicas"] = {url: _model_times(server) for url, server in values.get("replicas", {}).items()}
         return cls(**values)
+
+
+def _model_times(server: dict[str, dict[str, Any]]) -> dict[str, ModelTimes]:
+    return {name: ModelTimes(**times) for name, times in server.items()}
 
 
 class DamagedRecord(ValueError):

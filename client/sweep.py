@@ -17,6 +17,7 @@ from client.records import PointRecord, ResultStore, point_key
 from client.targets.inputs import find_tokenizer
 from client.targets.requests import Requests
 from client.targets.target import Target, check_point, read_target
+from client.transport.replicas import Endpoints, resolve_endpoints
 from client.transport.text_client import ClientConfig, ClientError
 
 Echo = Callable[[str], None]
@@ -42,15 +43,18 @@ class SweepConfig:
     tokenizer: Path | None = None
     metrics_url: str | None = None
     seed: int = 0
-    texts: tuple[
-        str, ...
-    ] = ()  # given texts to send instead of exact-length cuts (client.targets.texts); seq_lens (MIXED,)
+    texts: tuple[str, ...] = ()  # given texts instead of exact-length cuts; seq_lens (MIXED,)
+    urls: tuple[str, ...] = ()  # every URL requests are spread over, client.url first; (): client.url alone
     # each concurrency level, or each request rate with the arrival process: built (and so validated) once
     loads: tuple[Load, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.texts and self.seq_lens != (MIXED,):
             raise ClientError("a sweep over given texts sends their own lengths", hint="sweep seq_lens (MIXED,)")
+        if self.urls and self.urls[0] != self.client.url:
+            raise ClientError(f"the first of the URLs {', '.join(self.urls)} must be the client's, {self.client.url}")
+        if len(set(self.urls)) < len(self.urls):
+            raise ClientError(f"a URL is given twice: {', '.join(self.urls)}", hint="give each --url once")
         if bool(self.concurrency) == bool(self.request_rates):
             raise ClientError("give either concurrency levels or request rates", hint="--concurrency or --request-rate")
         if self.generator not in GENERATORS:
@@ -77,9 +81,31 @@ class SweepConfig:
             self.variant,
         )
 
-    def generator_config(self) -> GeneratorConfig:
-        """What the generator needs for every point."""
-        return GeneratorConfig(self.client, self.measurement, self.variant, self.metrics_url, self.seed)
+    def generator_config(self, endpoints: Endpoints | None = None) -> GeneratorConfig:
+        """What the generator needs for every point; `endpoints` from servers_of (None: client.url alone)."""
+        return GeneratorConfig(self.client, self.measurement, self.variant, self.metrics_url, self.seed, endpoints)
+
+
+def servers_of(config: SweepConfig) -> Endpoints:
+    """Where the requests go and whose statistics count: a balancer among the URLs names its replicas.
+
+    Refuses a generator that measures one server when several are involved.
+    """
+    endpoints = resolve_endpoints(config.urls or (config.client.url,), config.client)
+    if endpoints.several and not GENERATORS[config.generator].spreads:
+        raise ClientError(
+            f"{config.generator} sends to one URL and reads that server's statistics, but "
+            + ("several URLs are given" if len(endpoints.load) > 1 else f"{config.client.url} is a balancer"),
+            hint="use --generator tritonbench, or one --url of a single server",
+        )
+    return endpoints
+
+
+def servers_line(endpoints: Endpoints) -> str:
+    """Where the load goes and whose statistics are read, for the terminal."""
+    load = ", ".join(endpoints.load)
+    spread = f"round robin over {len(endpoints.load)} URLs ({load})" if len(endpoints.load) > 1 else f"to {load}"
+    return f"requests {spread}; server statistics from {len(endpoints.stats)}: {', '.join(endpoints.stats)}"
 
 
 def plan_points(config: SweepConfig) -> list[Point]:
@@ -135,7 +161,8 @@ def run_sweep(
     fast, slow = estimate_seconds(config.measurement, len(todo))
     model = config.client.model
     requests = Requests(model, find_tokenizer(model, config.tokenizer, repo), config.seed, config.texts)
-    generator = GENERATORS[config.generator](config.generator_config(), requests)
+    endpoints = servers_of(config)
+    generator = GENERATORS[config.generator](config.generator_config(endpoints), requests)
     target = read_target(config.client)
     for point in todo:  # impossible shapes fail now, not halfway through the grid
         check_point(point, target, config.client.model)
@@ -143,6 +170,8 @@ def run_sweep(
         f"{len(points)} points, {len(points) - len(todo)} already in {store.path} (skipped); "
         f"{len(todo)} to measure, about {fast / 60:.1f}–{slow / 60:.1f} min"
     )
+    if endpoints.several:
+        echo(servers_line(endpoints))
     records: list[PointRecord] = []
     try:
         _measure_points(generator, target, todo, store, records, echo, progress)

@@ -40,4 +40,15 @@ if ! ldconfig -p | grep -q "libb64.so.0d"; then
     echo "setup: warning: perf_analyzer needs libb64.so.0d (install libb64-0d); everything else works" >&2
   fi
 fi
+# `tritonbuild serve --replicas` balances its servers with nginx (Debian's package: HTTP and gRPC proxying). It runs
+# as a child process in a folder of its own; the package's own service is not used (in a container policy-rc.d keeps
+# it from starting).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq -o DPkg::Lock::Timeout=300 nginx-light >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 nginx-light >/dev/null; }
+  else
+    echo "setup: warning: tritonbuild serve --replicas needs nginx (install nginx-light); everything else works" >&2
+  fi
+fi
 echo "setup: ready (.venv: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

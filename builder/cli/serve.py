@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from builder.serving.endpoints import GRPC, HTTP, METRICS
+from builder.serving.replicas import ReplicaSet
 from builder.serving.server import TritonServer
 
 
@@ -16,24 +19,44 @@ from builder.serving.server import TritonServer
 @click.option("--repo", type=click.Path(path_type=Path), default=Path("repo"), show_default=True)
 @click.option("--http-port", type=int, default=HTTP.port, show_default=True)
 @click.option("--grpc-port", type=int, default=GRPC.port, show_default=True)
-@click.option("--metrics-port", type=int, default=METRICS.port, show_default=True)
-@click.option("--log", type=click.Path(path_type=Path), default=None, help="server log file (default: temporary)")
-def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Path | None) -> None:
+@click.option("--metrics-port", type=int, default=METRICS.port, show_default=True, help="one server's (not replicas')")
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="servers to start behind one nginx (least connections, retries, readiness-gated) on --http-port and "
+    "--grpc-port; each replica gets free ports of its own",
+)
+@click.option(
+    "--log",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="server log file (with --replicas: a folder for each replica's log) [default: temporary]",
+)
+def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, replicas: int, log: Path | None) -> None:
     """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C.
 
     A model whose backend stub dies is reloaded (and said so here and in the log); exits 1 when the server
-    dies or a model cannot be brought back.
+    dies or a model cannot be brought back. With --replicas N, a replica that stops serving is taken out of
+    the balancer (and back in once ready); exits 1 when none is left.
     """
 
     def report(message: str) -> None:
         click.secho(f"supervisor: {message}", fg="yellow", err=True)
 
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a shell's `&`)
+        signal.signal(sig, signal.default_int_handler)
+    if replicas > 1:
+        given = click.get_current_context().get_parameter_source("metrics_port") != ParameterSource.DEFAULT
+        if given:
+            raise click.UsageError("--metrics-port is one server's: with --replicas each replica has its own (printed)")
+        _serve_replicas(repo, replicas, http_port, grpc_port, log, report)
+        return
     with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log, report=report) as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo(f"log: {server.log_path}")
         click.echo("Ctrl-C stops the server")
-        for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a shell's `&`)
-            signal.signal(sig, signal.default_int_handler)
         try:
             while server.is_alive() and server.failure is None:
                 time.sleep(0.5)
@@ -49,6 +72,34 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, log: Pa
                 fg="red",
                 err=True,
             )
+        raise SystemExit(1)
+
+
+def _serve_replicas(
+    repo: Path, count: int, http_port: int, grpc_port: int, log: Path | None, report: Callable[[str], None]
+) -> None:
+    """`serve --replicas`: the balancer's URLs first (what clients use), each replica's own below."""
+    click.echo(f"starting {count} replicas and nginx ...")
+    with ReplicaSet(repo, count, http_port, grpc_port, log_dir=log, report=report) as replicas:
+        click.echo(f"ready: HTTP {replicas.http_url}, gRPC {replicas.grpc_url} (nginx over {count} replicas)")
+        for replica in replicas.replicas:
+            assert replica.server is not None
+            click.echo(
+                f"  replica {replica.index}: HTTP {replica.http_url}, gRPC {replica.grpc_url}, "
+                f"metrics {replica.server.metrics_url}, log {replica.server.log_path}"
+            )
+        click.echo(f"nginx: config {replicas.nginx.conf_path}, log {replicas.nginx.log_path}")
+        click.echo("Ctrl-C stops everything")
+        try:
+            while replicas.alive() and replicas.nginx.running():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+            return
+        if not replicas.nginx.running():
+            click.secho(f"nginx exited unexpectedly; its log ends:\n{replicas.nginx.log_tail()}", fg="red", err=True)
+        else:
+            click.secho(f"every replica's server exited; their logs are in {replicas.log_dir}", fg="red", err=True)
         raise SystemExit(1)
 
 

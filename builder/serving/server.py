@@ -132,9 +132,27 @@ def _needs_ngc(model: str, platform: str) -> ServerError:
     )
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: the server gets SIGTERM if the Python process that started it dies.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+def is_ready(http_url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the server at `http_url` (host:port) says ready: with --strict-readiness, every model is."""
+    try:
+        with urllib.request.urlopen(f"http://{http_url}{READY_PATH}", timeout=timeout_s) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+# Loaded here, not in the child: a dlopen between fork and exec in a process with other threads (grpc's,
+# a load generator's) can find the loader's lock held by a thread that no longer exists, and crash or hang.
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: PR_SET_PDEATHSIG, so it gets SIGTERM if the Python process that started it dies.
+
+    Linux sends it when the *thread* that started the child ends: start servers from threads that outlive them.
+    """
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class TritonServer:
@@ -233,7 +251,7 @@ class TritonServer:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._wait_ready()
         self._check_identity()
@@ -254,13 +272,6 @@ class TritonServer:
     def failure(self) -> str | None:
         """Why the server stopped serving although its process runs (a model that could not be reloaded)."""
         return self._supervisor.failure if self._supervisor is not None else None
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.http_url}{READY_PATH}", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
 
     def _check_identity(self) -> None:
         """Both endpoints must be our process's: a server that was there first would answer too."""
@@ -292,7 +303,7 @@ class TritonServer:
                     f"tritonserver exited with code {code} while starting:\n{self.log_tail()}",
                     hint=f"full log: {self.log_path}",
                 )
-            if self._ready():
+            if is_ready(self.http_url):
                 return
             time.sleep(0.2)
         self.stop()

@@ -18,6 +18,7 @@ from client.points import Point
 from client.records import Measured, PointRecord
 from client.targets.requests import Requests
 from client.targets.target import Target
+from client.transport.replicas import Endpoints
 from client.transport.text_client import ClientConfig
 
 
@@ -30,12 +31,19 @@ class GeneratorConfig:
     variant: str = ""
     metrics_url: str | None = None
     seed: int = 0  # of open-loop arrivals
+    endpoints: Endpoints | None = None  # several URLs or a balancer's replicas; None: the one server at client.url
+
+    @property
+    def servers(self) -> Endpoints:
+        """Where requests go and whose statistics count."""
+        return self.endpoints or Endpoints.single(self.client.url)
 
 
 class Generator(ABC):
     """A load generator; subclasses name themselves (`name`, the records' `generator`) and implement `_measure`."""
 
     name: ClassVar[str]
+    spreads: ClassVar[bool] = False  # sends to several URLs and reads several servers' statistics (Endpoints)
 
     def __init__(self, config: GeneratorConfig, requests: Requests) -> None:
         self.config = config

@@ -12,7 +12,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
-from client.transport.text_client import ClientConfig, ClientError, RequestTimeout
+from client.transport.text_client import ClientConfig, ClientError, RequestTimeout, grpc_unavailable
 
 _METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -47,10 +47,7 @@ class RawGrpcSender:
             return bytes(await self._call(request, timeout=self.config.timeout_s))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                raise ClientError(
-                    f"cannot reach Triton at {self.config.url} (grpc): {exc.details()}",
-                    hint="is the server running? (tritonbuild serve)",
-                ) from exc
+                raise grpc_unavailable(self.config, exc.details() or "") from exc
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise RequestTimeout(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from exc
             raise ClientError(f"{self.config.model}: {exc.details()}") from exc

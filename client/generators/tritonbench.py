@@ -1,28 +1,31 @@
 """tritonbench's own load generator: asyncio closed and open loops in this process, measured like perf_analyzer.
 
 Over gRPC each distinct request is serialized once and sent as bytes (client.generators.raw_grpc); over HTTP
-through tritonclient's aio client with inputs prepared before the load starts. The server's statistics and
-GPU metrics are sampled at every window edge, so the record carries the server's own breakdown.
+through tritonclient's aio client with inputs prepared before the load starts. Requests may be spread over
+several URLs (round robin). Every server's statistics (a balancer's replicas: client.transport.replicas) and
+the GPU metrics are sampled at every window edge, so the record carries the servers' own breakdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
 
 from client.generators.base import Generator
-from client.generators.load import PointRun, run_point
+from client.generators.load import PointRun, Send, run_point
 from client.generators.measure import summarize
 from client.generators.raw_grpc import RawGrpcSender, serialize_request
 from client.points import MIXED, Point
 from client.records import Measured, Settings
 from client.targets.target import Target
-from client.transport.server_stats import average_gpu, counters, deltas, read_gpu_metrics
-from client.transport.text_client import AsyncTextClient, ClientError
+from client.transport.server_stats import average_gpu, counters, read_gpu_metrics, replica_deltas
+from client.transport.text_client import AsyncTextClient, ClientConfig, ClientError
 
 T = TypeVar("T")
 
@@ -41,6 +44,7 @@ class Tritonbench(Generator):
     """Measures points with tritonbench's asyncio load; requests are built off the timed path."""
 
     name = "tritonbench"
+    spreads = True
 
     def _measure(self, point: Point, target: Target) -> Measured:
         arrays = self.requests.arrays(point, target)
@@ -48,36 +52,33 @@ class Tritonbench(Generator):
         run = run_async(self._run(point, arrays))
         return self.measured(point, run, time.process_time() - cpu)
 
-    async def _sample(self, client: AsyncTextClient) -> dict[str, Any]:
-        stats = counters(await client.statistics())
+    async def _sample(self, clients: dict[str, AsyncTextClient]) -> dict[str, Any]:
+        """Every server's counters and the GPU metrics.
+
+        A server that did not answer while another did (a replica killed under load) gets None; the error is
+        raised when none answered.
+        """
+        answers = await asyncio.gather(*(c.statistics() for c in clients.values()), return_exceptions=True)
+        errors = [a for a in answers if isinstance(a, BaseException)]
+        if errors and (len(errors) == len(answers) or not all(isinstance(e, ClientError) for e in errors)):
+            raise errors[0]
+        stats = {
+            url: None if isinstance(a, BaseException) else counters(a) for url, a in zip(clients, answers, strict=True)
+        }
         gpu = await asyncio.to_thread(read_gpu_metrics, self.config.metrics_url)
         return {"stats": stats, "gpu": gpu}
 
     async def _run(self, point: Point, arrays: list[dict[str, np.ndarray]]) -> PointRun:
-        config = self.config.client
-        async with AsyncTextClient(config) as client:  # statistics, and HTTP requests
-            if config.protocol == "grpc":
-                sender = RawGrpcSender(config)
-                wire = [serialize_request(config.model, a) for a in arrays]
-
-                async def send(index: int) -> None:
-                    await sender.send(wire[index % len(wire)])
-            else:
-                prepared = [client.prepare_arrays(a) for a in arrays]
-
-                async def send(index: int) -> None:
-                    await client.infer_inputs(prepared[index % len(prepared)])
-
-            try:
-                return await run_point(
-                    send, point.load, self.config.measurement, lambda: self._sample(client), self.config.seed
-                )
-            finally:
-                if config.protocol == "grpc":
-                    await sender.close()
+        config, servers = self.config.client, self.config.servers
+        async with contextlib.AsyncExitStack() as stack:
+            stats = {url: await stack.enter_async_context(_client(config, url)) for url in servers.stats}
+            send = await _sender(config, servers.load, arrays, stack)
+            return await run_point(
+                send, point.load, self.config.measurement, lambda: self._sample(stats), self.config.seed
+            )
 
     def measured(self, point: Point, run: PointRun, cpu_s: float | None = None) -> Measured:
-        """What a finished run measured: the last N windows merged, the server's deltas over them.
+        """What a finished run measured: the last N windows merged, the servers' deltas over them.
 
         `cpu_s`: the process's CPU time over the run, given per request sent.
         """
@@ -92,6 +93,8 @@ class Tritonbench(Generator):
             ) from None
         n = min(m.stable_windows, len(run.windows))
         first, last = run.snapshots[-n - 1], run.snapshots[-1]
+        servers = self.config.servers
+        total, by_server = replica_deltas(first["stats"], last["stats"])
         return Measured(
             requests=summary.requests,
             errors=run.failures.errors,
@@ -101,10 +104,10 @@ class Tritonbench(Generator):
             latency=summary.latency,
             stable=run.stable,
             trials=len(run.windows),
-            server=deltas(first["stats"], last["stats"]),
+            server=total,
             gpu=average_gpu([s["gpu"] for s in run.snapshots[-n:]]),
             settings=Settings(
-                url=self.config.client.url,
+                url=",".join(servers.load),
                 window_s=m.window_s,
                 window_requests=m.window_requests,
                 stability_pct=m.stability_pct,
@@ -112,5 +115,37 @@ class Tritonbench(Generator):
                 max_trials=m.max_trials,
                 warmup_s=m.warmup_s,
                 client_cpu_us_per_request=cpu_s / run.sent * 1e6 if cpu_s is not None and run.sent else None,
+                stats_urls=servers.stats if servers.stats != servers.load else (),
             ),
+            replicas=by_server if servers.several else {},
         )
+
+
+def _client(config: ClientConfig, url: str) -> AsyncTextClient:
+    return AsyncTextClient(replace(config, url=url))
+
+
+async def _sender(
+    config: ClientConfig, urls: tuple[str, ...], arrays: list[dict[str, np.ndarray]], stack: contextlib.AsyncExitStack
+) -> Send:
+    """Send request i (the i-th of `arrays`, cycling) to URL i mod len(urls); connections close with `stack`.
+
+    Over gRPC each distinct request is serialized once; over HTTP its inputs are prepared once.
+    """
+    if config.protocol == "grpc":
+        senders = [RawGrpcSender(replace(config, url=url)) for url in urls]
+        for sender in senders:
+            stack.push_async_callback(sender.close)
+        wire = [serialize_request(config.model, a) for a in arrays]
+
+        async def send_grpc(index: int) -> None:
+            await senders[index % len(senders)].send(wire[index % len(wire)])
+
+        return send_grpc
+    clients = [await stack.enter_async_context(_client(config, url)) for url in urls]
+    prepared = [clients[0].prepare_arrays(a) for a in arrays]
+
+    async def send_http(index: int) -> None:
+        await clients[index % len(clients)].infer_inputs(prepared[index % len(prepared)])
+
+    return send_http

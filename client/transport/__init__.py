@@ -1,4 +1,5 @@
 """Talking to Triton.
 
-Typed text clients (sync and asyncio, gRPC and HTTP), and the server's own statistics and GPU metrics.
+Typed text clients (sync and asyncio, gRPC and HTTP), the servers a sweep talks to (several URLs, or a
+balancer's replicas: replicas.py), and the servers' own statistics and GPU metrics.
 """

@@ -1,4 +1,4 @@
-"""The server's side of a measurement: statistics-extension deltas and GPU metrics."""
+"""The server's side of a measurement: statistics-extension deltas (of one server or of several) and GPU metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 from client.records import ModelTimes
 
 _PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
+Counters = dict[str, dict[str, int]]  # model → counter → value, of one server (`counters`)
 
 
-def counters(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+def counters(stats: dict[str, Any]) -> Counters:
     """Flatten a statistics report to per-model integer counters (gRPC's JSON gives int64s as strings)."""
-    flat: dict[str, dict[str, int]] = {}
+    flat: Counters = {}
     for model in stats.get("model_stats", []):
         phases = model.get("inference_stats", {})
         entry = {
@@ -28,7 +29,7 @@ def counters(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     return flat
 
 
-def deltas(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, ModelTimes]:
+def deltas(before: Counters, after: Counters) -> dict[str, ModelTimes]:
     """Per-model activity between two snapshots, with average phase times per request in µs."""
     result = {}
     for name, end in after.items():
@@ -83,3 +84,36 @@ def average_gpu(samples: list[dict[str, float]]) -> dict[str, float]:
     """Mean of each GPU metric over the samples that have it."""
     keys = {k for s in samples for k in s}
     return {k: sum(s[k] for s in samples if k in s) / sum(k in s for s in samples) for k in sorted(keys)}
+
+
+def summed(snapshots: list[Counters]) -> Counters:
+    """The counters of several servers added up, model by model: the set of replicas as one server."""
+    total: Counters = {}
+    for snapshot in snapshots:
+        for model, values in snapshot.items():
+            into = total.setdefault(model, dict.fromkeys(values, 0))
+            for key, value in values.items():
+                into[key] = into.get(key, 0) + value
+    return total
+
+
+def restarted(before: Counters, after: Counters) -> bool:
+    """Whether a server's counters went backwards between two snapshots: it was restarted in between."""
+    return any(after.get(model, {}).get("inference_count", 0) < c["inference_count"] for model, c in before.items())
+
+
+def replica_deltas(
+    before: dict[str, Counters | None], after: dict[str, Counters | None]
+) -> tuple[dict[str, ModelTimes], dict[str, dict[str, ModelTimes]]]:
+    """The servers' activity between two snapshots of each: all of them together, and each by its URL.
+
+    A server that did not answer at either snapshot (None), or was restarted in between, has no activity that
+    can be told: it is left out of both (its URL is missing from the second result).
+    """
+    counted = {
+        url: (first, last)
+        for url, first in before.items()
+        if first is not None and (last := after.get(url)) is not None and not restarted(first, last)
+    }
+    total = deltas(summed([first for first, _ in counted.values()]), summed([last for _, last in counted.values()]))
+    return total, {url: deltas(first, last) for url, (first, last) in counted.items()}

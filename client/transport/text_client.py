@@ -5,6 +5,8 @@ Sync and asyncio variants over gRPC and HTTP share the request building and resu
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -101,23 +103,67 @@ def decode_result(result: Any) -> dict[str, np.ndarray]:
     return {name: result.as_numpy(name) for name in names}
 
 
+# A gRPC call answered by a proxy's HTTP error instead of a server: grpc reports it as UNAVAILABLE with this.
+_PROXY_STATUS = re.compile(r"http2 header with status: (5\d\d)")
+_PROXY_ERRORS = ("502", "503", "504")
+
+
+def proxy_error(config: ClientConfig, status: str) -> ClientError:
+    """A balancer's own answer (502/503/504): it is up, but no replica took the request. Not `cannot reach`."""
+    return ClientError(f"{config.model}: the balancer at {config.url} answered HTTP {status}: no replica took it")
+
+
+def unreachable(config: ClientConfig, detail: object) -> ClientError:
+    """No server at the URL: what ends a measurement (load.py's `_SERVER_GONE`)."""
+    return ClientError(
+        f"cannot reach Triton at {config.url} ({config.protocol}): {detail}",
+        hint="is the server running? (tritonbuild serve)",
+    )
+
+
+def grpc_unavailable(config: ClientConfig, details: str) -> ClientError:
+    """A gRPC UNAVAILABLE: a balancer's 5xx (the balancer is up), or a server that cannot be reached."""
+    proxied = _PROXY_STATUS.search(details)
+    return proxy_error(config, proxied.group(1)) if proxied else unreachable(config, details)
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether it is aiohttp's ServerDisconnectedError: a kept-alive connection closed under a request.
+
+    A balancer that reloads closes its idle client connections; a request sent at that moment meets this.
+
+    aiohttp is loaded only by the HTTP aio client; what was never imported cannot have been raised.
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(exc, aiohttp.ServerDisconnectedError)
+
+
+def _raised_by(protocol: str) -> tuple[type[Exception], ...]:
+    """What a request of the aio client may raise: a server's refusal, OSError, and over HTTP aiohttp's errors."""
+    if protocol == "http":
+        import aiohttp
+
+        return (InferenceServerException, OSError, aiohttp.ClientError)
+    return (InferenceServerException, OSError)
+
+
 def _error(config: ClientConfig, exc: Exception) -> ClientError:
     if isinstance(exc, InferenceServerException):
         text = exc.message() or str(exc)
-        if "StatusCode.UNAVAILABLE" in str(exc.status()) or "failed to connect" in text.lower():
-            return ClientError(
-                f"cannot reach Triton at {config.url} ({config.protocol}): {text}",
-                hint="is the server running? (tritonbuild serve)",
-            )
+        if str(exc.status()) in _PROXY_ERRORS:
+            return proxy_error(config, str(exc.status()))
+        if "StatusCode.UNAVAILABLE" in str(exc.status()):
+            return grpc_unavailable(config, text)
+        if "failed to connect" in text.lower():
+            return unreachable(config, text)
         if "DEADLINE_EXCEEDED" in str(exc.status()) or "Deadline" in text:
             return RequestTimeout(f"{config.model}: no answer within {config.timeout_s:g} s")
         return ClientError(f"{config.model}: {text}")
     if isinstance(exc, TimeoutError):
         return RequestTimeout(f"{config.model}: no answer within {config.timeout_s:g} s")
-    return ClientError(
-        f"cannot reach Triton at {config.url} ({config.protocol}): {exc}",
-        hint="is the server running? (tritonbuild serve)",
-    )
+    if _dropped(exc):
+        return ClientError(f"{config.model}: {config.url} closed the connection before answering")
+    return unreachable(config, exc)
 
 
 def classifications(outputs: dict[str, np.ndarray]) -> list[Classification]:
@@ -205,6 +251,7 @@ class AsyncTextClient:
             self._client = self._module.InferenceServerClient(config.url, conn_timeout=config.timeout_s)
         else:
             self._client = self._module.InferenceServerClient(config.url)
+        self._raised = _raised_by(config.protocol)
 
     async def infer_inputs(self, inputs: list[Any]) -> dict[str, np.ndarray]:
         """Send prepared inputs (see build_inputs), so load generators keep encoding off the timed path."""
@@ -215,7 +262,7 @@ class AsyncTextClient:
         )
         try:
             return decode_result(await self._client.infer(self.config.model, inputs, **extra))
-        except (InferenceServerException, OSError) as exc:
+        except self._raised as exc:
             raise _error(self.config, exc) from exc
 
     def prepare(self, texts: Sequence[Text]) -> list[Any]:
@@ -230,7 +277,7 @@ class AsyncTextClient:
         extra = {"as_json": True} if self.config.protocol == "grpc" else {}
         try:
             return await getattr(self._client, method)(*args, **extra)
-        except (InferenceServerException, OSError) as exc:
+        except self._raised as exc:
             raise _error(self.config, exc) from exc
 
     async def statistics(self) -> dict[str, Any]:

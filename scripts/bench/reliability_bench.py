@@ -352,7 +352,7 @@ def warm_up_errors(server: TritonServer) -> Row:
                 await client.infer([""] if index < 5 else [f"good text {index}"])
 
             async def sample() -> dict:
-                return {"stats": counters(await client.statistics()), "gpu": {}}
+                return {"stats": {config.client.url: counters(await client.statistics())}, "gpu": {}}
 
             return await run_point(send, Load(concurrency=1), config.measurement, sample)
 

@@ -121,3 +121,25 @@ def test_engine_still_names_the_load_generator_with_a_deprecation_message(tmp_pa
                                      "--generator", "perf_analyzer", "--engine", "perf_analyzer"])  # fmt: skip
     assert same.exit_code == 1 and "cannot reach Triton" in same.output
     assert "perf_analyzer" in CliRunner().invoke(main, ["sweep", "--help"]).output
+
+
+def test_perf_analyzer_is_refused_behind_a_balancer_and_over_several_urls(tmp_path):
+    from balancers import idle_balancer
+
+    with idle_balancer(tmp_path / "nginx") as (http_port, _, _):
+        balancer = f"127.0.0.1:{http_port}"
+        common = ["--model", "m", "--protocol", "http", "--generator", "perf_analyzer", "--out", str(tmp_path)]
+        behind = CliRunner().invoke(main, ["sweep", "--url", balancer, *common])
+        also = balancer.replace("127.0.0.1", "localhost")
+        several = CliRunner().invoke(main, ["sweep", "--url", balancer, "--url", also, *common])
+    assert behind.exit_code == 1 and f"but {balancer} is a balancer" in behind.output, behind.output
+    assert several.exit_code == 1 and "but several URLs are given" in several.output, several.output
+    assert "use --generator tritonbench" in behind.output and "Traceback" not in behind.output + several.output
+
+
+def test_every_repeated_url_is_checked(tmp_path):
+    result = CliRunner().invoke(main, ["sweep", "--url", "127.0.0.1:8001", "--url", "127.0.0.1:0", "--model", "m"])
+    assert result.exit_code == 2 and "'127.0.0.1:0': the port must be a number from 1 to 65535" in result.output
+    twice = CliRunner().invoke(main, ["sweep", "--url", "127.0.0.1:1", "--url", "127.0.0.1:1", "--model", "m",
+                                      "--out", str(tmp_path)])  # fmt: skip
+    assert twice.exit_code == 1 and "a URL is given twice" in twice.output

@@ -134,3 +134,17 @@ def test_a_store_written_when_the_generator_was_called_engine_still_loads_resume
     compared = CliRunner().invoke(main, ["compare", str(OLD_STORE.parent), "--by", "generator"])
     assert compared.exit_code == 0 and "Baseline generator: **perf_analyzer**" in compared.output
     assert "tritonbench speedup" in compared.output
+
+
+def test_per_replica_breakdowns_survive_the_store(tmp_path):
+    record = _record(replicas={"127.0.0.1:1": {"m": ModelTimes(6, 3, 1.0, 1.0, 1.0, 1.0)},
+                               "127.0.0.1:2": {"m": ModelTimes(4, 2, 2.0, 1.0, 1.0, 1.0)}})  # fmt: skip
+    store = ResultStore(tmp_path)
+    store.ensure_writable()
+    store.append(record)
+    (loaded,) = store.load()
+    assert loaded == record and isinstance(loaded.replicas["127.0.0.1:2"]["m"], ModelTimes)
+    with pytest.warns(UserWarning, match="replicas is dict"):  # a damaged breakdown is named, not half-loaded
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "results.jsonl").write_bytes(_line(replicas={"127.0.0.1:1": {"m": {"inference_count": 1}}}))
+        assert ResultStore(tmp_path / "bad").load() == []

@@ -237,7 +237,7 @@ def _measure_with(server, config: SweepConfig, texts_for) -> PointRecord:
                 await client.infer(texts_for(index))
 
             async def sample():
-                return {"stats": counters(await client.statistics()), "gpu": {}}
+                return {"stats": {config.client.url: counters(await client.statistics())}, "gpu": {}}
 
             return await run_point(send, Load(concurrency=1), config.measurement, sample)
 

@@ -34,7 +34,7 @@ def _run() -> PointRun:
     """Two windows of 100 answers 10 ms each, a failure in warm-up, the server's counters at every edge."""
     answered = [Completion(w + i / 100 - 0.01, w + i / 100, True) for w in (1.0, 2.0) for i in range(100)]
     windows = [window_of(answered, 1.0, 2.0), window_of(answered, 2.0, 3.0)]
-    snapshots = [{"stats": _stats(n), "gpu": {}} for n in (0, 100, 200)]
+    snapshots = [{"stats": {"127.0.0.1:8001": _stats(n)}, "gpu": {}} for n in (0, 100, 200)]
     return PointRun(windows, snapshots, True, "one refused", Failures(errors=1, timeouts=0), sent=250)
 
 
@@ -59,15 +59,11 @@ def test_tritonbench_records_a_run_through_the_one_constructor():
         12800
     )
     assert record.latency_p50_ms == pytest.approx(10.0) and record.server["minilm_model"].inference_count == 200
-    assert record.settings == {
-        **dataclasses.asdict(MEASUREMENT),
-        "url": "127.0.0.1:8001",
-        "percentile": None,
-        "command": "",
-        "input_data": "",
-        "server_total_us": {},
-        "client_cpu_us_per_request": pytest.approx(2000.0),
-    }  # fmt: skip (0.5 s / 250 sent)
+    assert record.settings == {**dataclasses.asdict(MEASUREMENT), "url": "127.0.0.1:8001", "percentile": None,
+                               "command": "", "input_data": "", "server_total_us": {},
+                               "client_cpu_us_per_request": pytest.approx(2000.0),  # 0.5 s over 250 sent
+                               "stats_urls": ()}  # fmt: skip
+    assert record.replicas == {}  # one server: its breakdown is `server`
     assert record.host and record.timestamp and record.versions["tritonclient"]
 
 

@@ -1,6 +1,14 @@
 import pytest
 
-from client.transport.server_stats import average_gpu, counters, deltas, parse_gpu_metrics
+from client.transport.server_stats import (
+    average_gpu,
+    counters,
+    deltas,
+    parse_gpu_metrics,
+    replica_deltas,
+    restarted,
+    summed,
+)
 
 
 def _stats(count: int, queue_ns: int, infer_ns: int, executions: int):
@@ -51,3 +59,24 @@ def test_gpu_metrics_from_prometheus_text():
         "power_w": 150.0,
         "utilization": 50.0,
     }
+
+
+def test_several_servers_add_up_and_each_keeps_its_own_breakdown():
+    a0, a1 = counters(_stats(10, 1_000_000, 10_000_000, 10)), counters(_stats(30, 3_000_000, 50_000_000, 20))
+    b0, b1 = counters(_stats(5, 0, 0, 5)), counters(_stats(15, 1_000_000, 10_000_000, 10))
+    total, each = replica_deltas({"a": a0, "b": b0}, {"a": a1, "b": b1})
+    assert each["a"]["m_model"].inference_count == 20 and each["b"]["m_model"].inference_count == 10
+    assert total["m_model"].inference_count == 30 and total["m_model"].execution_count == 15
+    # the sum of the ns over the sum of the counts: 3 ms over 30 requests, not the mean of the two means
+    assert total["m_model"].queue_us == pytest.approx(3_000_000 / 30 / 1000)
+    assert summed([a0, b0])["m_model"]["inference_count"] == 15
+
+
+def test_a_replica_that_vanished_or_restarted_is_left_out_not_counted_backwards():
+    before = {"up": counters(_stats(10, 0, 0, 10)), "killed": counters(_stats(10, 0, 0, 10)),
+              "restarted": counters(_stats(50, 0, 0, 50)), "late": None}  # fmt: skip
+    after = {"up": counters(_stats(20, 0, 0, 20)), "killed": None, "restarted": counters(_stats(3, 0, 0, 3)),
+             "late": counters(_stats(9, 0, 0, 9))}  # fmt: skip
+    total, each = replica_deltas(before, after)
+    assert set(each) == {"up"} and total["m_model"].inference_count == 10
+    assert restarted(before["restarted"], after["restarted"]) and not restarted(before["up"], after["up"])

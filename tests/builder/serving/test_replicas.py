@@ -1,0 +1,35 @@
+"""ReplicaSet's errors a user can fix: refused before any server starts, or every failed replica named."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from double_model import write_double
+
+from builder.common.errors import ServerError
+from builder.serving.replicas import ReplicaSet
+
+
+def test_a_busy_balancer_port_is_refused_before_any_server_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        replicas = ReplicaSet(write_double(tmp_path), 2, http_port=busy)
+        with pytest.raises(ServerError, match=f"the http port {busy} is in use"), replicas:
+            pass
+    assert all(r.server is None for r in replicas.replicas)
+
+
+@pytest.mark.slow
+def test_replicas_that_fail_to_start_are_all_named_and_nothing_is_left_running(tmp_path):
+    replicas = ReplicaSet(write_double(tmp_path / "repo", init="raise RuntimeError('weights are missing')"), 2)
+    with pytest.raises(ServerError, match="2 of 2 replicas failed to start") as error, replicas:
+        pass
+    assert str(error.value).count("weights are missing") >= 2 and "replica 0" in str(error.value)
+    for replica in replicas.replicas:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", replica.ports.http), timeout=2)
+    with pytest.raises(ServerError, match="not running"):
+        replicas.nginx  # noqa: B018 - never started
