@@ -23,7 +23,7 @@ from builder.common.errors import ServerError
 from builder.contract.balancer import REPLICAS_HEADER
 from builder.repository.render import ENV
 from builder.serving.balancer_plan import GENERATION_PATH, NginxConfig
-from builder.serving.server import check_ports_free, die_with_parent
+from builder.serving.server import check_ports_free, with_death_signal
 
 _TEMPLATE = ENV.overlay(trim_blocks=True, lstrip_blocks=True).get_template("nginx.conf.j2")
 INSTALL_HINT = "run scripts/setup.sh (it installs Debian's nginx), or apt-get install nginx-light"
@@ -113,12 +113,9 @@ class Nginx:
         """Write the config, start nginx, and return once it answers on its HTTP port."""
         check_ports_free({f.protocol: f.port for f in self.config.frontends})
         self._write(self.config)
+        command, preexec = with_death_signal(self._args("-g", "daemon off;"))
         self._process = subprocess.Popen(
-            self._args("-g", "daemon off;"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec
         )
         self._wait_for(self.config.generation, self.start_timeout_s)
         return self

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -155,6 +157,22 @@ def die_with_parent() -> None:
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+_SETPRIV = shutil.which("setpriv")
+
+
+def with_death_signal(command: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """`command` made to get SIGTERM when the thread that starts it ends, and the preexec_fn that takes (or None).
+
+    util-linux's setpriv sets the signal and execs the command, so no Python runs in the child between fork
+    and exec: with a preexec_fn, CPython runs its after-fork hooks there, which crashed children forked while
+    other threads ran (servers started in parallel by ReplicaSet). setpriv arms the signal just after exec, so
+    a starting thread must outlive that instant, as every caller's does. Without setpriv, a preexec_fn does it.
+    """
+    if _SETPRIV:
+        return [_SETPRIV, "--pdeathsig", "TERM", "--", *command], None
+    return command, die_with_parent
+
+
 class TritonServer:
     """A tritonserver on 127.0.0.1 for one model repository; ports default to free ones."""
 
@@ -244,14 +262,10 @@ class TritonServer:
             log = self.log_path.open("ab")  # appending, so the supervisor's lines and the server's never overlap
         except OSError as exc:
             raise ServerError(f"cannot write the server log {self.log_path}: {exc.strerror}") from exc
+        command, preexec = with_death_signal(self.command(backends, bundle))
         with log:
             self._process = subprocess.Popen(
-                self.command(backends, bundle),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=preexec
             )
         self._wait_ready()
         self._check_identity()
