@@ -7,6 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,15 @@ from client.transport.text_client import ClientError, RequestTimeout
 # Errors that end a point: the server is gone or is unloading the model (a shutdown in progress).
 _SERVER_GONE = ("cannot reach", "has no available versions", "unknown model")
 Send = Callable[[int], Awaitable[Any]]  # sends request number i
+
+
+@dataclass(frozen=True)
+class BlockingSend:
+    """Sends request number i and blocks its thread until answered: a closed loop runs one thread per slot."""
+
+    send: Callable[[int], Any]
+
+
 Sample = Callable[[], Awaitable[dict[str, Any]]]  # snapshots the server's counters
 
 
@@ -52,6 +62,20 @@ class Recorder:
                 self.stop.set()
         self.completions.append(Completion(sent, time.perf_counter(), ok, timed_out))
 
+    def timed_blocking(self, send: Callable[[int], Any], index: int, loop: asyncio.AbstractEventLoop) -> None:
+        """`timed` for a send that blocks, from a worker thread (the stop event is the loop's to set)."""
+        sent = time.perf_counter()
+        try:
+            send(index)
+            ok, timed_out = True, False
+        except ClientError as exc:
+            ok, timed_out = False, isinstance(exc, RequestTimeout)
+            self.first_error = self.first_error or exc.message
+            if self.fatal is None and any(sign in exc.message for sign in _SERVER_GONE):
+                self.fatal = exc
+                loop.call_soon_threadsafe(self.stop.set)
+        self.completions.append(Completion(sent, time.perf_counter(), ok, timed_out))  # atomic under the GIL
+
     def count_since(self, start: float) -> int:
         """Completions that finished after `start`."""
         return sum(1 for c in reversed(self.completions) if c.done >= start) if self.completions else 0
@@ -67,6 +91,24 @@ async def closed_loop(send: Send, concurrency: int, recorder: Recorder) -> None:
             index += concurrency
 
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+
+
+async def threaded_closed_loop(send: BlockingSend, concurrency: int, recorder: Recorder) -> None:
+    """`concurrency` threads, each sending its next request as soon as the last one is answered.
+
+    The answer wakes the thread that waits for it, with no hand-over to the event loop: at low concurrency
+    that is less latency and CPU per request than grpc.aio's. The threads are exactly `concurrency`.
+    """
+    loop = asyncio.get_running_loop()
+
+    def worker(first: int) -> None:
+        index = first
+        while not recorder.stop.is_set():
+            recorder.timed_blocking(send.send, index, loop)
+            index += concurrency
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tritonbench-slot") as pool:
+        await asyncio.gather(*(loop.run_in_executor(pool, worker, w) for w in range(concurrency)))
 
 
 async def open_loop(send: Send, rate: float, arrival: str, seed: int, recorder: Recorder) -> None:
@@ -116,13 +158,19 @@ class PointRun:
     sent: int = 0  # requests answered or failed over the whole run, warm-up included
 
 
-async def run_point(send: Send, load: Load, config: MeasurementConfig, sample: Sample, seed: int = 0) -> PointRun:
+async def run_point(
+    send: Send | BlockingSend, load: Load, config: MeasurementConfig, sample: Sample, seed: int = 0
+) -> PointRun:
     """Warm up, then measure windows until the last N agree (or max trials); raise if the server vanished.
 
-    `seed` seeds an open loop's arrivals.
+    `seed` seeds an open loop's arrivals. A BlockingSend runs a closed loop on threads.
     """
     recorder = Recorder()
-    if load.concurrency is not None:
+    if isinstance(send, BlockingSend):
+        if load.concurrency is None:
+            raise ValueError("a blocking send runs closed loops only")
+        traffic = asyncio.create_task(threaded_closed_loop(send, load.concurrency, recorder))
+    elif load.concurrency is not None:
         traffic = asyncio.create_task(closed_loop(send, load.concurrency, recorder))
     else:
         assert load.request_rate is not None and load.arrival is not None

@@ -1,8 +1,10 @@
-"""The timed path of a gRPC sweep: pre-serialized ModelInfer requests sent as bytes on a grpc.aio channel.
+"""The timed path of a gRPC sweep: pre-serialized ModelInfer requests sent as bytes.
 
 tritonclient's aio client builds and serializes a protobuf on every call; on a small machine that
 shares its cores with the server, that work lowers the throughput measured. Serializing each
 distinct request once, before the load starts, leaves nothing but the RPC on the timed path.
+`RawGrpcSender` sends on a grpc.aio channel; `BlockingGrpcSender` on a synchronous one, for a closed loop
+of a few threads, where each call waits in its own thread instead of handing the answer to the event loop.
 """
 
 from __future__ import annotations
@@ -46,12 +48,37 @@ class RawGrpcSender:
         try:
             return bytes(await self._call(request, timeout=self.config.timeout_s))
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                raise grpc_unavailable(self.config, exc.details() or "") from exc
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise RequestTimeout(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from exc
-            raise ClientError(f"{self.config.model}: {exc.details()}") from exc
+            raise rpc_error(self.config, exc.code(), exc.details() or "") from exc
 
     async def close(self) -> None:
         """Close the channel."""
         await self._channel.close()
+
+
+class BlockingGrpcSender:
+    """Sends pre-serialized requests on a synchronous channel, from any thread; raises ClientError likewise."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._channel = grpc.insecure_channel(config.url, options=_UNLIMITED)
+        self._call = self._channel.unary_unary(_METHOD)
+
+    def send(self, request: bytes) -> bytes:
+        """One RPC, blocking this thread (not the others: the call releases the GIL while it waits)."""
+        try:
+            return bytes(self._call(request, timeout=self.config.timeout_s))
+        except grpc.RpcError as exc:
+            raise rpc_error(self.config, exc.code(), exc.details() or "") from exc  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+
+def rpc_error(config: ClientConfig, code: grpc.StatusCode, details: str) -> ClientError:
+    """A failed RPC as the error the typed client raises: unreachable, timed out, or the server's message."""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return grpc_unavailable(config, details)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return RequestTimeout(f"{config.model}: no answer within {config.timeout_s:g} s")
+    return ClientError(f"{config.model}: {details}")

@@ -18,16 +18,18 @@ from typing import Any, TypeVar
 import numpy as np
 
 from client.generators.base import Generator
-from client.generators.load import PointRun, Send, run_point
+from client.generators.load import BlockingSend, PointRun, Send, run_point
 from client.generators.measure import summarize
-from client.generators.raw_grpc import RawGrpcSender, serialize_request
-from client.points import MIXED, Point
+from client.generators.raw_grpc import BlockingGrpcSender, RawGrpcSender, serialize_request
+from client.points import MIXED, Load, Point
 from client.records import Measured, Settings
 from client.targets.target import Target
 from client.transport.server_stats import average_gpu, counters, read_gpu_metrics, replica_deltas
 from client.transport.text_client import AsyncTextClient, ClientConfig, ClientError
 
 T = TypeVar("T")
+# gRPC closed loops up to this many requests in flight run one thread per slot (BlockingSend); more use asyncio
+THREADED_SLOTS = 8
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -72,7 +74,7 @@ class Tritonbench(Generator):
         config, servers = self.config.client, self.config.servers
         async with contextlib.AsyncExitStack() as stack:
             stats = {url: await stack.enter_async_context(_client(config, url)) for url in servers.stats}
-            send = await _sender(config, servers.load, arrays, stack)
+            send = await _sender(config, servers.load, arrays, stack, point.load)
             return await run_point(
                 send, point.load, self.config.measurement, lambda: self._sample(stats), self.config.seed
             )
@@ -126,12 +128,23 @@ def _client(config: ClientConfig, url: str) -> AsyncTextClient:
 
 
 async def _sender(
-    config: ClientConfig, urls: tuple[str, ...], arrays: list[dict[str, np.ndarray]], stack: contextlib.AsyncExitStack
-) -> Send:
+    config: ClientConfig,
+    urls: tuple[str, ...],
+    arrays: list[dict[str, np.ndarray]],
+    stack: contextlib.AsyncExitStack,
+    load: Load,
+) -> Send | BlockingSend:
     """Send request i (the i-th of `arrays`, cycling) to URL i mod len(urls); connections close with `stack`.
 
-    Over gRPC each distinct request is serialized once; over HTTP its inputs are prepared once.
+    Over gRPC each distinct request is serialized once; over HTTP its inputs are prepared once. A gRPC closed
+    loop of at most THREADED_SLOTS requests in flight sends from that many threads on a synchronous channel.
     """
+    if config.protocol == "grpc" and load.concurrency is not None and load.concurrency <= THREADED_SLOTS:
+        blocking = [BlockingGrpcSender(replace(config, url=url)) for url in urls]
+        for blocking_sender in blocking:
+            stack.callback(blocking_sender.close)
+        wire = [serialize_request(config.model, a) for a in arrays]
+        return BlockingSend(lambda index: blocking[index % len(blocking)].send(wire[index % len(wire)]))
     if config.protocol == "grpc":
         senders = [RawGrpcSender(replace(config, url=url)) for url in urls]
         for sender in senders:

@@ -128,14 +128,18 @@ def grpc_unavailable(config: ClientConfig, details: str) -> ClientError:
 
 
 def _dropped(exc: BaseException) -> bool:
-    """Whether it is aiohttp's ServerDisconnectedError: a kept-alive connection closed under a request.
+    """Whether aiohttp lost a connection it had (not one it could not open): closed or reset under a request.
 
-    A balancer that reloads closes its idle client connections; a request sent at that moment meets this.
+    A balancer that reloads closes its idle client connections; a request sent at that moment meets this,
+    as ServerDisconnectedError, or as a reset or failed write while sending its body (ClientOSError). A
+    refused connection (ClientConnectorError, a ClientOSError too) means the server cannot be reached.
 
     aiohttp is loaded only by the HTTP aio client; what was never imported cannot have been raised.
     """
     aiohttp = sys.modules.get("aiohttp")
-    return aiohttp is not None and isinstance(exc, aiohttp.ServerDisconnectedError)
+    if aiohttp is None or isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientConnectionResetError)
 
 
 def _raised_by(protocol: str) -> tuple[type[Exception], ...]:

@@ -33,3 +33,33 @@ def test_corpus_is_real_english_and_sampling_is_reproducible():
     assert sum(" the " in s for s in sentences) > len(sentences) / 4
     assert sample_texts(5, random.Random(1)) == sample_texts(5, random.Random(1))
     assert np.unique(sample_texts(50, random.Random(2))).size > 40
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        lambda aiohttp: aiohttp.ServerDisconnectedError(),
+        lambda aiohttp: aiohttp.ClientOSError(
+            None, "Can not write request body for http://127.0.0.1:1/v2/models/m/infer"
+        ),
+        lambda aiohttp: aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
+    ],
+)
+def test_a_connection_lost_under_a_request_is_an_error_not_an_unreachable_server(lost):
+    import aiohttp
+
+    from client.transport.text_client import _error
+
+    error = _error(ClientConfig("127.0.0.1:1", "m", "http"), lost(aiohttp))
+    assert "closed the connection before answering" in error.message and "cannot reach" not in error.message
+
+
+def test_a_refused_connection_is_an_unreachable_server():
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    from client.transport.text_client import _error
+
+    key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+    assert "cannot reach" in _error(ClientConfig("127.0.0.1:1", "m", "http"), refused).message
