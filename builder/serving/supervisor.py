@@ -62,8 +62,10 @@ class Supervisor:
         the GIL for a server's 200 threads, in what is often a load generator's process.
         """
         expected = Counter(s.model for s in known)
+        total = sum(expected.values())
         while not self._stop.wait(self.interval_s) and self.failure is None and alive(self.pid):
-            if all(stub.alive() for stub in known):
+            # fewer known than expected: one died between a reload and the scan after it, so scan again
+            if len(known) == total and all(stub.alive() for stub in known):
                 continue
             live = Counter(s.model for s in stubs_of(self.pid, self.repo))
             for model, count in expected.items():
