@@ -18,17 +18,17 @@ class TritonPythonModel:
         return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(
             "Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy() * 2)]) for r in requests]
 """
-CONFIG = """name: "double"
+CONFIG = """name: "{name}"
 backend: "python"
 max_batch_size: 4
-input { name: "X" data_type: TYPE_FP32 dims: [ 2 ] }
-output { name: "Y" data_type: TYPE_FP32 dims: [ 2 ] }
+input {{ name: "X" data_type: TYPE_FP32 dims: [ 2 ] }}
+output {{ name: "Y" data_type: TYPE_FP32 dims: [ 2 ] }}
 """
 
 
-def write_double(folder: Path, init: str = "pass") -> Path:
-    """`folder` as a repository of one Python model that doubles its input; `init` runs when it loads."""
-    (folder / "double" / "1").mkdir(parents=True)
-    (folder / "double" / "config.pbtxt").write_text(CONFIG)
-    (folder / "double" / "1" / "model.py").write_text(DOUBLE.format(init=init))
+def write_double(folder: Path, init: str = "pass", name: str = "double") -> Path:
+    """`folder` with a Python model `name` that doubles its input; `init` runs when it loads."""
+    (folder / name / "1").mkdir(parents=True)
+    (folder / name / "config.pbtxt").write_text(CONFIG.format(name=name))
+    (folder / name / "1" / "model.py").write_text(DOUBLE.format(init=init))
     return folder

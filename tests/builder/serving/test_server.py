@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from built_repos import write_repo
+from double_model import write_double
 from hostile import Served
 from tritonclient.utils import InferenceServerException
 
@@ -22,41 +23,13 @@ from builder.serving.stubs import stubs_of
 
 pytestmark = pytest.mark.slow
 
-IDENTITY = """
-import os, sys
-if os.environ.get("TRITONBUILD_SITE_PACKAGES"):
-    sys.path[:0] = os.environ["TRITONBUILD_SITE_PACKAGES"].split(os.pathsep)
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-class TritonPythonModel:
-    def initialize(self, args):
-        {init}
-
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(
-            "Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy() * 2)]) for r in requests]
-"""
-CONFIG = """name: "{name}"
-backend: "python"
-max_batch_size: 4
-input {{ name: "X" data_type: TYPE_FP32 dims: [ 2 ] }}
-output {{ name: "Y" data_type: TYPE_FP32 dims: [ 2 ] }}
-"""
-
-
-def _python_model(repo: Path, name: str, init: str = "pass") -> None:
-    (repo / name / "1").mkdir(parents=True)
-    (repo / name / "config.pbtxt").write_text(CONFIG.format(name=name))
-    (repo / name / "1" / "model.py").write_text(IDENTITY.format(init=init))
-
 
 def test_bundle_is_found():
     assert (find_bundle() / "bin" / "tritonserver").is_file()
 
 
 def test_start_serve_stop(tmp_path):
-    _python_model(tmp_path, "double")
+    write_double(tmp_path)
     with TritonServer(tmp_path) as server:
         assert server.is_alive()
         client = httpclient.InferenceServerClient(server.http_url)
@@ -70,7 +43,7 @@ def test_start_serve_stop(tmp_path):
 
 
 def test_a_model_that_fails_to_load_shows_its_error(tmp_path):
-    _python_model(tmp_path, "broken", init="raise RuntimeError('weights are missing')")
+    write_double(tmp_path, name="broken", init="raise RuntimeError('weights are missing')")
     server = TritonServer(tmp_path, startup_timeout_s=60)
     with pytest.raises(ServerError, match="weights are missing") as err, server:
         pass
@@ -104,7 +77,7 @@ def test_the_bundled_server_refuses_exactly_the_backends_that_need_the_ngc_conta
 
 
 def test_python_backend_settings_reach_the_backend(tmp_path):
-    _python_model(tmp_path, "double")
+    write_double(tmp_path)
     with TritonServer(tmp_path, python_backend_config=("shm-default-byte-size=16777216",)) as server:
         assert server.is_alive()
         log = server.log_path.read_text()
@@ -124,7 +97,7 @@ def _kill_stub(server: TritonServer, model: str) -> None:
 
 
 def test_a_killed_stub_is_reloaded_and_serves_again_within_10_s(tmp_path):
-    _python_model(tmp_path, "double")
+    write_double(tmp_path)
     reported: list[str] = []
     with TritonServer(tmp_path, report=reported.append) as server:
         assert _infer(server.http_url) == [[3.0, -4.0]]
@@ -146,7 +119,7 @@ def test_a_killed_stub_is_reloaded_and_serves_again_within_10_s(tmp_path):
 
 def test_serve_reloads_a_model_and_exits_1_when_it_cannot(tmp_path):
     flag = tmp_path / "double" / "broken"
-    _python_model(tmp_path, "double", init=f"assert not os.path.exists({str(flag)!r}), 'model files damaged'")
+    write_double(tmp_path, init=f"assert not os.path.exists({str(flag)!r}), 'model files damaged'")
     served = Served(tmp_path)
     try:
         served.wait_for("ready:")
@@ -166,7 +139,7 @@ def test_serve_reloads_a_model_and_exits_1_when_it_cannot(tmp_path):
 
 
 def test_serve_exits_1_with_the_logs_last_lines_when_the_server_dies(tmp_path):
-    _python_model(tmp_path, "double")
+    write_double(tmp_path)
     served = Served(tmp_path)
     try:
         served.wait_for("ready:")
@@ -181,8 +154,8 @@ def test_serve_exits_1_with_the_logs_last_lines_when_the_server_dies(tmp_path):
 
 
 def test_a_port_that_another_server_owns_is_refused(tmp_path):
-    _python_model(tmp_path / "a", "double")
-    _python_model(tmp_path / "b", "double")
+    write_double(tmp_path / "a")
+    write_double(tmp_path / "b")
     with TritonServer(tmp_path / "a") as first:
         second = TritonServer(tmp_path / "b", http_port=first.http_port)
         with pytest.raises(ServerError, match=f"http port {first.http_port} is in use") as err, second:
@@ -200,8 +173,8 @@ def test_a_port_that_another_server_owns_is_refused(tmp_path):
 
 
 def test_make_repos_staging_folders_inside_the_repository_are_not_served(tmp_path):
-    _python_model(tmp_path, "double")
-    _python_model(tmp_path / ".staging-x1", "double")  # what a make-repo in progress (or killed) leaves
+    write_double(tmp_path)
+    write_double(tmp_path / ".staging-x1")  # what a make-repo in progress (or killed) leaves
     (tmp_path / ".staging-x1" / "unfinished").mkdir()
     (tmp_path / ".tritonbuild.lock").write_text("")
     with TritonServer(tmp_path, startup_timeout_s=60) as server:

@@ -10,7 +10,7 @@ from builder.serving.stubs import _candidates
 
 
 def test_the_candidates_are_this_processs_children_and_only_them():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         pids = {int(p.name) for p in _candidates(os.getpid())}
         assert child.pid in pids
