@@ -13,6 +13,9 @@
 #              serve older files)
 #   served-ab  diag's served half only: the carried templates-COMMIT backend files, then the current ones, in
 #              one call on one machine (an A/B of the stubs' code)
+#   profile    diag's served half with concurrency 64 added: py-spy profiles of one stub of each model under that load,
+#              and the single model with SINGLE_INSTANCES (default 4) instances at c64 (host_stall_probe served --profile):
+#              as serve
 #   probe      the Python-backend stub's own round trip (scripts/probes/stub_overhead_probe.py): as serve
 #   trunk      variants of the fused trunk (scripts/probes/gpu_trunk_probe.py): nothing
 #   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
@@ -107,6 +110,10 @@ case $what in
     done
     timeout "${DIAG_SERVED_S:-240}" python3 -m scripts.probes.host_stall_probe served --out "$out" --tokenizer "$tokenizer" \
       --work "$work/probe" 2>&1 | grep -v "Loading weights" | tee "$out/stall_served_current.log" || true ;;
+  profile)
+    timeout "${DIAG_SERVED_S:-420}" python3 -m scripts.probes.host_stall_probe served --out "$out" --tokenizer "$tokenizer" \
+      --work "$work/probe" --profile --single-instances "${SINGLE_INSTANCES:-4}" 2>&1 | grep -v "Loading weights" |
+      tee "$out/stall_profile.log" || true ;;
   probe)
     python3 -m scripts.probes.stub_overhead_probe "$out" "$tokenizer" 2>&1 | tail -30 ;;
   study)  # STUDY_CONFIG replaces the default (the --example config)

@@ -9,10 +9,12 @@ settings that tritonbuild_backend applies at import in every stub (one thread pe
 
 `served`: a BERT-base 3-step ensemble served by the bundled tritonserver; a census of every process's
 threads while idle and under perf_analyzer load, py-spy dumps of every backend stub, and the server's
-per-model breakdown.
+per-model breakdown. `--profile` adds concurrency 64 with a py-spy profile of one stub of each model
+(where each stub's time goes per request), `--single-instances N` the single model with N instances there.
 
   python -m scripts.probes.host_stall_probe inprocess --out DIR --tokenizer DIR [--settings default|fixed]
   python -m scripts.probes.host_stall_probe served --out DIR --tokenizer DIR --work DIR [--templates OLD_BACKEND_FILES]
+      [--profile [--single-instances N]]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -161,6 +164,71 @@ def top_stacks(raw: Path, count: int = 12) -> list[str]:
     return [f"{n:6d}  {s}" for n, s in rows[:count]]
 
 
+def frame_shares(raw: Path, top: int = 25) -> dict:
+    """Where a stub's serving thread spent a py-spy raw profile (--threads): each frame's inclusive share, the leaves'.
+
+    The serving thread is the one whose stacks reach execute() most; its samples include the waits (--idle), so
+    `busy_pct` (samples inside execute()) says how much of the time it was serving. Line numbers are dropped and a
+    frame is counted once per stack: its share is the fraction of samples in which it was running or below.
+    """
+    stacks: dict[str, list[tuple[list[str], int]]] = {}
+    if not raw.is_file():
+        return {"samples": 0}
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not samples.isdigit():
+            continue
+        thread, *frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        stacks.setdefault(thread, []).append((frames, int(samples)))
+    if not stacks:
+        return {"samples": 0}
+
+    def in_execute(rows: list[tuple[list[str], int]]) -> int:
+        return sum(n for frames, n in rows if any(f.startswith("execute (") for f in frames))
+
+    thread, rows = max(stacks.items(), key=lambda kv: (in_execute(kv[1]), sum(n for _, n in kv[1])))
+    total = sum(n for _, n in rows)
+    inclusive: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    for frames, count in rows:
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        if frames:
+            leaves[frames[-1]] = leaves.get(frames[-1], 0) + count
+
+    def ranked(counts: dict[str, int]) -> list[str]:
+        ordered = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [f"{n / total * 100:5.1f}%  {frame[:160]}" for frame, n in ordered]
+
+    return {
+        "thread": thread,
+        "samples": total,
+        "busy_pct": round(in_execute(rows) / total * 100, 1),
+        "inclusive": ranked(inclusive),
+        "leaves": ranked(leaves),
+    }
+
+
+def record_stubs(stubs: dict[int, str], out: Path, seconds: float, tag: str) -> dict:
+    """py-spy records one stub of each model at once for `seconds` (native frames, idle included, 100 Hz)."""
+    one = {}
+    for pid, name in stubs.items():
+        one.setdefault(name, pid)
+    procs = {}
+    for name, pid in one.items():
+        raw = out / f"pyspy_{tag}_{name}.txt"
+        procs[name] = (raw, subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100", "--native",
+             "--idle", "--threads", "--format", "raw", "--output", str(raw)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))  # fmt: skip
+    found = {}
+    for name, (raw, proc) in procs.items():
+        output, _ = proc.communicate(timeout=seconds + 60)
+        found[name] = {"pid": one[name], **frame_shares(raw), "py_spy": output[-300:]}
+    return found
+
+
 def build_runner(torch, batch_shapes: list[tuple[int, int]]):
     """A random-weight BERT-base classifier, fp16, fused-tanh-gelu, captured at `batch_shapes` (as served)."""
     from transformers import BertConfig, BertForSequenceClassification
@@ -264,35 +332,40 @@ def stub_pids() -> dict[int, str]:
     return found
 
 
-def served(args: argparse.Namespace) -> None:
-    """The 3-step BERT-base ensemble, served: census idle and under load, stub stacks, server breakdown."""
-    import tempfile
-
+def served_repo(args: argparse.Namespace, label: str) -> Path:
+    """The probe's repository: BERT-base as the 3-step ensemble `bert` (and the single model `bertsm`)."""
     from builder.repository.options import ServingOptions
     from builder.repository.pipeline import make_repo
-    from builder.serving.server import TritonServer
-    from client.generators.measure import MeasurementConfig
-    from client.records import ResultStore
-    from client.report.tables import markdown_table
-    from client.sweep import SweepConfig, run_sweep
-    from client.transport.text_client import ClientConfig
     from scripts.bench.gpu_serve_bench import bert_base
 
-    label = args.templates.name if args.templates else "current"
     repo = args.work / f"repo-{label}"
-    model = bert_base(args.work / "bert-cls", args.tokenizer, classifier=True, smoke=False)
-    serving = ServingOptions("fused-tanh-gelu")
-    make_repo(str(model), "text-classification", "bert", "python-torch", "h100", repo, force=True,
-              trust_remote_code=False, echo=print, precision="fp16", serving=serving)  # fmt: skip
+    model = bert_base(args.work / "bert-cls", args.tokenizer, classifier=True, smoke=args.smoke)
+    deployments = {"bert": ServingOptions("fused-tanh-gelu")}
+    if args.single_instances:  # the same model as one Python model: one stub hop per text
+        deployments["bertsm"] = ServingOptions(
+            "fused-tanh-gelu", single_model=True, model_instances=args.single_instances
+        )
+    gpu, precision = ("cpu", "fp32") if args.smoke else ("h100", "fp16")
+    for name, serving in deployments.items():
+        make_repo(str(model), "text-classification", name, "python-torch", gpu, repo, force=True,
+                  trust_remote_code=False, echo=print, precision=precision, serving=serving)  # fmt: skip
     if args.templates:  # serve another commit's backend files: the same repository before a fix
         current = {p.read_text(): p.name for p in (ROOT / "templates" / "python").glob("*.py")}
         for path in repo.glob("*/1/*.py"):
             source = current.get(path.read_text(), path.name)  # model.py is a copy of one of the templates
             if (args.templates / source).is_file():
                 shutil.copyfile(args.templates / source, path)
+    return repo
+
+
+def served(args: argparse.Namespace) -> None:
+    """The BERT-base ensemble, served: census idle and under load, stub stacks, server breakdown."""
+    from builder.serving.server import TritonServer
+
+    label = args.templates.name if args.templates else "current"
+    repo = served_repo(args, label)
     report: dict = {"templates": label}
     result = args.out / f"served_probe_{label}.json"
-    window = MeasurementConfig(window_s=2.0, stability_pct=10, stable_windows=3, max_trials=5, warmup_s=1.0)
     log = args.out / f"tritonserver_{label}.log"
     with TritonServer(repo, log_path=log, startup_timeout_s=300) as server:
         stubs = stub_pids()
@@ -305,33 +378,63 @@ def served(args: argparse.Namespace) -> None:
             )
             dumps[f"{name}:{pid}"] = (dump.stdout + dump.stderr)[-3000:]
         report["stub_dumps_idle"] = dumps
-        store = ResultStore(Path(tempfile.mkdtemp()))
-        loaded: dict = {}
-
-        def under_load() -> None:
-            time.sleep(2)
-            loaded["census"] = census(3)
-
-        for model_name, batch, level in (("bert", 1, 1), ("bert_model", 32, 4), ("bert", 1, 16)):
-            thread = threading.Thread(target=under_load)
-            thread.start()
-            client = ClientConfig(server.grpc_url, model_name)
-            config = SweepConfig(client, (batch,), (128,), concurrency=(level,), measurement=window,
-                                 generator="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
-            try:
-                run_sweep(config, store, echo=print, repo=repo, progress=False)
-            except Exception as exc:  # a probe: record what failed and go on to the next point
-                report.setdefault("errors", []).append(f"{model_name}: {exc}")
-            thread.join()
-            report[f"census_load_{model_name}_b{batch}_c{level}"] = loaded.pop("census", None)
-            report["points"] = [r.to_json() for r in store.load()]
-            result.write_text(json.dumps(report, indent=1, default=str))  # kept if a later point is cut short
-        print(markdown_table(store.load()), flush=True)
+        measure_served(args, server, repo, stubs, report, result)
     result.write_text(json.dumps(report, indent=1, default=str))
     for key in [k for k in report if k.startswith("census")]:
         print(key, json.dumps(report[key], indent=1), flush=True)
     for name, dump in report["stub_dumps_idle"].items():
         print(f"--- {name}\n{dump[-1500:]}", flush=True)
+    for key in [k for k in report if k.startswith("stacks_")]:
+        for name, found in (report[key] or {}).items():
+            head = f"--- {key} {name}: {found.get('samples')} samples, {found.get('busy_pct')} % in execute()"
+            print(head + "\n  " + "\n  ".join(found.get("inclusive", [])))
+            print("  leaves:\n  " + "\n  ".join(found.get("leaves", [])[:12]), flush=True)
+
+
+def measure_served(args: argparse.Namespace, server, repo: Path, stubs: dict, report: dict, result: Path) -> None:
+    """perf_analyzer at each point with a census (and, at concurrency 64 with --profile, the stubs' stacks)."""
+    import tempfile
+
+    from client.generators.measure import MeasurementConfig
+    from client.records import ResultStore
+    from client.report.tables import markdown_table
+    from client.sweep import SweepConfig, run_sweep
+    from client.transport.text_client import ClientConfig
+
+    window = MeasurementConfig(window_s=2.0, stability_pct=10, stable_windows=3, max_trials=5, warmup_s=1.0)
+    store = ResultStore(Path(tempfile.mkdtemp()))
+    loaded: dict = {}
+
+    def under_load(profile: str | None) -> None:
+        time.sleep(2)
+        recorder = threading.Thread(target=lambda: loaded.update(stacks=record_stubs(stubs, args.out, 3, profile)))
+        if profile:  # the stubs' stacks while the census runs
+            recorder.start()
+        loaded["census"] = census(3)
+        if profile:
+            recorder.join()
+
+    points = [("bert", 1, 1), ("bert_model", 32, 4), ("bert", 1, 16)]
+    if args.profile:
+        points += [("bert", 1, 64)] + [("bertsm", 1, 64)] * bool(args.single_instances)
+    for model_name, batch, level in points:
+        profile = f"{model_name}_c{level}" if args.profile and level == 64 else None
+        thread = threading.Thread(target=under_load, args=(profile,))
+        thread.start()
+        client = ClientConfig(server.grpc_url, model_name)
+        config = SweepConfig(client, (batch,), (128,), concurrency=(level,), measurement=window,
+                             generator="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+        try:
+            run_sweep(config, store, echo=print, repo=repo, progress=False)
+        except Exception as exc:  # a probe: record what failed and go on to the next point
+            report.setdefault("errors", []).append(f"{model_name}: {exc}")
+        thread.join()
+        report[f"census_load_{model_name}_b{batch}_c{level}"] = loaded.pop("census", None)
+        if profile:
+            report[f"stacks_{profile}"] = loaded.pop("stacks", None)
+        report["points"] = [r.to_json() for r in store.load()]
+        result.write_text(json.dumps(report, indent=1, default=str))  # kept if a later point is cut short
+    print(markdown_table(store.load()), flush=True)
 
 
 def main() -> None:
@@ -342,6 +445,11 @@ def main() -> None:
     parser.add_argument("--settings", choices=("default", "fixed"), default="default")
     parser.add_argument("--work", type=Path, default=Path("/tmp/stall-probe"))
     parser.add_argument("--templates", type=Path, help="served: backend .py files to serve instead (an older commit's)")
+    parser.add_argument("--smoke", action="store_true", help="served: a tiny model on the cpu profile (no GPU)")
+    parser.add_argument("--profile", action="store_true", help="served: also c64, with py-spy on one stub per model")
+    parser.add_argument(
+        "--single-instances", type=int, default=0, help="served --profile: also the single model at c64"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     inprocess(args) if args.mode == "inprocess" else served(args)
