@@ -1,9 +1,32 @@
 import numpy as np
-from tritonbuild_backend import group_by_length, split_rows
+import pytest
+from tritonbuild_backend import InputError, TokenLimits, group_by_length, split_rows
 
 
 def test_requests_are_grouped_by_sequence_length_in_order():
     assert group_by_length([(1, 16), (2, 32), (4, 16), (1, 64)]) == {16: [0, 2], 32: [1], 64: [3]}
+
+
+def test_token_limits_check_shapes_without_reading_values_and_values_of_a_merged_batch():
+    limits = TokenLimits(vocab_size=100, max_length=8)
+    good, mask = np.array([[1, 7, 7]]), np.ones((1, 3), np.int64)
+    out_of_vocabulary = np.array([[5, 100, 7]])
+    limits.check_shape(out_of_vocabulary, mask)  # shapes only: the bad id is for check_values
+    with pytest.raises(InputError, match="token id 100"):
+        limits.check_values(out_of_vocabulary, mask)
+    with pytest.raises(InputError, match="token id 100"):  # one bad request fails the merged batch's check
+        limits.check_values(np.concatenate([good, out_of_vocabulary, good]), np.ones((3, 3), np.int64))
+    limits.check_values(np.concatenate([good, good]), np.ones((2, 3), np.int64))
+    for ids, bad_mask, message in [
+        (good, np.ones((1, 4), np.int64), "differ in shape"),
+        (np.ones((1, 9), np.int64), np.ones((1, 9), np.int64), "9 tokens per row; the limit is 8"),
+        (np.ones((0, 3), np.int64), np.ones((0, 3), np.int64), "is empty"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            limits.check_shape(ids, bad_mask)
+    for bad_mask, message in [([[1, 2, 1]], "only 0 and 1"), ([[0, 0, 0]], "without any real token")]:
+        with pytest.raises(InputError, match=message):
+            limits.check(good, np.array(bad_mask))
 
 
 def test_split_rows_undoes_concatenation():
