@@ -1,11 +1,14 @@
 """tritonbench against NVIDIA's perf_analyzer: same server, model, inputs, windows and stability rule.
 
-RUNS independent runs against one server (warmed first, so neither tool meets a cold one); in each run,
-at each concurrency level, tritonbench measures the point and then perf_analyzer does. Every single
-reading must keep tritonbench's throughput within --min-ratio (0.95) of perf_analyzer's: the script
-prints each run's ratio, each tool's CPU time per request sent and the medians, writes JSON and
-Markdown, and exits 1 naming every run and level below the bar. From the repository's root:
-  python -m scripts.bench.bench_vs_perf_analyzer [--runs 5] [--concurrency 1,4] [--out scripts/results]
+RUNS independent runs against one server (warmed first, so neither tool meets a cold one). In each run, at
+each concurrency level, the tools measure the point in the order --order gives: `abba` (the default)
+measures tritonbench, perf_analyzer, perf_analyzer, tritonbench (odd runs; even runs start with
+perf_analyzer), so that a server drifting over the run's minute weighs on both tools alike, and compares
+each tool's mean of its two readings; `sequential` measures tritonbench then perf_analyzer once each.
+Every run's ratio must keep tritonbench's throughput within --min-ratio (0.95) of perf_analyzer's: the
+script prints each reading, each run's ratio, each tool's CPU time per request sent and the medians,
+writes JSON and Markdown, and exits 1 naming every run and level below the bar. From the repository's root:
+  python -m scripts.bench.bench_vs_perf_analyzer [--runs 5] [--concurrency 1,4] [--order abba] [--out DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ from client.transport.text_client import ClientConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("tritonbench", "perf_analyzer")  # the issue's order: tritonbench first, then perf_analyzer
+ORDERS = {
+    "abba": "tritonbench, perf_analyzer, perf_analyzer, tritonbench (even runs: the reverse), each tool's mean "
+    "of its two readings compared",
+    "sequential": "tritonbench then perf_analyzer",
+}
 
 
 def cpu_model() -> str:
@@ -63,13 +71,26 @@ def measure(
     return records[0] if records else None  # None: perf_analyzer never settled (it stores no number then)
 
 
-def reading(run: int, concurrency: int, got: dict[str, PointRecord | None]) -> dict:
-    """One run at one level: both tools' numbers and their ratio (None where a tool never settled)."""
+def order(run: int, protocol: str) -> list[str]:
+    """The tools in the order run `run` measures them: once each, or ABBA (odd runs from tritonbench)."""
+    first = list(ENGINES) if run % 2 else list(reversed(ENGINES))
+    return first if protocol == "sequential" else first + first[::-1]
+
+
+def reading(run: int, concurrency: int, got: dict[str, list[PointRecord | None]]) -> dict:
+    """One run at one level: each tool's mean over its readings, and their ratio (None where one never settled)."""
+
+    def mean(values: list) -> float | None:
+        return None if not values or None in values else statistics.fmean(values)
+
     row: dict = {"run": run, "concurrency": concurrency}
-    for engine, record in got.items():
-        row[f"{engine}_infer_per_s"] = record.throughput_infer_per_s if record else None
-        row[f"{engine}_p50_ms"] = record.latency_p50_ms if record else None
-        row[f"{engine}_cpu_us_per_request"] = record.settings.get("client_cpu_us_per_request") if record else None
+    for engine, records in got.items():
+        row[f"{engine}_readings_infer_per_s"] = [r.throughput_infer_per_s if r else None for r in records]
+        row[f"{engine}_infer_per_s"] = mean(row[f"{engine}_readings_infer_per_s"])
+        row[f"{engine}_p50_ms"] = mean([r.latency_p50_ms if r else None for r in records])
+        row[f"{engine}_cpu_us_per_request"] = mean(
+            [r.settings.get("client_cpu_us_per_request") if r else None for r in records]
+        )
     t, p = row["tritonbench_infer_per_s"], row["perf_analyzer_infer_per_s"]
     row["ratio"] = t / p if t and p else None
     return row
@@ -119,7 +140,7 @@ def markdown(rows: list[dict], levels: list[dict], meta: dict, bad: list[str]) -
         "",
         f"- machine: {meta['machine']}; model `{meta['model']}` (python-onnxruntime, CPU), bundled tritonserver "
         f"2.51.0, gRPC, batch {meta['batch']}, {meta['seq_len']}-token real token ids",
-        f"- {meta['runs']} runs against one warmed server; in each, per level, tritonbench then perf_analyzer; "
+        f"- {meta['runs']} runs against one warmed server; in each, per level, {ORDERS[meta['order']]}; "
         f"windows {meta['window_ms']} ms, stable within ±{meta['stability']} % over 3 windows, at most "
         f"{meta['max_trials']}; bar: ratio ≥ {meta['min_ratio']} in every reading",
         "- CPU per request: tritonbench's process time (every thread) over the requests it sent; perf_analyzer's "
@@ -127,13 +148,19 @@ def markdown(rows: list[dict], levels: list[dict], meta: dict, bad: list[str]) -
         f"- versions: {json.dumps(meta['versions'])}",
         f"- command: `{meta['command']}`",
         "",
-        "| run | concurrency | tritonbench infer/s | perf_analyzer infer/s | ratio | tritonbench p50 ms | "
-        "perf_analyzer p50 ms | tritonbench CPU µs/request | perf_analyzer CPU µs/request |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | concurrency | tritonbench infer/s | perf_analyzer infer/s | readings (tritonbench; perf_analyzer) | "
+        "ratio | tritonbench p50 ms | perf_analyzer p50 ms | tritonbench CPU µs/request | "
+        "perf_analyzer CPU µs/request |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
+
+    def readings(row: dict) -> str:
+        return "; ".join(", ".join(_num(v) for v in row[f"{e}_readings_infer_per_s"]) for e in ENGINES)
+
     out += [
         f"| {r['run']} | {r['concurrency']} | {_num(r['tritonbench_infer_per_s'])} | "
-        f"{_num(r['perf_analyzer_infer_per_s'])} | {_num(r['ratio'], 3)} | {_num(r['tritonbench_p50_ms'], 2)} | "
+        f"{_num(r['perf_analyzer_infer_per_s'])} | {readings(r)} | {_num(r['ratio'], 3)} | "
+        f"{_num(r['tritonbench_p50_ms'], 2)} | "
         f"{_num(r['perf_analyzer_p50_ms'], 2)} | {_num(r['tritonbench_cpu_us_per_request'], 0)} | "
         f"{_num(r['perf_analyzer_cpu_us_per_request'], 0)} |"
         for r in rows
@@ -165,6 +192,7 @@ def main() -> None:
     parser.add_argument("--stability", type=float, default=10.0)
     parser.add_argument("--max-trials", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--order", choices=sorted(ORDERS), default="abba", help="how a run orders the tools")
     parser.add_argument("--min-ratio", type=float, default=0.95)
     parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "results")
     args = parser.parse_args()
@@ -181,7 +209,9 @@ def main() -> None:
             measure(server, ResultStore(Path(scratch)), "tritonbench", max(levels), "warm-up", args)
         for run in range(1, args.runs + 1):
             for level in levels:
-                got = {e: measure(server, store, e, level, f"run{run}", args) for e in ENGINES}
+                got: dict[str, list[PointRecord | None]] = {e: [] for e in ENGINES}
+                for turn, engine in enumerate(order(run, args.order)):
+                    got[engine].append(measure(server, store, engine, level, f"run{run}.{turn}", args))
                 rows.append(reading(run, level, got))
                 print(json.dumps(rows[-1]), flush=True)
     levels_summary = summary(rows, levels)
@@ -197,6 +227,7 @@ def main() -> None:
         "stability": args.stability,
         "max_trials": args.max_trials,
         "runs": args.runs,
+        "order": args.order,
         "min_ratio": args.min_ratio,
         "versions": package_versions(),
         "command": " ".join(sys.orig_argv),
