@@ -45,7 +45,8 @@
 #              e.g. "--dimension max_batch_size=64,128,256 --search brute".
 #   all        inprocess, then serve
 # The Python scripts run as modules from the repository's root (python3 -m scripts.bench.X, scripts.probes.X).
-# Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200).
+# Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200),
+# SERVE_ARGS (more gpu_serve_bench options for serve, e.g. "--single-instances 8").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1; what=${2:-all}; minilm=${3:-.bundle/minilm-fp16}; tokenizer=${4:-.bundle/minilm-tokenizer}
@@ -83,7 +84,7 @@ esac
 case $what in
   serve|all)
     python3 -m scripts.bench.gpu_serve_bench --out "$out" --tokenizer "$tokenizer" --work "$work/serve" --gpu "${GPU:-h200}" \
-      --kernels "${KERNELS:-fused-tanh-gelu}" 2>&1 | grep -v "Loading weights" | tee "$out/serve.log" ;;
+      --kernels "${KERNELS:-fused-tanh-gelu}" ${SERVE_ARGS:-} 2>&1 | grep -v "Loading weights" | tee "$out/serve.log" ;;
   multi)
     python3 -m scripts.bench.gpu_multi_bench --out "$out" --tokenizer "$tokenizer" --work "$work/multi" --gpu "${GPU:-h200}" \
       2>&1 | grep -v "Loading weights" | tee "$out/multi.log" ;;
