@@ -9,6 +9,7 @@ ready, a Supervisor reloads any model whose backend stub died.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -344,19 +345,27 @@ class TritonServer:
         return log_tail(text, has_gpu(), last=lines)
 
     def stop(self) -> None:
-        """Stop supervising, ask the server to exit (SIGINT), then kill it if it has not within 20 s."""
+        """Stop supervising, ask the server to exit (SIGINT), kill it if it has not within 20 s, then its stubs.
+
+        A server that died or was killed leaves its backend stubs running (the 2.51 stub outlives its parent:
+        seen for minutes after a SIGKILL), each holding its model and shared memory; they share the server's
+        process group, which is its own (start_new_session), so what is left of the group is killed.
+        """
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.stop()
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        with contextlib.suppress(ProcessLookupError):  # nothing left of the group
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
     def close(self) -> None:
         """Stop the server and remove its temporary folder."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -94,6 +97,37 @@ def _infer(url: str) -> list:
 def _kill_stub(server: TritonServer, model: str) -> None:
     (stub,) = [s for s in stubs_of(server.pid, server.repo) if s.model == model]
     os.kill(stub.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("trial", range(3))  # a race: without the fix a stub stayed in about half the tries
+def test_a_server_killed_under_load_leaves_no_stub_behind(tmp_path, trial):
+    write_double(tmp_path)
+    body = json.dumps({"inputs": [{"name": "X", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}).encode()
+    stop = threading.Event()
+
+    def load(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # kept open: many requests a second
+        while not stop.is_set():
+            try:
+                connection.request("POST", "/v2/models/double/infer", body)
+                connection.getresponse().read()
+            except (OSError, http.client.HTTPException):  # refused or reset once the server is gone
+                connection.close()
+
+    with TritonServer(tmp_path) as server:
+        (stub,) = stubs_of(server.pid, server.repo)
+        senders = [threading.Thread(target=load, args=(server.http_port,)) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        time.sleep(1.0)
+        os.kill(server.pid, signal.SIGKILL)  # the stub is orphaned while requests pass, not stopped
+        stop.set()
+        for sender in senders:
+            sender.join()
+    deadline = time.monotonic() + 10
+    while stub.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not stub.alive(), "the stub of a killed server still runs after the server was stopped"
 
 
 def test_a_killed_stub_is_reloaded_and_serves_again_within_10_s(tmp_path):
