@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from builder.common.backend_files import backend_module
@@ -407,12 +408,13 @@ def measure_served(args: argparse.Namespace, server, repo: Path, stubs: dict, re
 
     def under_load(profile: str | None) -> None:
         time.sleep(2)
-        recorder = threading.Thread(target=lambda: loaded.update(stacks=record_stubs(stubs, args.out, 3, profile)))
-        if profile:  # the stubs' stacks while the census runs
-            recorder.start()
-        loaded["census"] = census(3)
-        if profile:
-            recorder.join()
+        if profile is None:
+            loaded["census"] = census(3)
+            return
+        with ThreadPoolExecutor(1) as pool:  # the stubs' stacks while the census runs
+            stacks = pool.submit(record_stubs, stubs, args.out, 3, profile)
+            loaded["census"] = census(3)
+            loaded["stacks"] = stacks.result()
 
     points = [("bert", 1, 1), ("bert_model", 32, 4), ("bert", 1, 16)]
     if args.profile:
