@@ -1,0 +1,60 @@
+"""Scratch: nginx against HAProxy 2.6 in front of one replica, c1 p50 overhead over a direct connection."""
+import asyncio, json, subprocess, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, "/work/main")
+from scripts.bench.bench_balancer import identity_repo, overhead
+from scripts.probes.balancer_probe import nginx_pids, cpu_seconds
+from builder.serving.replicas import ReplicaSet
+from builder.serving.server import free_port
+from builder.repository.pipeline import make_repo
+
+CONFIG = """global
+    maxconn 1024
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend grpc_in
+    bind 127.0.0.1:{gport} proto h2
+    default_backend grpc_out
+frontend http_in
+    bind 127.0.0.1:{hport}
+    default_backend http_out
+backend grpc_out
+    balance leastconn
+    server r0 {grpc} proto h2
+backend http_out
+    balance leastconn
+    http-reuse always
+    server r0 {http}
+"""
+model = sys.argv[1]
+blocks, per = int(sys.argv[2]), int(sys.argv[3])
+work = Path(tempfile.mkdtemp())
+if model == "identity":
+    repo = identity_repo(work / "identity")
+else:
+    repo = work / "minilm"
+    make_repo("minilm", "feature-extraction", "minilm", "python-onnxruntime", "cpu", repo, force=False, trust_remote_code=False, echo=lambda _: None)
+with ReplicaSet(repo, 1) as one:
+    r = one.replicas[0]
+    gport, hport = free_port(), free_port()
+    cfg = work / "haproxy.cfg"
+    cfg.write_text(CONFIG.format(gport=gport, hport=hport, grpc=r.ports.address("grpc"), http=r.ports.address("http")))
+    ha = subprocess.Popen(["haproxy", "-f", str(cfg)])
+    time.sleep(1)
+    try:
+        for protocol in ("grpc", "http"):
+            direct = r.ports.address(protocol)
+            for name, url in (("nginx", one.grpc_url if protocol == "grpc" else one.http_url),
+                              ("haproxy", f"127.0.0.1:{gport if protocol == 'grpc' else hport}")):
+                pids = [ha.pid] if name == "haproxy" else list(nginx_pids(one.prefix)[1])
+                c0 = cpu_seconds(pids)
+                row = asyncio.run(overhead(direct, url, model, protocol, blocks, per))
+                row["balancer"] = name
+                row["cpu_us_per_request"] = (cpu_seconds(pids) - c0) / (blocks * per + 50) * 1e6
+                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    finally:
+        ha.terminate(); ha.wait()
