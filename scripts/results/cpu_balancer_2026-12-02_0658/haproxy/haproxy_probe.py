@@ -1,12 +1,22 @@
-"""Scratch: nginx against HAProxy 2.6 in front of one replica, c1 p50 overhead over a direct connection."""
-import asyncio, json, subprocess, sys, tempfile, time
+"""Scratch probe, kept as it ran: nginx and HAProxy 2.6 before one replica, their c1 p50 overhead.
+
+python scripts/results/cpu_balancer_2026-12-02_0658/haproxy/haproxy_probe.py MODEL BLOCKS PER_BLOCK   (needs haproxy)
+"""
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
-sys.path.insert(0, "/work/main")
-from scripts.bench.bench_balancer import identity_repo, overhead
-from scripts.probes.balancer_probe import nginx_pids, cpu_seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
+from builder.repository.pipeline import make_repo
 from builder.serving.replicas import ReplicaSet
 from builder.serving.server import free_port
-from builder.repository.pipeline import make_repo
+from scripts.bench.bench_balancer import identity_repo, overhead
+from scripts.probes.balancer_probe import cpu_seconds, nginx_pids
 
 CONFIG = """global
     maxconn 1024
@@ -37,7 +47,17 @@ if model == "identity":
     repo = identity_repo(work / "identity")
 else:
     repo = work / "minilm"
-    make_repo("minilm", "feature-extraction", "minilm", "python-onnxruntime", "cpu", repo, force=False, trust_remote_code=False, echo=lambda _: None)
+    make_repo(
+        "minilm",
+        "feature-extraction",
+        "minilm",
+        "python-onnxruntime",
+        "cpu",
+        repo,
+        force=False,
+        trust_remote_code=False,
+        echo=lambda _: None,
+    )
 with ReplicaSet(repo, 1) as one:
     r = one.replicas[0]
     gport, hport = free_port(), free_port()
@@ -48,8 +68,10 @@ with ReplicaSet(repo, 1) as one:
     try:
         for protocol in ("grpc", "http"):
             direct = r.ports.address(protocol)
-            for name, url in (("nginx", one.grpc_url if protocol == "grpc" else one.http_url),
-                              ("haproxy", f"127.0.0.1:{gport if protocol == 'grpc' else hport}")):
+            for name, url in (
+                ("nginx", one.grpc_url if protocol == "grpc" else one.http_url),
+                ("haproxy", f"127.0.0.1:{gport if protocol == 'grpc' else hport}"),
+            ):
                 pids = [ha.pid] if name == "haproxy" else list(nginx_pids(one.prefix)[1])
                 c0 = cpu_seconds(pids)
                 row = asyncio.run(overhead(direct, url, model, protocol, blocks, per))
@@ -57,4 +79,5 @@ with ReplicaSet(repo, 1) as one:
                 row["cpu_us_per_request"] = (cpu_seconds(pids) - c0) / (blocks * per + 50) * 1e6
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     finally:
-        ha.terminate(); ha.wait()
+        ha.terminate()
+        ha.wait()
