@@ -1,4 +1,4 @@
-"""Scratch probe, kept as it ran: nginx and HAProxy 2.6 before one replica, their c1 p50 overhead.
+"""Scratch probe (as it ran, since reformatted): nginx and HAProxy 2.6 before one replica, their c1 p50 overhead.
 
 python scripts/results/cpu_balancer_2026-12-02_0658/haproxy/haproxy_probe.py MODEL BLOCKS PER_BLOCK   (needs haproxy)
 """
