@@ -23,7 +23,7 @@ from builder.common.errors import ServerError
 from builder.contract.balancer import REPLICAS_HEADER
 from builder.repository.render import ENV
 from builder.serving.balancer_plan import GENERATION_PATH, NginxConfig
-from builder.serving.server import check_ports_free, with_death_signal
+from builder.serving.server import check_ports_free, stop_group, with_death_signal
 
 _TEMPLATE = ENV.overlay(trim_blocks=True, lstrip_blocks=True).get_template("nginx.conf.j2")
 INSTALL_HINT = "run scripts/setup.sh (it installs Debian's nginx), or apt-get install nginx-light"
@@ -167,13 +167,7 @@ class Nginx:
             return "(no log)"
 
     def stop(self) -> None:
-        """Stop at once (SIGTERM; the replicas behind it are stopped next), then kill after 10 s."""
+        """Stop at once (SIGTERM; the replicas behind it are stopped next), kill after 10 s, then any worker left."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_group(process, signal.SIGTERM, timeout_s=10)

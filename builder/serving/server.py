@@ -174,6 +174,23 @@ def with_death_signal(command: list[str]) -> tuple[list[str], Callable[[], None]
     return command, die_with_parent
 
 
+def stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, timeout_s: float) -> None:
+    """Send `sig` to a process started with start_new_session, kill it after `timeout_s`, then what is left.
+
+    The process leads its own group; children it leaves behind stay in that group (the 2.51 backend stubs of a
+    server killed under load were seen running for minutes), so whatever is left of the group is killed last.
+    """
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):  # nothing left of the group
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 class TritonServer:
     """A tritonserver on 127.0.0.1 for one model repository; ports default to free ones."""
 
@@ -345,27 +362,13 @@ class TritonServer:
         return log_tail(text, has_gpu(), last=lines)
 
     def stop(self) -> None:
-        """Stop supervising, ask the server to exit (SIGINT), kill it if it has not within 20 s, then its stubs.
-
-        A server that died or was killed leaves its backend stubs running (the 2.51 stub outlives its parent:
-        seen for minutes after a SIGKILL), each holding its model and shared memory; they share the server's
-        process group, which is its own (start_new_session), so what is left of the group is killed.
-        """
+        """Stop supervising, ask the server to exit (SIGINT), kill it after 20 s, then any stub it left behind."""
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.stop()
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        with contextlib.suppress(ProcessLookupError):  # nothing left of the group
-            os.killpg(process.pid, signal.SIGKILL)
+        if process is not None:
+            stop_group(process, signal.SIGINT, timeout_s=20)
 
     def close(self) -> None:
         """Stop the server and remove its temporary folder."""
