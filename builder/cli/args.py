@@ -217,6 +217,11 @@ class ServingArgs(ArgGroup[ServingOptions]):
                 help="the tokenizer step's instances [default: the profile's]",
             ),
             click.option(
+                "--post-instances",
+                type=click.IntRange(min=1),
+                help="the post-processing step's instances [default: the profile's]",
+            ),
+            click.option(
                 "--max-batch-size",
                 type=click.IntRange(min=1),
                 help="every model's max batch size [default: the profile's]",
@@ -242,6 +247,7 @@ class ServingArgs(ArgGroup[ServingOptions]):
         host_threads: int | None,
         model_instances: int | None,
         tokenizer_instances: int | None,
+        post_instances: int | None,
         max_batch_size: int | None,
         preferred_batch_sizes: str | None,
         seq_buckets: str | None,
@@ -255,6 +261,7 @@ class ServingArgs(ArgGroup[ServingOptions]):
             gpu_indices(gpus) if gpus else (),
             model_instances,
             tokenizer_instances,
+            post_instances,
             max_batch_size,
             _sizes(preferred_batch_sizes, none_allowed=True),
             _sizes(seq_buckets),

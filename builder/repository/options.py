@@ -21,6 +21,7 @@ class ServingOptions:
     # Overrides of the GPU profile's serving settings (None keeps the profile's): what `tritonbench tune` searches.
     model_instances: int | None = None  # the model's instances (on each GPU of the placement)
     tokenizer_instances: int | None = None  # the tokenizer step's instances (scaled with the GPUs, as the profile's)
+    post_instances: int | None = None  # the post-processing step's instances (as the tokenizer's)
     max_batch_size: int | None = None  # every model of the deployment
     preferred_batch_sizes: tuple[int, ...] | None = None  # the model's; (): none, the batcher fills max_batch_size
     seq_buckets: tuple[int, ...] | None = None  # the lengths the tokenizer pads to (and python-torch captures)
@@ -38,7 +39,7 @@ class ServingOptions:
 
     def _check_overrides(self) -> None:
         counts = {"--model-instances": self.model_instances, "--tokenizer-instances": self.tokenizer_instances,
-                  "--max-batch-size": self.max_batch_size}  # fmt: skip
+                  "--post-instances": self.post_instances, "--max-batch-size": self.max_batch_size}  # fmt: skip
         for option, count in counts.items():
             if count is not None and count < 1:
                 raise ConfigError(f"{option} must be >= 1")
@@ -88,6 +89,7 @@ class ServingOptions:
             preferred_batch_sizes=preferred,
             model_instances=self.model_instances or gpu.model_instances,
             tokenizer_instances=self.tokenizer_instances or gpu.tokenizer_instances,
+            post_instances=self.post_instances or gpu.post_instances,
             seq_buckets=self.seq_buckets or gpu.seq_buckets,
         )
 

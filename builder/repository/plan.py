@@ -154,8 +154,12 @@ def plan_repository(
     if not chosen.kernels and serving.kernels != ServingOptions.kernels:
         raise ConfigError(f"--kernels goes with --engine {names(lambda b: b.kernels)}")
     check(chosen, precision, gpu).raise_if_refused()
-    if serving.single_model and serving.tokenizer_instances is not None:
-        raise ConfigError("--tokenizer-instances goes with the 3-step ensemble: --single-model tokenizes in the model")
+    for option, count in (
+        ("--tokenizer-instances", serving.tokenizer_instances),
+        ("--post-instances", serving.post_instances),
+    ):
+        if serving.single_model and count is not None:
+            raise ConfigError(f"{option} goes with the 3-step ensemble: --single-model does every step in the model")
     gpu = serving.profile(gpu)
     if serving.single_model:
         return _single_model(info, name, chosen, gpu, precision, serving)

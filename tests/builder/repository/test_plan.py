@@ -178,6 +178,10 @@ def test_serving_overrides_replace_the_profiles_settings_in_every_config(minilm)
     tokenizer, model, post, ensemble = (m.config for m in plan.models)
     assert (model.instance_groups[0].count, tokenizer.instance_groups[0].count) == (3, 5)
     assert post.instance_groups[0].count == get_profile("cpu").post_instances  # not an override
+    more_post = plan_repository(
+        minilm, "emb", "python-torch", get_profile("cpu"), serving=ServingOptions(post_instances=4)
+    )
+    assert more_post.models[2].config.instance_groups[0].count == 4
     assert {c.max_batch_size for c in (tokenizer, model, post, ensemble)} == {16}
     assert model.dynamic_batching.preferred_batch_sizes == (4, 16)
     assert dict(tokenizer.parameters)["buckets"] == "24,96,256"  # the model's max length stays the last bucket
@@ -203,6 +207,7 @@ def test_no_override_is_the_profile_and_none_preferred_sizes_is_empty(minilm):
     [
         ({"model_instances": 0}, "--model-instances must be >= 1"),
         ({"tokenizer_instances": 0}, "--tokenizer-instances must be >= 1"),
+        ({"post_instances": 0}, "--post-instances must be >= 1"),
         ({"max_batch_size": 0}, "--max-batch-size must be >= 1"),
         ({"preferred_batch_sizes": (16, 8)}, "strictly increasing"),
         ({"preferred_batch_sizes": (0, 8)}, "strictly increasing"),
@@ -221,6 +226,7 @@ def test_overrides_the_plan_refuses(minilm):
         plan_repository(
             minilm, "e", "python-torch", get_profile("cpu"), serving=ServingOptions(preferred_batch_sizes=(64,))
         )
-    with pytest.raises(ConfigError, match="--tokenizer-instances goes with the 3-step ensemble"):
-        options = ServingOptions(single_model=True, tokenizer_instances=2)
-        plan_repository(minilm, "e", "python-torch", get_profile("cpu"), serving=options)
+    for option in ("tokenizer", "post"):
+        with pytest.raises(ConfigError, match=f"--{option}-instances goes with the 3-step ensemble"):
+            options = ServingOptions(single_model=True, **{f"{option}_instances": 2})
+            plan_repository(minilm, "e", "python-torch", get_profile("cpu"), serving=options)
