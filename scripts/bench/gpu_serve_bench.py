@@ -7,9 +7,11 @@ forward's bare CUDA graph and the engine's Runner (host arrays in, host tensor o
 32 × 128. Then the bundled tritonserver serves both, and perf_analyzer and tritonbench measure, over
 gRPC with 128-token texts: the model alone at batch 32, the ensemble and the single model at batch 1,
 concurrency 1, and the ensemble at concurrency 64 with one text per request; the same ensemble with more
-instances (`bertwide`: --wide-instances, model and tokenizer) at concurrency 64, to show what the profile's
-instance counts leave on the table; and the classifier as one Python model (`bertsm`: --single-instances) at
-concurrency 64, one stub hand-over per text instead of three.
+instances (`bertwide`: --wide-instances, model, tokenizer and post-processing) at concurrency 64, to show what
+the profile's instance counts leave on the table; and the classifier as one Python model (`bertsm`:
+--single-instances) at concurrency 64, one stub hand-over per text instead of three. With --shm-mib A,B the
+served points are measured once per size of the Python backend's shared-memory region (0: the backend's
+default), each on a server of its own; the checks and targets read the first.
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -129,11 +131,19 @@ PLAN = (
 )
 
 
-def serve_and_measure(repo: Path, out: Path, window: MeasurementConfig, variant: str) -> tuple[list, dict]:
+def shm_config(mib: int) -> tuple[str, ...]:
+    """The Python backend's settings for a shared-memory region of `mib` MiB per stub (0: the backend's default)."""
+    return (f"shm-default-byte-size={mib << 20}",) if mib else ()
+
+
+def serve_and_measure(
+    repo: Path, out: Path, window: MeasurementConfig, variant: str, shm_mib: int = 0
+) -> tuple[list, dict]:
     """Every point of PLAN against one server; returns the records and a CPU census under the heaviest load."""
     store = ResultStore(out / "sweep")
     censuses: dict = {}
-    with TritonServer(repo, log_path=out / "tritonserver.log", startup_timeout_s=420) as server:
+    log = out / "tritonserver.log"
+    with TritonServer(repo, log_path=log, startup_timeout_s=420, python_backend_config=shm_config(shm_mib)) as server:
         for point in PLAN:
             config = SweepConfig(
                 ClientConfig(server.grpc_url, point.model),
@@ -191,8 +201,28 @@ def checks(records: list[PointRecord], baseline: dict[str, float], min_ratio: fl
     return failures
 
 
+def shm_rows(records: list[PointRecord]) -> dict[str, float]:
+    """perf_analyzer's figure of each served point: p50 ms at concurrency 1, sequences/s above."""
+    return {
+        f"{r.model} b{r.batch_size} c{r.concurrency}": r.latency_p50_ms
+        if r.concurrency == 1
+        else r.throughput_seq_per_s
+        for r in records
+        if r.generator == PA
+    }
+
+
+def print_shm(by_size: dict[int, dict[str, float]]) -> None:
+    """The points side by side, one column per shared-memory size."""
+    sizes = list(by_size)
+    print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(f"shm {m or 'default'} MiB" for m in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for point in by_size[sizes[0]]:
+        print(f"| {point} | " + " | ".join(f"{by_size[m].get(point, float('nan')):,.2f}" for m in sizes) + " |")
+
+
 def targets(
-    records: list[PointRecord], baseline: dict[str, float], wide: tuple[int, int], single: int
+    records: list[PointRecord], baseline: dict[str, float], wide: tuple[int, ...], single: int
 ) -> list[tuple[str, str, bool]]:
     """Issue 11's targets: (target, measured, met)."""
 
@@ -217,7 +247,7 @@ def targets(
          p50(Measured("bert", 1, 1, PA)) <= 3.0),
         ("3-step ensemble c64 ≥ 8,000 texts/s", f"{seq_per_s(Measured('bert', 1, 64, PA)):,.0f} texts/s",
          seq_per_s(Measured("bert", 1, 64, PA)) >= 8000),
-        (f"(the same, {wide[0]} model and {wide[1]} tokenizer instances)",
+        (f"(the same, {wide[0]} model, {wide[1]} tokenizer and {wide[2]} post instances)",
          f"{seq_per_s(Measured('bertwide', 1, 64, PA)):,.0f} texts/s",
          seq_per_s(Measured("bertwide", 1, 64, PA)) >= 8000),
         (f"(the single model, {single} instances, c64)", f"{seq_per_s(Measured('bertsm', 1, 64, PA)):,.0f} texts/s",
@@ -260,7 +290,8 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=2.0, help="measurement window of every point")
     parser.add_argument("--min-served-ratio", type=float, default=0.90)
     parser.add_argument("--max-step-ms", type=float, default=1.0)
-    parser.add_argument("--wide-instances", default="4,8", help="bertwide's model and tokenizer instances")
+    parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
+    parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     args = parser.parse_args()
@@ -274,7 +305,7 @@ def main() -> None:
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
     wide = tuple(int(n) for n in args.wide_instances.split(","))
-    wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1])
+    wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2])
     single = ServingOptions(args.kernels, single_model=True, model_instances=args.single_instances)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),
@@ -287,11 +318,18 @@ def main() -> None:
         make_repo(str(model), task, name, "python-torch", gpu, repo, force=True, trust_remote_code=False,
                   echo=print, precision=args.precision, serving=serving, fidelity=ungated)  # fmt: skip
     window = MeasurementConfig(window_s=args.window_s, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=1.0)
-    records, censuses = serve_and_measure(repo, args.out, window, args.precision)
+    sizes = [int(n) for n in args.shm_mib.split(",")]
+    records, censuses = serve_and_measure(repo, args.out, window, args.precision, sizes[0])
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)
     summary["census_c64"] = censuses
-    met = targets(records, baseline, (wide[0], wide[1]), args.single_instances)
+    if len(sizes) > 1:
+        summary["shm_mib"] = {sizes[0]: shm_rows(records)}
+        for mib in sizes[1:]:
+            other, _ = serve_and_measure(repo, args.out / f"shm_{mib}mib", window, args.precision, mib)
+            summary["shm_mib"][mib] = shm_rows(other)
+        print_shm(summary["shm_mib"])
+    met = targets(records, baseline, wide, args.single_instances)
     summary["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in met]
     failures = checks(records, baseline, args.min_served_ratio, args.max_step_ms)
     summary["failures"] = failures
