@@ -33,7 +33,6 @@ from builder.common.errors import ServerError
 from builder.engines import BACKENDS, names
 from builder.repository.modelconfig import parse_config
 from builder.serving.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
-from builder.serving.python_shm import python_backend_settings
 from builder.serving.server_log import has_gpu, log_tail
 from builder.serving.supervisor import Report, Supervisor
 
@@ -213,9 +212,7 @@ class TritonServer:
         self.server_id = f"tritonbuild-{secrets.token_hex(6)}"  # asked back: the ready server must be ours
         self.report = report  # where the supervisor's findings go, besides the log and `events`
         self.events: list[str] = []
-        # "key=value" settings of the Python backend; its shared memory per stub is sized from /dev/shm unless set
-        self.python_backend_config = python_backend_config
-        self.python_settings = python_backend_config  # what the last start passed (start() adds the region size)
+        self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()
@@ -261,7 +258,7 @@ class TritonServer:
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
             *SERVER_FLAGS,
-            *(f"--backend-config=python,{setting}" for setting in self.python_settings),
+            *(f"--backend-config=python,{setting}" for setting in self.python_backend_config),
         ]
 
     def startup_models(self) -> tuple[str, ...]:
@@ -271,7 +268,6 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Start the server, block until it is ready, then supervise it; raises ServerError with the log tail."""
         check_servable(self.repo)
-        self.python_settings = python_backend_settings(self.repo, self.startup_models(), self.python_backend_config)
         check_ports_free({"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port})
         bundle = find_bundle()
         backends = prepare_backends(bundle, Path(self._tmp.name) / "backends")

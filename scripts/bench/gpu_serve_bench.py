@@ -10,9 +10,8 @@ concurrency 1, and the ensemble at concurrency 64 with one text per request; the
 instances (`bertwide`: --wide-instances, model, tokenizer and post-processing) at concurrency 64, to show what
 the profile's instance counts leave on the table; and the classifier as one Python model (`bertsm`:
 --single-instances) at concurrency 64, one stub hand-over per text instead of three. With --shm-mib A,B the
-served points are measured once per size of each stub's shared-memory region (auto: TritonServer's rule in
-builder/serving/python_shm.py; 1: the backend's own default), each on a server of its own; the checks and
-targets read the first.
+served points are measured once per size of the Python backend's shared-memory region (0: the backend's
+default), each on a server of its own; the checks and targets read the first.
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -132,20 +131,19 @@ PLAN = (
 )
 
 
-def shm_config(mib: str) -> tuple[str, ...]:
-    """The Python backend's settings for a region of `mib` MiB per stub ("auto": none, TritonServer sizes it)."""
-    return () if mib == "auto" else (f"shm-default-byte-size={int(mib) << 20}",)
+def shm_config(mib: int) -> tuple[str, ...]:
+    """The Python backend's settings for a shared-memory region of `mib` MiB per stub (0: the backend's default)."""
+    return (f"shm-default-byte-size={mib << 20}",) if mib else ()
 
 
 def serve_and_measure(
-    repo: Path, out: Path, window: MeasurementConfig, variant: str, shm_mib: str = "auto"
+    repo: Path, out: Path, window: MeasurementConfig, variant: str, shm_mib: int = 0
 ) -> tuple[list, dict]:
     """Every point of PLAN against one server; returns the records and a CPU census under the heaviest load."""
     store = ResultStore(out / "sweep")
     censuses: dict = {}
     log = out / "tritonserver.log"
     with TritonServer(repo, log_path=log, startup_timeout_s=420, python_backend_config=shm_config(shm_mib)) as server:
-        print(f"python backend settings: {server.python_settings}", flush=True)
         for point in PLAN:
             config = SweepConfig(
                 ClientConfig(server.grpc_url, point.model),
@@ -214,10 +212,10 @@ def shm_rows(records: list[PointRecord]) -> dict[str, float]:
     }
 
 
-def print_shm(by_size: dict[str, dict[str, float]]) -> None:
+def print_shm(by_size: dict[int, dict[str, float]]) -> None:
     """The points side by side, one column per shared-memory size."""
     sizes = list(by_size)
-    print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(f"shm {m} MiB" for m in sizes) + " |")
+    print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(f"shm {m or 'default'} MiB" for m in sizes) + " |")
     print("|---|" + "---:|" * len(sizes))
     for point in by_size[sizes[0]]:
         print(f"| {point} | " + " | ".join(f"{by_size[m].get(point, float('nan')):,.2f}" for m in sizes) + " |")
@@ -293,7 +291,7 @@ def main() -> None:
     parser.add_argument("--min-served-ratio", type=float, default=0.90)
     parser.add_argument("--max-step-ms", type=float, default=1.0)
     parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
-    parser.add_argument("--shm-mib", default="auto", help="each stub's shared memory, MiB or auto; A,B: both")
+    parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     args = parser.parse_args()
@@ -320,7 +318,7 @@ def main() -> None:
         make_repo(str(model), task, name, "python-torch", gpu, repo, force=True, trust_remote_code=False,
                   echo=print, precision=args.precision, serving=serving, fidelity=ungated)  # fmt: skip
     window = MeasurementConfig(window_s=args.window_s, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=1.0)
-    sizes = args.shm_mib.split(",")
+    sizes = [int(n) for n in args.shm_mib.split(",")]
     records, censuses = serve_and_measure(repo, args.out, window, args.precision, sizes[0])
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)

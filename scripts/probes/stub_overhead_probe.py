@@ -67,12 +67,7 @@ MODELS = {
 if shutil.which("nvidia-smi"):
     MODELS["noop_hidden_gpu"] = ("input_ids", "TYPE_INT64", True)  # the same on a GPU instance, as the engine runs
 # The Python backend's shared-memory pool: its defaults, then a 64 MiB start and growth step.
-# The backend's own 1 MiB region, TritonServer's (builder/serving/python_shm.py), and 64 MiB growing by 64 MiB.
-SHM_SETTINGS = {
-    "default": ("shm-default-byte-size=1048576",),
-    "auto": (),
-    "shm 64 MiB": ("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864"),
-}
+SHM_SETTINGS = {"default": (), "shm 64 MiB": ("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864")}
 
 
 def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
@@ -112,7 +107,7 @@ def tokenizer_us(tokenizer_dir: Path) -> float:
     # imported as the server imports it; the backend helper's stub settings stay, as they always did here
     tokenizer_model = backend_module("tokenizer_model", stub_environment=True)
     model = tokenizer_model.TritonPythonModel()
-    model.buckets, model.pad_id, model.max_text_bytes, model.max_text_chars = [16, 32, 64, 128], 0, 1_000_000, 100_000
+    model.buckets, model.pad_id, model.max_text_bytes = [16, 32, 64, 128], 0, 1_000_000
     from tokenizers import Tokenizer
 
     model.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
