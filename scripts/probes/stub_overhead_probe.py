@@ -107,7 +107,7 @@ def tokenizer_us(tokenizer_dir: Path) -> float:
     # imported as the server imports it; the backend helper's stub settings stay, as they always did here
     tokenizer_model = backend_module("tokenizer_model", stub_environment=True)
     model = tokenizer_model.TritonPythonModel()
-    model.buckets, model.pad_id, model.max_text_bytes = [16, 32, 64, 128], 0, 1_000_000
+    model.buckets, model.pad_id, model.max_text_bytes, model.max_text_chars = [16, 32, 64, 128], 0, 1_000_000, 100_000
     from tokenizers import Tokenizer
 
     model.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
