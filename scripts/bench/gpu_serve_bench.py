@@ -295,6 +295,9 @@ def main() -> None:
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     args = parser.parse_args()
+    wide = tuple(int(n) for n in args.wide_instances.split(","))
+    if len(wide) != 3:
+        parser.error(f"--wide-instances {args.wide_instances}: give model, tokenizer and post counts, e.g. 4,8,2")
     args.out.mkdir(parents=True, exist_ok=True)
     gpu = "cpu" if args.smoke else args.gpu
     summary: dict = {"environment": environment(args)}
@@ -304,7 +307,6 @@ def main() -> None:
     print(json.dumps(baseline, indent=1), flush=True)
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
-    wide = tuple(int(n) for n in args.wide_instances.split(","))
     wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2])
     single = ServingOptions(args.kernels, single_model=True, model_instances=args.single_instances)
     deployments = (
