@@ -11,7 +11,8 @@ instances (`bertwide`: --wide-instances, model, tokenizer and post-processing) a
 the profile's instance counts leave on the table; and the classifier as one Python model (`bertsm`:
 --single-instances) at concurrency 64, one stub hand-over per text instead of three. With --shm-mib A,B the
 served points are measured once per size of the Python backend's shared-memory region (0: the backend's
-default), each on a server of its own; the checks and targets read the first.
+default; a size may repeat), each on a server of its own, one after the other; the checks and targets read
+the first.
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -212,13 +213,13 @@ def shm_rows(records: list[PointRecord]) -> dict[str, float]:
     }
 
 
-def print_shm(by_size: dict[int, dict[str, float]]) -> None:
-    """The points side by side, one column per shared-memory size."""
-    sizes = list(by_size)
-    print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(f"shm {m or 'default'} MiB" for m in sizes) + " |")
-    print("|---|" + "---:|" * len(sizes))
-    for point in by_size[sizes[0]]:
-        print(f"| {point} | " + " | ".join(f"{by_size[m].get(point, float('nan')):,.2f}" for m in sizes) + " |")
+def print_shm(servers: list[dict]) -> None:
+    """The points side by side, one column per server and its shared-memory size."""
+    heads = [f"server {i}: {s['mib'] or 'default'} MiB" for i, s in enumerate(servers, start=1)]
+    print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(heads) + " |")
+    print("|---|" + "---:|" * len(servers))
+    for point in servers[0]["points"]:
+        print(f"| {point} | " + " | ".join(f"{s['points'].get(point, float('nan')):,.2f}" for s in servers) + " |")
 
 
 def targets(
@@ -325,11 +326,11 @@ def main() -> None:
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)
     summary["census_c64"] = censuses
-    if len(sizes) > 1:
-        summary["shm_mib"] = {sizes[0]: shm_rows(records)}
-        for mib in sizes[1:]:
-            other, _ = serve_and_measure(repo, args.out / f"shm_{mib}mib", window, args.precision, mib)
-            summary["shm_mib"][mib] = shm_rows(other)
+    if len(sizes) > 1:  # one column per server, in the order they ran (a size may repeat)
+        summary["shm_mib"] = [{"mib": sizes[0], "points": shm_rows(records)}]
+        for i, mib in enumerate(sizes[1:], start=2):
+            other, _ = serve_and_measure(repo, args.out / f"server{i}_shm_{mib}mib", window, args.precision, mib)
+            summary["shm_mib"].append({"mib": mib, "points": shm_rows(other)})
         print_shm(summary["shm_mib"])
     met = targets(records, baseline, wide, args.single_instances)
     summary["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in met]
