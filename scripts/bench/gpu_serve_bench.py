@@ -7,9 +7,10 @@ forward's bare CUDA graph and the engine's Runner (host arrays in, host tensor o
 32 × 128. Then the bundled tritonserver serves both, and perf_analyzer and tritonbench measure, over
 gRPC with 128-token texts: the model alone at batch 32, the ensemble and the single model at batch 1,
 concurrency 1, and the ensemble at concurrency 64 with one text per request; the same ensemble with more
-instances (`bertwide`: --wide-instances, model, tokenizer and post-processing) at concurrency 64, to show what
-the profile's instance counts leave on the table; and the classifier as one Python model (`bertsm`:
---single-instances) at concurrency 64, one stub hand-over per text instead of three. With --shm-mib A,B the
+instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads) at
+concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
+classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
+instead of three. With --shm-mib A,B the
 served points are measured once per size of the Python backend's shared-memory region (0: the backend's
 default; a size may repeat), each on a server of its own, one after the other; the checks and targets read
 the first.
@@ -292,6 +293,7 @@ def main() -> None:
     parser.add_argument("--min-served-ratio", type=float, default=0.90)
     parser.add_argument("--max-step-ms", type=float, default=1.0)
     parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
+    parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
@@ -308,7 +310,8 @@ def main() -> None:
     print(json.dumps(baseline, indent=1), flush=True)
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
-    wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2])
+    wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2],
+                           host_threads=args.wide_host_threads)  # fmt: skip
     single = ServingOptions(args.kernels, single_model=True, model_instances=args.single_instances)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),
