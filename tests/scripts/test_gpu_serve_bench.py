@@ -1,0 +1,57 @@
+"""The served GPU bench's own verdict (scripts/bench/gpu_serve_bench.py), on the records of real H200 runs.
+
+The bench exits 1, naming the deployment, when the served path falls behind; here its `checks` and `targets` read
+the records and in-process baselines that two runs stored (scripts/results/h200_2026-12-02/). It runs in a child
+process: importing the bench applies the backend stubs' thread settings to the importing process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "scripts" / "results" / "h200_2026-12-02"
+VERDICT = """
+import json, sys
+from pathlib import Path
+from client.records import load_records
+from scripts.bench.gpu_serve_bench import checks, targets
+run = Path(sys.argv[1])
+records = load_records([run / "results.jsonl"])
+baseline = json.loads((run / "summary.json").read_text())["in_process"]
+print(json.dumps({
+    "failures": checks(records, baseline, float(sys.argv[2]), float(sys.argv[3])),
+    "targets": [[t, m, ok] for t, m, ok in targets(records, baseline, (4, 8, 2), 8)],
+}))
+"""
+
+
+def verdict(run: str, min_ratio: float = 0.90, max_step_ms: float = 1.0) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", VERDICT, str(RUNS / run), str(min_ratio), str(max_step_ms)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def test_a_slow_step_is_named_and_a_good_run_passes():
+    assert verdict("serve_1258")["failures"] == [
+        "bert (bert_tokenizer): server compute at batch 1 is 1.06 ms (> 1.0 ms)"
+    ]
+    assert verdict("serve_1321")["failures"] == []
+
+
+def test_a_served_model_below_the_ratio_is_named_with_its_generator():
+    failures = verdict("serve_1321", min_ratio=0.95)["failures"]
+    assert len(failures) == 2 and all(f.startswith("bert_model (") and "(< 0.95)" in f for f in failures)
+    assert {f.split(")")[0] for f in failures} == {"bert_model (perf_analyzer", "bert_model (tritonbench"}
+
+
+def test_targets_report_what_was_measured():
+    rows = {target: (measured, met) for target, measured, met in verdict("serve_1321")["targets"]}
+    assert rows["served model only, batch 32 ≥ 18,000 seq/s"] == ("18,490 seq/s", True)
+    assert rows["single model b1 c1 p50 ≤ 1.5 ms"] == ("1.86 ms", False)
+    assert rows["Runner 1 × 128 ≤ 0.6 ms"][1] is True
