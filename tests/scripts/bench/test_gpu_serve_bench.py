@@ -55,3 +55,16 @@ def test_targets_report_what_was_measured():
     assert rows["served model only, batch 32 ≥ 18,000 seq/s"] == ("18,490 seq/s", True)
     assert rows["single model b1 c1 p50 ≤ 1.5 ms"] == ("1.86 ms", False)
     assert rows["Runner 1 × 128 ≤ 0.6 ms"][1] is True
+
+
+def test_only_selects_deployments_and_concurrencies_of_the_plan():
+    script = (
+        "import json; from scripts.bench.gpu_serve_bench import selected, PLAN\n"
+        "print(json.dumps({o: [[p.model, p.concurrency] for p in selected(o)] for o in "
+        "['bert@64,bertwide', 'bertsm@1', '']} | {'all': len(PLAN)}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    chosen = json.loads(done.stdout)
+    assert chosen["bert@64,bertwide"] == [["bert", 64], ["bert", 64], ["bertwide", 64]]
+    assert chosen["bertsm@1"] == []  # the single model is measured at c64 only: main() refuses this
+    assert len(chosen[""]) == chosen["all"]
