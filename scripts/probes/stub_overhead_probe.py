@@ -108,12 +108,7 @@ def tokenizer_us(tokenizer_dir: Path) -> float:
     tokenizer_model = backend_module("tokenizer_model", stub_environment=True)
     model = tokenizer_model.TritonPythonModel()
     model.buckets, model.pad_id, model.max_text_bytes, model.max_text_chars = [16, 32, 64, 128], 0, 1_000_000, 100_000
-    from tokenizers import Tokenizer
-
-    model.tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    model.tokenizer.no_padding()
-    model.tokenizer.enable_truncation(128)
-    model.encode_batch = getattr(model.tokenizer, "encode_batch_fast", model.tokenizer.encode_batch)
+    model.load(str(tokenizer_dir / "tokenizer.json"), 128)
     text = np.array([[b"a sentence of about the usual length " * 12]], dtype=object)
     times = []
     for _ in range(2000):

@@ -8,16 +8,40 @@ max_length tokens whatever the text's length, so a megabyte costs what a few kil
 
 from __future__ import annotations
 
+import json
+import re
+
 # isort: off
 import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
 
 tb.use_stub_numpy()
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, normalizers
 # isort: on
 
 pb_utils = tb.pb_utils
 InputError = tb.InputError
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")  # tab and newline too: what is left is printable ASCII and spaces
+
+
+def is_plain(text: str) -> bool:
+    """Printable ASCII and spaces only: what BERT's normalizer leaves as it is, but for the case."""
+    return text.isascii() and _CONTROLS.search(text) is None
+
+
+def plain_twin(tokenizer: Tokenizer) -> Tokenizer | None:
+    """The same tokenizer for plain texts (is_plain), with BERT's normalizer cut to what it does to them; or None.
+
+    On printable ASCII, BertNormalizer strips no accent, spaces out no CJK character and cleans nothing, so lower-
+    casing alone gives the same normalized text, hence the same ids; its other steps are a third of the time of
+    tokenizing an English sentence. None when the normalizer is not BertNormalizer (nothing to gain or to prove).
+    """
+    normalizer = json.loads(tokenizer.to_str()).get("normalizer") or {}
+    if normalizer.get("type") != "BertNormalizer":
+        return None
+    twin = Tokenizer.from_str(tokenizer.to_str())  # padding and truncation as set on `tokenizer`
+    twin.normalizer = normalizers.Lowercase() if normalizer.get("lowercase", True) else None
+    return twin
 
 
 def decode_texts(items: np.ndarray, max_bytes: int, max_chars: int) -> list[str]:
@@ -73,12 +97,30 @@ class TritonPythonModel:
         self.max_text_bytes = int(params["max_text_bytes"])
         self.max_text_chars = int(params["max_text_chars"])
         self.name = args["model_name"]
-        path = tb.version_file(args, "tokenizer.json")
+        self.load(tb.version_file(args, "tokenizer.json"), self.max_length)
+
+    def load(self, path: str, max_length: int) -> None:
+        """The tokenizer of a tokenizer.json, unpadded and truncated to `max_length`, and its plain twin."""
         self.tokenizer = Tokenizer.from_file(path)
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_truncation(max_length)
+        self.plain = plain_twin(self.tokenizer)
         # Without character offsets (unused here) when this tokenizers release can: about 20% less time.
-        self.encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        self.encode_full = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        self.encode_plain = self.plain and getattr(self.plain, "encode_batch_fast", self.plain.encode_batch)
+
+    def encode_batch(self, texts: list[str]) -> list:
+        """Encodings of `texts` in order: plain ones through the plain twin, the rest through the full tokenizer."""
+        if not self.encode_plain:
+            return self.encode_full(texts)
+        plain = [is_plain(text) for text in texts]
+        if all(plain):
+            return self.encode_plain(texts)
+        if not any(plain):
+            return self.encode_full(texts)
+        fast = iter(self.encode_plain([t for t, p in zip(texts, plain, strict=True) if p]))
+        full = iter(self.encode_full([t for t, p in zip(texts, plain, strict=True) if not p]))
+        return [next(fast) if p else next(full) for p in plain]
 
     def encode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokenize a request's texts into bucket-padded arrays."""

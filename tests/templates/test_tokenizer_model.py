@@ -82,3 +82,85 @@ def test_every_request_of_an_execute_is_tokenized_in_one_call_and_a_bad_one_fail
     alone = [model.encode(r) for r in (requests[0], requests[2])]
     for got, expected in zip((first, third), alone, strict=True):
         assert (got[0] == expected[0]).all() and (got[1] == expected[1]).all()  # same ids as one by one
+
+
+def _minilm_tokenizer(lowercase: bool = True):
+    import json
+
+    from tokenizers import Tokenizer
+
+    from builder.sources.source import resolve_path
+
+    spec = json.loads((resolve_path("minilm") / "tokenizer.json").read_text())
+    spec["normalizer"]["lowercase"] = lowercase
+    tokenizer = Tokenizer.from_str(json.dumps(spec))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(128)
+    return tokenizer
+
+
+PLAIN = [
+    "The Quick Brown Fox, 3.5 times: JUMPED! (over) the lazy dog's [tail] & ran #away @ 10:30 ~ 100%?",
+    "  leading and   many   inner spaces  ",
+    "x" * 150 + " a word longer than WordPiece's 100 characters, then more words",
+    "supercalifragilisticexpialidocious unbelievable unaffordable tokenization's sub-words",
+    " ".join(["word"] * 200),  # truncated to 128 tokens either way
+]
+NOT_PLAIN = [
+    "tab\there",
+    "new\nline",
+    "bell\x07 inside",
+    "del\x7f",
+    "café Crème",
+    "日本語 text",
+    "emoji 🙂",
+    "zero\x00",
+]
+
+
+def test_plain_texts_are_printable_ascii_and_spaces():
+    from tokenizer_model import is_plain
+
+    assert all(is_plain(t) for t in PLAIN)
+    assert not any(is_plain(t) for t in NOT_PLAIN)
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_the_plain_twin_gives_the_full_tokenizers_ids_on_plain_text(lowercase):
+    from tokenizer_model import plain_twin
+
+    from builder.common.corpus import corpus_sentences
+
+    full = _minilm_tokenizer(lowercase)
+    twin = plain_twin(full)
+    assert twin is not None and (twin.normalizer is not None) == lowercase  # Lowercase, or no normalizer at all
+    texts = PLAIN + [s for s in corpus_sentences() if s.isascii()][:300]
+    assert len(texts) > 250
+    for text in texts:
+        assert twin.encode(text).ids == full.encode(text).ids, text
+    if lowercase:  # why only plain texts go to the twin: an accent the full normalizer strips stays in the twin
+        assert twin.encode("CAFÉ crème").ids != full.encode("CAFÉ crème").ids
+
+
+def test_a_batch_mixing_plain_and_other_texts_keeps_order_and_ids():
+    from tokenizer_model import TritonPythonModel
+
+    from builder.sources.source import resolve_path
+
+    model = TritonPythonModel()
+    model.load(str(resolve_path("minilm") / "tokenizer.json"), 128)
+    assert model.plain is not None
+    full = _minilm_tokenizer()
+    texts = [PLAIN[0], NOT_PLAIN[4], PLAIN[1], NOT_PLAIN[0], NOT_PLAIN[5], PLAIN[3]]
+    for batch in (texts, texts[::2], texts[1::2]):  # mixed, all plain, none plain
+        assert [e.ids for e in model.encode_batch(batch)] == [full.encode(t).ids for t in batch]
+
+
+def test_no_twin_for_other_normalizers():
+    from tokenizer_model import plain_twin
+    from tokenizers import Tokenizer, models, normalizers
+
+    tokenizer = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    assert plain_twin(tokenizer) is None
+    tokenizer.normalizer = normalizers.NFKC()
+    assert plain_twin(tokenizer) is None
