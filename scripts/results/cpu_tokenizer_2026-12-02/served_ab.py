@@ -1,6 +1,6 @@
 """Scratch A/B (issue 11): the served tokenizer step at batch 1, with the plain twin ("new") and without ("old").
 
-The tokenizer_model.py of the commit before the twin (`git show 97a02f1:templates/python/tokenizer_model.py >
+The tokenizer_model.py of the commit before the twin (`git show ce6d0fa:templates/python/tokenizer_model.py >
 /tmp/tokab/old_tokenizer_model.py`) and of the commit that adds it (`/tmp/tokab/new_tokenizer_model.py`) in turn
 as the MiniLM repository's tokenizer step, in the order old, new, new, old; per server 100 warm-up requests and
 1,500 measured ones per text over gRPC, concurrency 1. Kept as it ran, from the root:
