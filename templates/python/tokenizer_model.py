@@ -33,8 +33,9 @@ def plain_twin(tokenizer: Tokenizer) -> Tokenizer | None:
     """The same tokenizer for plain texts (is_plain), with BERT's normalizer cut to what it does to them; or None.
 
     On printable ASCII, BertNormalizer strips no accent, spaces out no CJK character and cleans nothing, so lower-
-    casing alone gives the same normalized text, hence the same ids; its other steps are a third of the time of
-    tokenizing an English sentence. None when the normalizer is not BertNormalizer (nothing to gain or to prove).
+    casing alone gives the same normalized text, hence the same ids; its other steps took a quarter of the time of
+    tokenizing an English sentence (scripts/results/cpu_tokenizer_2026-12-02/). None when the normalizer is not
+    BertNormalizer (nothing to gain, nothing proven).
     """
     normalizer = json.loads(tokenizer.to_str()).get("normalizer") or {}
     if normalizer.get("type") != "BertNormalizer":
