@@ -54,6 +54,10 @@ mkdir -p "$out"
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
+# How idle CPUs sleep here decides what each hand-over between threads costs (builder/serving/cpu_latency.py)
+{ echo "cpus: $(nproc); uid: $(id -u); cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null)"
+  echo "guest_halt_poll_ns: $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo none)"
+  ls -l /dev/cpu_dma_latency 2>&1; } | tee "$out/host.txt"
 
 if [ "$what" = trunk ]; then  # cuBLASLt's workspace is read once, at start-up
   python3 -m scripts.probes.gpu_trunk_probe "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"

@@ -68,9 +68,9 @@ HOSTILE = {
 class Served:
     """`tritonbuild serve` in a child process, its output read line by line in a thread (never blocking a caller)."""
 
-    def __init__(self, repo: Path, *ports: int) -> None:
+    def __init__(self, repo: Path, *ports: int, options: tuple[str, ...] = ()) -> None:
         self.ports = ports or (free_port(), free_port(), free_port())
-        command = [sys.executable, "-m", "builder", "serve", "--repo", str(repo)]  # this checkout's code
+        command = [sys.executable, "-m", "builder", "serve", "--repo", str(repo), *options]  # this checkout's code
         command += [f"--{kind}-port={port}" for kind, port in zip(("http", "grpc", "metrics"), self.ports, strict=True)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         self.lines: queue.Queue[tuple[float, str]] = queue.Queue()

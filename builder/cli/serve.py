@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from builder.serving.cpu_latency import PM_QOS_DEVICE
 from builder.serving.endpoints import GRPC, HTTP, METRICS
 from builder.serving.replicas import ReplicaSet
 from builder.serving.server import TritonServer
@@ -34,7 +35,23 @@ from builder.serving.server import TritonServer
     default=None,
     help="server log file (with --replicas: a folder for each replica's log) [default: temporary]",
 )
-def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, replicas: int, log: Path | None) -> None:
+@click.option(
+    "--cpu-latency-us",
+    type=click.IntRange(min=0),
+    default=None,
+    help="hold Linux's PM QoS CPU latency limit at this many µs while serving (0: idle CPUs poll instead of "
+    "sleeping, which takes the wake-up cost out of each hand-over on a VM, at the price of the idle CPUs' time; "
+    "needs write access to /dev/cpu_dma_latency) [default: the host's setting]",
+)
+def serve(
+    repo: Path,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    replicas: int,
+    log: Path | None,
+    cpu_latency_us: int | None,
+) -> None:
     """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C.
 
     A model whose backend stub dies is reloaded (and said so here and in the log); exits 1 when the server
@@ -51,11 +68,15 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, replica
         given = click.get_current_context().get_parameter_source("metrics_port") != ParameterSource.DEFAULT
         if given:
             raise click.UsageError("--metrics-port is one server's: with --replicas each replica has its own (printed)")
-        _serve_replicas(repo, replicas, http_port, grpc_port, log, report)
+        _serve_replicas(repo, replicas, http_port, grpc_port, log, report, cpu_latency_us)
         return
-    with TritonServer(repo, http_port, grpc_port, metrics_port, log_path=log, report=report) as server:
+    triton = TritonServer(
+        repo, http_port, grpc_port, metrics_port, log_path=log, report=report, cpu_latency_us=cpu_latency_us
+    )
+    with triton as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo(f"log: {server.log_path}")
+        _say_cpu_latency(cpu_latency_us)
         click.echo("Ctrl-C stops the server")
         try:
             while server.is_alive() and server.failure is None:
@@ -75,12 +96,24 @@ def serve(repo: Path, http_port: int, grpc_port: int, metrics_port: int, replica
         raise SystemExit(1)
 
 
+def _say_cpu_latency(limit_us: int | None) -> None:
+    if limit_us is not None:
+        click.echo(f"CPU latency: held at {limit_us} µs through {PM_QOS_DEVICE} until this command stops")
+
+
 def _serve_replicas(
-    repo: Path, count: int, http_port: int, grpc_port: int, log: Path | None, report: Callable[[str], None]
+    repo: Path,
+    count: int,
+    http_port: int,
+    grpc_port: int,
+    log: Path | None,
+    report: Callable[[str], None],
+    cpu_latency_us: int | None,
 ) -> None:
     """`serve --replicas`: the balancer's URLs first (what clients use), each replica's own below."""
     click.echo(f"starting {count} replicas and nginx ...")
-    with ReplicaSet(repo, count, http_port, grpc_port, log_dir=log, report=report) as replicas:
+    balanced = ReplicaSet(repo, count, http_port, grpc_port, log_dir=log, report=report, cpu_latency_us=cpu_latency_us)
+    with balanced as replicas:
         click.echo(f"ready: HTTP {replicas.http_url}, gRPC {replicas.grpc_url} (nginx over {count} replicas)")
         for replica in replicas.replicas:
             assert replica.server is not None
@@ -89,6 +122,7 @@ def _serve_replicas(
                 f"metrics {replica.server.metrics_url}, log {replica.server.log_path}"
             )
         click.echo(f"nginx: config {replicas.nginx.conf_path}, log {replicas.nginx.log_path}")
+        _say_cpu_latency(cpu_latency_us)
         click.echo("Ctrl-C stops everything")
         try:
             while replicas.alive() and replicas.nginx.running():

@@ -168,6 +168,9 @@ def main() -> None:
     parser.add_argument("--kill-seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="overhead measurements per model and protocol")
+    parser.add_argument(
+        "--cpu-latency-us", type=int, help="serve --cpu-latency-us of every replica set [default: none]"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
@@ -177,7 +180,7 @@ def main() -> None:
     rows = []
     for model, repo, per_block in (("identity", identity_repo(work / "identity"), args.per_block),
                                    ("minilm", minilm, max(20, args.per_block // 4))):  # fmt: skip
-        with ReplicaSet(repo, 1) as one:
+        with ReplicaSet(repo, 1, cpu_latency_us=args.cpu_latency_us) as one:
             for protocol in ("grpc", "http"):
                 direct = one.replicas[0].ports.address(protocol)
                 balanced = one.grpc_url if protocol == "grpc" else one.http_url
@@ -188,7 +191,7 @@ def main() -> None:
                 rows.append(median_round(rounds))
     kills = []
     for protocol in ("grpc", "http"):
-        with ReplicaSet(minilm, 2) as two:
+        with ReplicaSet(minilm, 2, cpu_latency_us=args.cpu_latency_us) as two:
             kills.append(asyncio.run(killed_replica(two, protocol, args.kill_seconds, args.concurrency)))
             print(json.dumps(kills[-1]), flush=True)
     table = [f"| model | protocol | direct p50 ms | balancer p50 ms | overhead p50 ms (median of {args.rounds} rounds) "
@@ -212,6 +215,7 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
         "versions": {**package_versions(), "nginx": nginx},
+        "cpu_latency_us": args.cpu_latency_us,
         "overhead": rows,
         "killed_replica": kills,
     }
@@ -219,7 +223,8 @@ def main() -> None:
     (args.out / "README.md").write_text(
         "# The balancer of `tritonbuild serve --replicas` on the CPU\n\n"
         f"- command: `{facts['command']}`\n- commit: {facts['commit']}; date: {facts['date']}\n"
-        f"- machine: {facts['machine']}\n- versions: {facts['versions']}\n\n" + "\n".join(table) + "\n"
+        f"- machine: {facts['machine']}\n- versions: {facts['versions']}\n"
+        f"- CPU latency limit held (serve --cpu-latency-us): {args.cpu_latency_us}\n\n" + "\n".join(table) + "\n"
     )
 
 

@@ -10,10 +10,12 @@ concurrency 1, and the ensemble at concurrency 64 with one text per request; the
 instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads) at
 concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
-instead of three. With --shm-mib A,B the
-served points are measured once per size of the Python backend's shared-memory region (0: the backend's
-default; a size may repeat), each on a server of its own, one after the other; the checks and targets read
-the first.
+instead of three. With --shm-mib A,B or --cpu-latency-us X,Y the
+served points are measured once per server setting, each on a server of its own, one after the other: the size
+of the Python backend's shared-memory region (0: the backend's default) and the CPU latency limit held while
+it serves (`serve --cpu-latency-us`; `none`: the host's own); a single value applies to every server, a setting
+may repeat. The checks and targets read the first server, and the in-process baseline runs under its CPU
+latency limit.
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -28,6 +30,7 @@ Run from the repository's root (`--smoke`: tiny models on the CPU, the checks on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shutil
@@ -44,6 +47,7 @@ from builder.common.versions import package_versions
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
 from builder.repository.pipeline import make_repo
+from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.server import TritonServer
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
@@ -133,9 +137,39 @@ PLAN = (
 )
 
 
-def shm_config(mib: int) -> tuple[str, ...]:
-    """The Python backend's settings for a shared-memory region of `mib` MiB per stub (0: the backend's default)."""
-    return (f"shm-default-byte-size={mib << 20}",) if mib else ()
+@dataclass(frozen=True)
+class ServerSetting:
+    """What one server of the run is started with."""
+
+    shm_mib: int = 0  # the Python backend's shared-memory region per stub (0: the backend's default)
+    cpu_latency_us: int | None = None  # the PM QoS limit held while it serves (None: the host's own)
+
+    @property
+    def python_backend_config(self) -> tuple[str, ...]:
+        """The Python backend's settings."""
+        return (f"shm-default-byte-size={self.shm_mib << 20}",) if self.shm_mib else ()
+
+    @property
+    def label(self) -> str:
+        """How the tables name it."""
+        cpu = "host's CPU idle" if self.cpu_latency_us is None else f"CPU latency {self.cpu_latency_us} µs"
+        return f"{self.shm_mib or 'default'} MiB, {cpu}"
+
+    @property
+    def folder(self) -> str:
+        """Its folder's name after `server{i}_`."""
+        return f"shm_{self.shm_mib}mib" + ("" if self.cpu_latency_us is None else f"_cpu_{self.cpu_latency_us}us")
+
+
+def server_settings(shm_mib: str, cpu_latency_us: str) -> list[ServerSetting]:
+    """One setting per server from --shm-mib and --cpu-latency-us (comma lists; a single value applies to all)."""
+    sizes = [int(n) for n in shm_mib.split(",")]
+    limits = [None if n.strip() == "none" else int(n) for n in cpu_latency_us.split(",")]
+    count = max(len(sizes), len(limits))
+    if {len(sizes), len(limits)} - {1, count}:
+        raise ValueError(f"--shm-mib {shm_mib} and --cpu-latency-us {cpu_latency_us}: give one value or one per server")
+    sizes, limits = sizes * (count // len(sizes)), limits * (count // len(limits))
+    return [ServerSetting(mib, us) for mib, us in zip(sizes, limits, strict=True)]
 
 
 def deployment_of(point: Measured) -> str:
@@ -154,13 +188,17 @@ def selected(only: str | None) -> tuple[Measured, ...]:
 
 
 def serve_and_measure(
-    repo: Path, out: Path, window: MeasurementConfig, variant: str, shm_mib: int = 0, plan: tuple = PLAN
+    repo: Path, out: Path, window: MeasurementConfig, variant: str, setting: ServerSetting, plan: tuple = PLAN
 ) -> tuple[list, dict]:
     """Every point of `plan` against one server; returns the records and a CPU census under the heaviest load."""
     store = ResultStore(out / "sweep")
     censuses: dict = {}
     log = out / "tritonserver.log"
-    with TritonServer(repo, log_path=log, startup_timeout_s=420, python_backend_config=shm_config(shm_mib)) as server:
+    backend = setting.python_backend_config
+    triton = TritonServer(
+        repo, log_path=log, startup_timeout_s=420, python_backend_config=backend, cpu_latency_us=setting.cpu_latency_us
+    )
+    with triton as server:
         for point in plan:
             config = SweepConfig(
                 ClientConfig(server.grpc_url, point.model),
@@ -218,7 +256,7 @@ def checks(records: list[PointRecord], baseline: dict[str, float], min_ratio: fl
     return failures
 
 
-def shm_rows(records: list[PointRecord]) -> dict[str, float]:
+def server_rows(records: list[PointRecord]) -> dict[str, float]:
     """perf_analyzer's figure of each served point: p50 ms at concurrency 1, sequences/s above."""
     return {
         f"{r.model} b{r.batch_size} c{r.concurrency}": r.latency_p50_ms
@@ -229,9 +267,9 @@ def shm_rows(records: list[PointRecord]) -> dict[str, float]:
     }
 
 
-def print_shm(servers: list[dict]) -> None:
-    """The points side by side, one column per server and its shared-memory size."""
-    heads = [f"server {i}: {s['mib'] or 'default'} MiB" for i, s in enumerate(servers, start=1)]
+def print_servers(servers: list[dict]) -> None:
+    """The points side by side, one column per server and its setting."""
+    heads = [f"server {i}: {s['setting']}" for i, s in enumerate(servers, start=1)]
     print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(heads) + " |")
     print("|---|" + "---:|" * len(servers))
     for point in servers[0]["points"]:
@@ -310,6 +348,7 @@ def main() -> None:
     parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
+    parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     parser.add_argument("--only", help="measure only these deployments' points, e.g. bert@64,bertwide: no checks")
@@ -317,6 +356,10 @@ def main() -> None:
     wide = tuple(int(n) for n in args.wide_instances.split(","))
     if len(wide) != 3:
         parser.error(f"--wide-instances {args.wide_instances}: give model, tokenizer and post counts, e.g. 4,8,2")
+    try:
+        settings = server_settings(args.shm_mib, args.cpu_latency_us)
+    except ValueError as exc:
+        parser.error(str(exc))
     plan = selected(args.only)
     if not plan:
         parser.error(f"--only {args.only} names no point of the plan")
@@ -325,7 +368,9 @@ def main() -> None:
     summary: dict = {"environment": environment(args)}
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
-    summary["in_process"] = baseline = in_process(bert, args.precision, args.kernels)
+    limit = settings[0].cpu_latency_us
+    with CpuLatencyHold(limit) if limit is not None else contextlib.nullcontext():  # as the first server runs
+        summary["in_process"] = baseline = in_process(bert, args.precision, args.kernels)
     print(json.dumps(baseline, indent=1), flush=True)
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
@@ -344,17 +389,17 @@ def main() -> None:
         make_repo(str(model), task, name, "python-torch", gpu, repo, force=True, trust_remote_code=False,
                   echo=print, precision=args.precision, serving=serving, fidelity=ungated)  # fmt: skip
     window = MeasurementConfig(window_s=args.window_s, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=1.0)
-    sizes = [int(n) for n in args.shm_mib.split(",")]
-    records, censuses = serve_and_measure(repo, args.out, window, args.precision, sizes[0], plan)
+    records, censuses = serve_and_measure(repo, args.out, window, args.precision, settings[0], plan)
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)
     summary["census_c64"] = censuses
-    if len(sizes) > 1:  # one column per server, in the order they ran (a size may repeat)
-        summary["shm_mib"] = [{"mib": sizes[0], "points": shm_rows(records)}]
-        for i, mib in enumerate(sizes[1:], start=2):
-            other, _ = serve_and_measure(repo, args.out / f"server{i}_shm_{mib}mib", window, args.precision, mib, plan)
-            summary["shm_mib"].append({"mib": mib, "points": shm_rows(other)})
-        print_shm(summary["shm_mib"])
+    if len(settings) > 1:  # one column per server, in the order they ran (a setting may repeat)
+        summary["servers"] = [{"setting": settings[0].label, "points": server_rows(records)}]
+        for i, setting in enumerate(settings[1:], start=2):
+            out = args.out / f"server{i}_{setting.folder}"
+            other, _ = serve_and_measure(repo, out, window, args.precision, setting, plan)
+            summary["servers"].append({"setting": setting.label, "points": server_rows(other)})
+        print_servers(summary["servers"])
     met = targets(records, baseline, wide, args.single_instances)
     summary["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in met]
     failures = [] if args.only else checks(records, baseline, args.min_served_ratio, args.max_step_ms)

@@ -3,7 +3,9 @@
 Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by DLPack) and
 `noop_text` (a BYTES TEXT in, read with the stub's numpy, like the tokenizer). For each: client p50
 over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
-difference is the stub hand-over. Then the tokenizer's own encode() in-process for a 128-token text.
+difference is the stub hand-over; on servers with default settings, with a 64 MiB shared-memory pool, and with
+idle CPUs kept polling (serve --cpu-latency-us 0). Then the tokenizer's own encode() in-process for a 128-token
+text, without and with that CPU latency limit.
 Writes OUT/stub_overhead.json. From the repository's root:
   python -m scripts.probes.stub_overhead_probe OUT TOKENIZER_DIR
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from builder.common.backend_files import backend_module
+from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.server import TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,8 +69,13 @@ MODELS = {
 }
 if shutil.which("nvidia-smi"):
     MODELS["noop_hidden_gpu"] = ("input_ids", "TYPE_INT64", True)  # the same on a GPU instance, as the engine runs
-# The Python backend's shared-memory pool: its defaults, then a 64 MiB start and growth step.
-SHM_SETTINGS = {"default": (), "shm 64 MiB": ("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864")}
+# The server's settings, one server each: the defaults; the Python backend's shared-memory pool with a 64 MiB
+# start and growth step; idle CPUs kept polling while it serves (serve --cpu-latency-us 0).
+SETTINGS: dict[str, tuple[tuple[str, ...], int | None]] = {
+    "default": ((), None),
+    "shm 64 MiB": (("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864"), None),
+    "CPU latency 0 us": ((), 0),
+}
 
 
 def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
@@ -123,6 +131,8 @@ def main() -> None:
     out, tokenizer_dir = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"tokenizer_encode_us": tokenizer_us(tokenizer_dir)}
+    with CpuLatencyHold(0):
+        result["tokenizer_encode_us CPU latency 0 us"] = tokenizer_us(tokenizer_dir)
     backend_helper = (ROOT / "templates/python/tritonbuild_backend.py").read_text()
     with tempfile.TemporaryDirectory() as tmp:
         for name, (tensor, dtype, hidden) in MODELS.items():
@@ -134,9 +144,10 @@ def main() -> None:
             (version.parent / "config.pbtxt").write_text(config)
             (version / "model.py").write_text(MODEL.replace("{input}", tensor).replace("HIDDEN:", f"{hidden}:"))
             (version / "tritonbuild_backend.py").write_text(backend_helper)
-        for label, settings in SHM_SETTINGS.items():
+        for label, (backend, cpu_latency_us) in SETTINGS.items():
             log = out / f"stub_overhead_{label.replace(' ', '_')}.log"
-            with TritonServer(Path(tmp), log_path=log, python_backend_config=settings) as server:
+            triton = TritonServer(Path(tmp), log_path=log, python_backend_config=backend, cpu_latency_us=cpu_latency_us)
+            with triton as server:
                 result[label] = {name: measure(server, name) for name in MODELS}
     (out / "stub_overhead.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

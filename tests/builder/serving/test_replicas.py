@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 from double_model import write_double
 
 from builder.common.errors import ServerError
+from builder.serving.cpu_latency import PM_QOS_DEVICE, current_limit_us
 from builder.serving.replicas import ReplicaSet
 
 
@@ -33,3 +35,14 @@ def test_replicas_that_fail_to_start_are_all_named_and_nothing_is_left_running(t
             socket.create_connection(("127.0.0.1", replica.ports.http), timeout=2)
     with pytest.raises(ServerError, match="not running"):
         replicas.nginx  # noqa: B018 - never started
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.access(PM_QOS_DEVICE, os.W_OK), reason=f"{PM_QOS_DEVICE} is not writable here")
+def test_the_set_holds_one_cpu_latency_limit_for_its_replicas_and_nginx(tmp_path):
+    before = current_limit_us()
+    with ReplicaSet(write_double(tmp_path), 2, cpu_latency_us=0) as replicas:
+        assert current_limit_us() == 0 and replicas.nginx.running()
+        replicas.replicas[0].server.stop()  # one replica gone: the set still holds it
+        assert current_limit_us() == 0
+    assert current_limit_us() == before

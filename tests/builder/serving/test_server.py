@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from builder.common.errors import ServerError
 from builder.engines import BACKENDS
+from builder.serving.cpu_latency import PM_QOS_DEVICE, current_limit_us
 from builder.serving.server import TritonServer, check_servable, find_bundle, free_port
 from builder.serving.stubs import stubs_of
 
@@ -52,6 +53,34 @@ def test_a_model_that_fails_to_load_shows_its_error(tmp_path):
         pass
     assert "full log" in err.value.hint
     assert not server.is_alive()
+
+
+@pytest.mark.skipif(not os.access(PM_QOS_DEVICE, os.W_OK), reason=f"{PM_QOS_DEVICE} is not writable here")
+def test_the_cpu_latency_limit_holds_exactly_while_the_server_runs(tmp_path):
+    write_double(tmp_path)
+    before = current_limit_us()
+    with TritonServer(tmp_path, cpu_latency_us=0) as server:
+        assert current_limit_us() == 0 and server.is_alive()
+    assert current_limit_us() == before
+    write_double(tmp_path, name="broken", init="raise RuntimeError('weights are missing')")
+    with pytest.raises(ServerError, match="weights are missing"), TritonServer(tmp_path, cpu_latency_us=0):
+        pass
+    assert current_limit_us() == before  # a server that never became ready gives the limit back too
+
+
+@pytest.mark.skipif(not os.access(PM_QOS_DEVICE, os.W_OK), reason=f"{PM_QOS_DEVICE} is not writable here")
+def test_serve_holds_the_cpu_latency_limit_and_says_so(tmp_path):
+    write_double(tmp_path)
+    before = current_limit_us()
+    served = Served(tmp_path, options=("--cpu-latency-us", "0"))
+    try:
+        served.wait_for("CPU latency: held at 0 µs")
+        assert current_limit_us() == 0
+        served.process.send_signal(signal.SIGINT)
+    finally:
+        served.finish()
+    assert served.process.returncode == 0, served.output()
+    assert current_limit_us() == before
 
 
 def test_missing_repository():

@@ -68,3 +68,22 @@ def test_only_selects_deployments_and_concurrencies_of_the_plan():
     assert chosen["bert@64,bertwide"] == [["bert", 64], ["bert", 64], ["bertwide", 64]]
     assert chosen["bertsm@1"] == []  # the single model is measured at c64 only: main() refuses this
     assert len(chosen[""]) == chosen["all"]
+
+
+def test_server_settings_pair_shared_memory_sizes_with_cpu_latency_limits():
+    script = (
+        "import json; from scripts.bench.gpu_serve_bench import server_settings\n"
+        "def show(a, b):\n"
+        "    try:\n"
+        "        return [[s.shm_mib, s.cpu_latency_us, s.folder] for s in server_settings(a, b)]\n"
+        "    except ValueError as exc:\n"
+        "        return str(exc)\n"
+        "pairs = [('0', 'none,0'), ('0,64', 'none'), ('0,64', '0,none'), ('0,64,1', 'none,0')]\n"
+        "print(json.dumps([show(a, b) for a, b in pairs]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    paired, sizes, both, mismatched = json.loads(done.stdout)
+    assert paired == [[0, None, "shm_0mib"], [0, 0, "shm_0mib_cpu_0us"]]
+    assert sizes == [[0, None, "shm_0mib"], [64, None, "shm_64mib"]]
+    assert both == [[0, 0, "shm_0mib_cpu_0us"], [64, None, "shm_64mib"]]
+    assert "give one value or one per server" in mismatched
