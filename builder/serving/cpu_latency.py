@@ -4,7 +4,7 @@ Every request crosses several threads and processes (the frontend, the scheduler
 client), and each hand-over wakes a thread on an idle CPU. On a virtual machine an idle vCPU halts and the
 hypervisor has to wake it, which costs tens of microseconds per hand-over. A limit of 0 µs makes the
 kernel poll on idle CPUs instead of halting them: on the 2-core Firecracker VM of CI, a Python-backend
-model that does nothing answered in 0.69 ms p50 over gRPC without it and in 0.27 ms with it
+model that does nothing answered in 0.55 ms p50 over gRPC without it and in 0.26 ms with it
 (scripts/results/cpu_latency_2026-12-02/). The price is power and the host's CPU time: an idle CPU spins.
 
 The kernel honours the lowest limit any process holds and drops a request when its file is closed, also
