@@ -97,6 +97,7 @@ def serve(
 
 
 def _say_cpu_latency(limit_us: int | None) -> None:
+    """The limit held, when one is: it changes the whole host, so the user is told."""
     if limit_us is not None:
         click.echo(f"CPU latency: held at {limit_us} µs through {PM_QOS_DEVICE} until this command stops")
 
