@@ -20,7 +20,7 @@ from builder.common.errors import ServerError
 from builder.serving.balancer_plan import BalancerSettings, NginxConfig, ReplicaPorts, plan_nginx, plan_ports
 from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.nginx import Nginx, find_nginx
-from builder.serving.server import TritonServer, check_ports_free, check_servable, free_port, is_ready
+from builder.serving.server import TritonServer, check_ports_free, check_servable, fill_ports, free_port, is_ready
 from builder.serving.supervisor import Report
 
 
@@ -74,8 +74,7 @@ class ReplicaSet:
     ) -> None:
         self.repo = repo.resolve()
         self.count = replicas
-        self.http_port = http_port or free_port()
-        self.grpc_port = grpc_port or free_port()
+        self.http_port, self.grpc_port = fill_ports((http_port, grpc_port))
         self.settings = settings or BalancerSettings()
         self.report: Report = report or (lambda _: None)
         self.startup_timeout_s = startup_timeout_s

@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -82,6 +82,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def fill_ports(ports: Sequence[int], source: Callable[[], int] = free_port) -> tuple[int, ...]:
+    """`ports` with every 0 replaced by a free port, all of them distinct.
+
+    A port is free each time it is asked for, so two draws can give the same number: a server asked to listen
+    for gRPC and metrics on one port refuses to start. Repeats are drawn again, a bounded number of times.
+    """
+    taken = {port for port in ports if port}
+    filled = []
+    for port in ports:
+        for _ in range(30):
+            if port:
+                break
+            drawn = source()
+            port = drawn if drawn not in taken else 0
+        if not port:
+            raise ServerError(f"found no free port distinct from {sorted(taken)} in 30 draws")
+        taken.add(port)
+        filled.append(port)
+    return tuple(filled)
 
 
 def check_ports_free(ports: dict[str, int]) -> None:
@@ -217,9 +238,7 @@ class TritonServer:
         self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
         # idle CPUs kept awake while the server runs (cpu_latency.py says why); None: the host's own setting
         self._cpu_latency = CpuLatencyHold(cpu_latency_us) if cpu_latency_us is not None else None
-        self.http_port = http_port or free_port()
-        self.grpc_port = grpc_port or free_port()
-        self.metrics_port = metrics_port or free_port()
+        self.http_port, self.grpc_port, self.metrics_port = fill_ports((http_port, grpc_port, metrics_port))
         self.startup_timeout_s = startup_timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-server-")
         self.log_path = log_path or Path(self._tmp.name) / "tritonserver.log"

@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 from builder.common.errors import ServerError
 from builder.engines import BACKENDS
 from builder.serving.cpu_latency import PM_QOS_DEVICE, current_limit_us
-from builder.serving.server import TritonServer, check_servable, find_bundle, free_port
+from builder.serving.server import TritonServer, check_servable, fill_ports, find_bundle, free_port
 from builder.serving.stubs import stubs_of
 
 pytestmark = pytest.mark.slow
@@ -81,6 +81,14 @@ def test_serve_holds_the_cpu_latency_limit_and_says_so(tmp_path):
         served.finish()
     assert served.process.returncode == 0, served.output()
     assert current_limit_us() == before
+
+
+def test_ports_drawn_for_one_server_are_distinct_even_when_the_source_repeats_itself():
+    draws = iter([9001, 9001, 8000, 9002, 9002, 9003])  # what free_port may do: a port is free each time it is asked
+    assert fill_ports((0, 8000, 0, 0), lambda: next(draws)) == (9001, 8000, 9002, 9003)
+    with pytest.raises(ServerError, match="no free port distinct from"):
+        fill_ports((7000, 0), lambda: 7000)
+    assert len(set(fill_ports((0, 0, 0)))) == 3  # the real source
 
 
 def test_missing_repository():
