@@ -31,9 +31,9 @@ def test_the_limit_holds_while_acquired_and_is_dropped_on_release():
 def test_a_process_that_dies_holding_the_limit_drops_it():
     before = current_limit_us()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from builder.serving.cpu_latency import CpuLatencyHold\nimport sys, time\n"
-         "CpuLatencyHold(0).acquire(); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", "from builder.serving.cpu_latency import CpuLatencyHold\nimport sys\n"
+         "CpuLatencyHold(0).acquire(); print('held', flush=True); sys.stdin.read()"],  # blocks until killed
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
