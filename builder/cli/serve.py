@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from click.core import ParameterSource
 
 from builder.serving.cpu_latency import PM_QOS_DEVICE
 from builder.serving.endpoints import GRPC, HTTP, METRICS
+from builder.serving.idle_poll import NICE
 from builder.serving.replicas import ReplicaSet
 from builder.serving.server import TritonServer
 
@@ -43,6 +45,13 @@ from builder.serving.server import TritonServer
     "sleeping, which takes the wake-up cost out of each hand-over on a VM, at the price of the idle CPUs' time; "
     "needs write access to /dev/cpu_dma_latency) [default: the host's setting]",
 )
+@click.option(
+    "--idle-poll",
+    is_flag=True,
+    help="keep every CPU busy with a nice-19 spinning process while serving, so that no idle CPU halts: for VMs "
+    "whose kernel halts idle CPUs whatever --cpu-latency-us says (cpuidle driver 'none'), at the price of every "
+    "idle CPU's time",
+)
 def serve(
     repo: Path,
     http_port: int,
@@ -51,6 +60,7 @@ def serve(
     replicas: int,
     log: Path | None,
     cpu_latency_us: int | None,
+    idle_poll: bool,
 ) -> None:
     """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C.
 
@@ -68,15 +78,22 @@ def serve(
         given = click.get_current_context().get_parameter_source("metrics_port") != ParameterSource.DEFAULT
         if given:
             raise click.UsageError("--metrics-port is one server's: with --replicas each replica has its own (printed)")
-        _serve_replicas(repo, replicas, http_port, grpc_port, log, report, cpu_latency_us)
+        _serve_replicas(repo, replicas, http_port, grpc_port, log, report, cpu_latency_us, idle_poll)
         return
     triton = TritonServer(
-        repo, http_port, grpc_port, metrics_port, log_path=log, report=report, cpu_latency_us=cpu_latency_us
+        repo,
+        http_port,
+        grpc_port,
+        metrics_port,
+        log_path=log,
+        report=report,
+        cpu_latency_us=cpu_latency_us,
+        idle_poll=idle_poll,
     )
     with triton as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo(f"log: {server.log_path}")
-        _say_cpu_latency(cpu_latency_us)
+        _say_idle(cpu_latency_us, idle_poll)
         click.echo("Ctrl-C stops the server")
         try:
             while server.is_alive() and server.failure is None:
@@ -96,10 +113,13 @@ def serve(
         raise SystemExit(1)
 
 
-def _say_cpu_latency(limit_us: int | None) -> None:
-    """The limit held, when one is: it changes the whole host, so the user is told."""
+def _say_idle(limit_us: int | None, idle_poll: bool) -> None:
+    """What is held to keep idle CPUs awake, when anything is: it changes the whole host, so the user is told."""
     if limit_us is not None:
         click.echo(f"CPU latency: held at {limit_us} µs through {PM_QOS_DEVICE} until this command stops")
+    if idle_poll:
+        cpus = len(os.sched_getaffinity(0))
+        click.echo(f"idle poll: a nice-{NICE} spinning process on each of {cpus} CPUs until this command stops")
 
 
 def _serve_replicas(
@@ -110,10 +130,20 @@ def _serve_replicas(
     log: Path | None,
     report: Callable[[str], None],
     cpu_latency_us: int | None,
+    idle_poll: bool,
 ) -> None:
     """`serve --replicas`: the balancer's URLs first (what clients use), each replica's own below."""
     click.echo(f"starting {count} replicas and nginx ...")
-    balanced = ReplicaSet(repo, count, http_port, grpc_port, log_dir=log, report=report, cpu_latency_us=cpu_latency_us)
+    balanced = ReplicaSet(
+        repo,
+        count,
+        http_port,
+        grpc_port,
+        log_dir=log,
+        report=report,
+        cpu_latency_us=cpu_latency_us,
+        idle_poll=idle_poll,
+    )
     with balanced as replicas:
         click.echo(f"ready: HTTP {replicas.http_url}, gRPC {replicas.grpc_url} (nginx over {count} replicas)")
         for replica in replicas.replicas:
@@ -123,7 +153,7 @@ def _serve_replicas(
                 f"metrics {replica.server.metrics_url}, log {replica.server.log_path}"
             )
         click.echo(f"nginx: config {replicas.nginx.conf_path}, log {replicas.nginx.log_path}")
-        _say_cpu_latency(cpu_latency_us)
+        _say_idle(cpu_latency_us, idle_poll)
         click.echo("Ctrl-C stops everything")
         try:
             while replicas.alive() and replicas.nginx.running():

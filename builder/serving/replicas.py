@@ -18,7 +18,7 @@ from types import TracebackType
 
 from builder.common.errors import ServerError
 from builder.serving.balancer_plan import BalancerSettings, NginxConfig, ReplicaPorts, plan_nginx, plan_ports
-from builder.serving.cpu_latency import CpuLatencyHold
+from builder.serving.idle_poll import acquire_all, idle_holds, release_all
 from builder.serving.nginx import Nginx, find_nginx
 from builder.serving.server import TritonServer, check_ports_free, check_servable, fill_ports, free_port, is_ready
 from builder.serving.supervisor import Report
@@ -71,6 +71,7 @@ class ReplicaSet:
         startup_timeout_s: float = 180.0,
         poll_interval_s: float = 0.5,
         cpu_latency_us: int | None = None,
+        idle_poll: bool = False,
     ) -> None:
         self.repo = repo.resolve()
         self.count = replicas
@@ -80,8 +81,8 @@ class ReplicaSet:
         self.startup_timeout_s = startup_timeout_s
         self.poll_interval_s = poll_interval_s
         self.events: list[str] = []
-        # one host-wide request for every replica and nginx (cpu_latency.py says why); None: the host's own setting
-        self._cpu_latency = CpuLatencyHold(cpu_latency_us) if cpu_latency_us is not None else None
+        # held once for every replica and nginx (cpu_latency.py, idle_poll.py say why); none: the host's own idle
+        self._holds = idle_holds(cpu_latency_us, idle_poll)
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-replicas-")
         self.log_dir = log_dir or Path(self._tmp.name)
         # nginx's own folder: readable by everyone, as a root nginx runs its workers as nobody (their temp files)
@@ -124,8 +125,7 @@ class ReplicaSet:
         find_nginx()  # what can be refused is refused before the servers start
         check_servable(self.repo)
         check_ports_free({"http": self.http_port, "grpc": self.grpc_port})
-        if self._cpu_latency is not None:
-            self._cpu_latency.acquire()
+        acquire_all(self._holds)
         ports = plan_ports(self.count, {self.http_port, self.grpc_port}, free_port)
         self.replicas = [Replica(i, p) for i, p in enumerate(ports)]
         try:
@@ -236,8 +236,7 @@ class ReplicaSet:
             self._nginx.stop()
         list(self._launcher.map(lambda r: r.server.close() if r.server is not None else None, self.replicas))
         self._launcher.shutdown()
-        if self._cpu_latency is not None:
-            self._cpu_latency.release()
+        release_all(self._holds)
         self._tmp.cleanup()
         self._prefix.cleanup()
 

@@ -32,8 +32,8 @@ from types import TracebackType
 from builder.common.errors import ServerError
 from builder.engines import BACKENDS, names
 from builder.repository.modelconfig import parse_config
-from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
+from builder.serving.idle_poll import acquire_all, idle_holds, release_all
 from builder.serving.server_log import has_gpu, log_tail
 from builder.serving.supervisor import Report, Supervisor
 
@@ -228,6 +228,7 @@ class TritonServer:
         report: Report | None = None,
         models: tuple[str, ...] | None = None,
         cpu_latency_us: int | None = None,
+        idle_poll: bool = False,
     ) -> None:
         self.repo = repo.resolve()
         # what is loaded at start (None: every model folder); the rest waits for the repository API's load
@@ -236,8 +237,8 @@ class TritonServer:
         self.report = report  # where the supervisor's findings go, besides the log and `events`
         self.events: list[str] = []
         self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
-        # idle CPUs kept awake while the server runs (cpu_latency.py says why); None: the host's own setting
-        self._cpu_latency = CpuLatencyHold(cpu_latency_us) if cpu_latency_us is not None else None
+        # idle CPUs kept awake while the server runs (cpu_latency.py, idle_poll.py say why); none: the host's own idle
+        self._holds = idle_holds(cpu_latency_us, idle_poll)
         self.http_port, self.grpc_port, self.metrics_port = fill_ports((http_port, grpc_port, metrics_port))
         self.startup_timeout_s = startup_timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-server-")
@@ -293,8 +294,7 @@ class TritonServer:
         check_servable(self.repo)
         check_ports_free({"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port})
         bundle = find_bundle()
-        if self._cpu_latency is not None:
-            self._cpu_latency.acquire()
+        acquire_all(self._holds)
         backends = prepare_backends(bundle, Path(self._tmp.name) / "backends")
         env = dict(os.environ)
         site = os.pathsep.join(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
@@ -394,8 +394,7 @@ class TritonServer:
         process, self._process = self._process, None
         if process is not None:
             stop_group(process, signal.SIGINT, timeout_s=20)
-        if self._cpu_latency is not None:
-            self._cpu_latency.release()
+        release_all(self._holds)
 
     def close(self) -> None:
         """Stop the server and remove its temporary folder."""

@@ -30,7 +30,6 @@ Run from the repository's root (`--smoke`: tiny models on the CPU, the checks on
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import shutil
@@ -47,7 +46,7 @@ from builder.common.versions import package_versions
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
 from builder.repository.pipeline import make_repo
-from builder.serving.cpu_latency import CpuLatencyHold
+from builder.serving.idle_poll import Hold, holding, idle_holds
 from builder.serving.server import TritonServer
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
@@ -143,6 +142,7 @@ class ServerSetting:
 
     shm_mib: int = 0  # the Python backend's shared-memory region per stub (0: the backend's default)
     cpu_latency_us: int | None = None  # the PM QoS limit held while it serves (None: the host's own)
+    idle_poll: bool = False  # a nice-19 poller on every CPU while it serves (serve --idle-poll)
 
     @property
     def python_backend_config(self) -> tuple[str, ...]:
@@ -153,23 +153,36 @@ class ServerSetting:
     def label(self) -> str:
         """How the tables name it."""
         cpu = "host's CPU idle" if self.cpu_latency_us is None else f"CPU latency {self.cpu_latency_us} µs"
-        return f"{self.shm_mib or 'default'} MiB, {cpu}"
+        return f"{self.shm_mib or 'default'} MiB, {cpu}" + (", idle poll" if self.idle_poll else "")
 
     @property
     def folder(self) -> str:
         """Its folder's name after `server{i}_`."""
-        return f"shm_{self.shm_mib}mib" + ("" if self.cpu_latency_us is None else f"_cpu_{self.cpu_latency_us}us")
+        cpu = "" if self.cpu_latency_us is None else f"_cpu_{self.cpu_latency_us}us"
+        return f"shm_{self.shm_mib}mib{cpu}" + ("_idle_poll" if self.idle_poll else "")
+
+    @property
+    def holds(self) -> list[Hold]:
+        """What the server holds while it runs, for an in-process measurement under the same setting."""
+        return idle_holds(self.cpu_latency_us, self.idle_poll)
 
 
-def server_settings(shm_mib: str, cpu_latency_us: str) -> list[ServerSetting]:
-    """One setting per server from --shm-mib and --cpu-latency-us (comma lists; a single value applies to all)."""
+def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off") -> list[ServerSetting]:
+    """One setting per server from --shm-mib, --cpu-latency-us and --idle-poll (comma lists; one value: all)."""
     sizes = [int(n) for n in shm_mib.split(",")]
     limits = [None if n.strip() == "none" else int(n) for n in cpu_latency_us.split(",")]
-    count = max(len(sizes), len(limits))
-    if {len(sizes), len(limits)} - {1, count}:
-        raise ValueError(f"--shm-mib {shm_mib} and --cpu-latency-us {cpu_latency_us}: give one value or one per server")
-    sizes, limits = sizes * (count // len(sizes)), limits * (count // len(limits))
-    return [ServerSetting(mib, us) for mib, us in zip(sizes, limits, strict=True)]
+    polls = [n.strip() for n in idle_poll.split(",")]
+    if set(polls) - {"on", "off"}:
+        raise ValueError(f"--idle-poll {idle_poll}: give on or off, or one per server (off,on)")
+    lists = (sizes, limits, polls)
+    count = max(len(values) for values in lists)
+    if {len(values) for values in lists} - {1, count}:
+        raise ValueError(
+            f"--shm-mib {shm_mib}, --cpu-latency-us {cpu_latency_us} and --idle-poll {idle_poll}: "
+            "give one value or one per server"
+        )
+    sizes, limits, polls = (values * (count // len(values)) for values in lists)
+    return [ServerSetting(mib, us, poll == "on") for mib, us, poll in zip(sizes, limits, polls, strict=True)]
 
 
 def deployment_of(point: Measured) -> str:
@@ -196,7 +209,12 @@ def serve_and_measure(
     log = out / "tritonserver.log"
     backend = setting.python_backend_config
     triton = TritonServer(
-        repo, log_path=log, startup_timeout_s=420, python_backend_config=backend, cpu_latency_us=setting.cpu_latency_us
+        repo,
+        log_path=log,
+        startup_timeout_s=420,
+        python_backend_config=backend,
+        cpu_latency_us=setting.cpu_latency_us,
+        idle_poll=setting.idle_poll,
     )
     with triton as server:
         for point in plan:
@@ -349,6 +367,7 @@ def main() -> None:
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
+    parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     parser.add_argument("--only", help="measure only these deployments' points, e.g. bert@64,bertwide: no checks")
@@ -357,7 +376,7 @@ def main() -> None:
     if len(wide) != 3:
         parser.error(f"--wide-instances {args.wide_instances}: give model, tokenizer and post counts, e.g. 4,8,2")
     try:
-        settings = server_settings(args.shm_mib, args.cpu_latency_us)
+        settings = server_settings(args.shm_mib, args.cpu_latency_us, args.idle_poll)
     except ValueError as exc:
         parser.error(str(exc))
     plan = selected(args.only)
@@ -368,8 +387,7 @@ def main() -> None:
     summary: dict = {"environment": environment(args)}
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
-    limit = settings[0].cpu_latency_us
-    with CpuLatencyHold(limit) if limit is not None else contextlib.nullcontext():  # as the first server runs
+    with holding(settings[0].holds):  # as the first server runs
         summary["in_process"] = baseline = in_process(bert, args.precision, args.kernels)
     print(json.dumps(baseline, indent=1), flush=True)
     repo = args.work / "repo"

@@ -4,7 +4,8 @@ Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by 
 `noop_text` (a BYTES TEXT in, read with the stub's numpy, like the tokenizer). For each: client p50
 over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
 difference is the stub hand-over; on servers with default settings, with a 64 MiB shared-memory pool, and with
-idle CPUs kept polling (serve --cpu-latency-us 0). Then the tokenizer's own encode() in-process for a 128-token
+idle CPUs kept polling (serve --cpu-latency-us 0), and with every CPU kept busy (serve --idle-poll).
+Then the tokenizer's own encode() in-process for a 128-token
 text: with its plain twin, without it (the full tokenizer only), with it again, and under that CPU latency limit.
 Writes OUT/stub_overhead.json. From the repository's root:
   python -m scripts.probes.stub_overhead_probe OUT TOKENIZER_DIR
@@ -70,11 +71,12 @@ MODELS = {
 if shutil.which("nvidia-smi"):
     MODELS["noop_hidden_gpu"] = ("input_ids", "TYPE_INT64", True)  # the same on a GPU instance, as the engine runs
 # The server's settings, one server each: the defaults; the Python backend's shared-memory pool with a 64 MiB
-# start and growth step; idle CPUs kept polling while it serves (serve --cpu-latency-us 0).
-SETTINGS: dict[str, tuple[tuple[str, ...], int | None]] = {
-    "default": ((), None),
-    "shm 64 MiB": (("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864"), None),
-    "CPU latency 0 us": ((), 0),
+# start and growth step; idle CPUs kept polling (serve --cpu-latency-us 0); every CPU kept busy (--idle-poll).
+SETTINGS: dict[str, tuple[tuple[str, ...], int | None, bool]] = {  # backend config, CPU latency limit, idle poll
+    "default": ((), None, False),
+    "shm 64 MiB": (("shm-default-byte-size=67108864", "shm-growth-byte-size=67108864"), None, False),
+    "CPU latency 0 us": ((), 0, False),
+    "idle poll": ((), None, True),
 }
 
 
@@ -150,9 +152,15 @@ def main() -> None:
             (version.parent / "config.pbtxt").write_text(config)
             (version / "model.py").write_text(MODEL.replace("{input}", tensor).replace("HIDDEN:", f"{hidden}:"))
             (version / "tritonbuild_backend.py").write_text(backend_helper)
-        for label, (backend, cpu_latency_us) in SETTINGS.items():
+        for label, (backend, cpu_latency_us, idle_poll) in SETTINGS.items():
             log = out / f"stub_overhead_{label.replace(' ', '_')}.log"
-            triton = TritonServer(Path(tmp), log_path=log, python_backend_config=backend, cpu_latency_us=cpu_latency_us)
+            triton = TritonServer(
+                Path(tmp),
+                log_path=log,
+                python_backend_config=backend,
+                cpu_latency_us=cpu_latency_us,
+                idle_poll=idle_poll,
+            )
             with triton as server:
                 result[label] = {name: measure(server, name) for name in MODELS}
     (out / "stub_overhead.json").write_text(json.dumps(result, indent=2))

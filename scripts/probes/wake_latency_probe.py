@@ -1,4 +1,5 @@
-"""What waking an idle thread costs on this host, without and with a CPU latency limit held (serve --cpu-latency-us).
+"""What waking an idle thread costs on this host: as it idles, with a CPU latency limit held (serve --cpu-latency-us),
+and with every idle CPU kept busy by a nice-19 poller (serve --idle-poll).
 
 Two processes pass one byte back and forth through pipes, with a pause after each round trip so that both go
 idle, as between requests at concurrency 1; the round trip is two wake-ups. Run from the repository's root:
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 from builder.serving.cpu_latency import CpuLatencyHold, current_limit_us
+from builder.serving.idle_poll import IdlePoll
 
 
 def round_trips(count: int, pause_s: float = 0.0005) -> dict[str, float]:
@@ -46,11 +48,14 @@ def main() -> None:
     result = {
         "cpus": os.cpu_count(),
         "cpuidle_driver": idle.read_text().strip() if idle.exists() else None,
+        "kernel": os.uname().release,
         "limit_before_us": current_limit_us(),
         "host": round_trips(count),
     }
     with CpuLatencyHold(0):
         result["cpu latency 0 us"] = round_trips(count)
+    with IdlePoll():
+        result["idle poll"] = round_trips(count)
     result["host again"] = round_trips(count)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
