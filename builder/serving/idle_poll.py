@@ -1,15 +1,20 @@
-"""Keep idle CPUs out of the hypervisor's halt while serving: one lowest-priority busy process per CPU.
+"""Keep idle CPUs from halting while a server runs at low load: one lowest-priority busy process per CPU.
 
 Where the guest kernel has no cpuidle driver (`/sys/devices/system/cpu/cpuidle/current_driver` reads
 `none`, as on the lent H200 VMs), an idle vCPU executes HLT whatever PM QoS limit is held (cpu_latency.py),
-and waking a thread on it costs the hypervisor's wake-up: about 45 µs per pipe round trip there, against
-about 7 µs on CI's VM, whose haltpoll driver polls first. A CPU that is running something never halts, so
-each poller is a process at nice 19 that spins on one CPU: a woken server thread preempts it at once (the
-kernel favours the woken task over a nice-19 one), and it gets about 1.5 % of a CPU where anything else
-wants it. This is `idle=poll` done from user space, and costs what that costs: every idle CPU busy.
+and every hand-over between the server's threads and its stubs pays the hypervisor's wake-up: a pipe round
+trip between two idle processes took 41–45 µs there, and 11 µs with these pollers running. Each poller is a
+process at nice 19 that spins on one CPU; a woken server thread preempts it at once and it gets about 1.5 %
+of a CPU that anything else wants. This is `idle=poll` done from user space.
 
-Each poller watches its parent and exits when the parent is gone, however it ended, so none outlives the
-server.
+Under load the pollers cost more than they save (the 3-step ensemble at concurrency 64 lost 29 % with them
+on an H200): every CPU then looks busy, so the kernel no longer spreads woken threads onto idle CPUs, and a
+poller shares its core with a busy hyperthread. So a monitor thread watches how busy the CPUs are with
+everything else (/proc/stat without the nice time, which is the pollers'): above PAUSE_ABOVE of the CPUs,
+the pollers block until the load falls below RESUME_BELOW.
+
+Each poller is driven through its stdin and exits when that pipe closes, however the server's process
+ended, so none outlives it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -26,43 +32,72 @@ from builder.common.errors import ServerError
 from builder.serving.cpu_latency import CpuLatencyHold
 
 # The lowest priority of the normal class. Not SCHED_IDLE: with such pollers a pipe round trip took 51 µs
-# instead of 6 on CI's VM (kernel 6.18), as if the woken thread waited for the poller's slice to end.
+# instead of 6 on CI's VM (kernel 6.18).
 NICE = 19
+PAUSE_ABOVE = 1 / 3  # share of all CPU time busy with other work at which the pollers stop
+RESUME_BELOW = 1 / 4  # ... and below which they spin again
+INTERVAL_S = 0.1  # how often the monitor looks
+BUSY_FIELDS = (0, 2, 5, 6)  # /proc/stat's user, system, irq, softirq: not nice, idle, iowait or steal
 
-# Runs in each poller: pin, lower the priority, say so on stdout, then spin until the parent is gone.
+# Runs in each poller: pin, lower the priority, say so, then spin, looking at stdin every few milliseconds:
+# b"p" blocks it until b"r"; the end of the pipe (the parent is gone, or released it) ends it.
 POLLER = """
 import os, sys
-parent, cpu = int(sys.argv[1]), int(sys.argv[2])
-os.sched_setaffinity(0, {cpu})
+os.sched_setaffinity(0, {int(sys.argv[1])})
 os.nice(NICE)
 print("polling", flush=True)
-while os.getppid() == parent:
-    for _ in range(200_000):
+os.set_blocking(0, False)
+while True:
+    for _ in range(100_000):
         pass
+    try:
+        command = os.read(0, 1)
+    except BlockingIOError:
+        continue
+    if command != b"p":
+        break
+    os.set_blocking(0, True)
+    if os.read(0, 1) != b"r":
+        break
+    os.set_blocking(0, False)
 """.replace("NICE", str(NICE))
 
 
+def busy_ticks() -> tuple[int, int]:
+    """(ticks busy with work other than nice processes, all ticks) of every CPU, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return sum(values[i] for i in BUSY_FIELDS), sum(values)
+
+
 class IdlePoll:
-    """One spinning process per CPU this process may run on (or per CPU in `cpus`), from `acquire` to `release`."""
+    """One spinning process per CPU this process may run on (or per CPU in `cpus`), from `acquire` to `release`.
+
+    The pollers spin only while the CPUs are not busy with other work (the module's docstring says why).
+    """
 
     def __init__(self, cpus: set[int] | None = None) -> None:
         self.cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
         self._pollers: list[subprocess.Popen[bytes]] = []
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self.paused = False
+        self.pauses = 0  # how often load stopped them: reported by the benchmarks
 
     @property
     def pids(self) -> list[int]:
-        """The running pollers' process ids."""
+        """The pollers' process ids."""
         return [p.pid for p in self._pollers]
 
     def acquire(self) -> IdlePoll:
-        """Start the pollers and wait until each is pinned and lowered; refuses clearly if one cannot start."""
+        """Start the pollers, wait until each is pinned and lowered, then watch the load; refuses clearly."""
         if self._pollers:
             return self
-        command = [sys.executable, "-S", "-c", POLLER, str(os.getpid())]
+        command = [sys.executable, "-S", "-c", POLLER]
         try:
             for cpu in self.cpus:
                 self._pollers.append(
-                    subprocess.Popen([*command, str(cpu)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+                    subprocess.Popen([*command, str(cpu)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                 )
             for cpu, poller in zip(self.cpus, self._pollers, strict=True):
                 assert poller.stdout is not None
@@ -74,18 +109,52 @@ class IdlePoll:
         except BaseException:
             self.release()
             raise
+        self._stop.clear()
+        self._monitor = threading.Thread(target=self._watch, name="tritonbuild-idle-poll", daemon=True)
+        self._monitor.start()
         return self
 
+    def _send(self, command: bytes) -> None:
+        for poller in self._pollers:
+            assert poller.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                poller.stdin.write(command)
+                poller.stdin.flush()
+
+    def _watch(self) -> None:
+        """Pause the pollers while other work keeps the CPUs busy, resume them when it stops."""
+        before = busy_ticks()
+        while not self._stop.wait(INTERVAL_S):
+            now = busy_ticks()
+            share = (now[0] - before[0]) / max(1, now[1] - before[1])
+            before = now
+            if not self.paused and share > PAUSE_ABOVE:
+                self._send(b"p")
+                self.paused, self.pauses = True, self.pauses + 1
+            elif self.paused and share < RESUME_BELOW:
+                self._send(b"r")
+                self.paused = False
+
     def release(self) -> None:
-        """Stop every poller and reap it."""
+        """Stop the monitor, then every poller (closing its pipe ends it), and reap them."""
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join()
+            self._monitor = None
         pollers, self._pollers = self._pollers, []
         for poller in pollers:
-            poller.kill()
-        deadline = time.monotonic() + 10
+            for pipe in (poller.stdin, poller.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(BrokenPipeError):
+                        pipe.close()
+        deadline = time.monotonic() + 5
         for poller in pollers:
-            poller.wait(timeout=max(0.1, deadline - time.monotonic()))
-            if poller.stdout is not None:
-                poller.stdout.close()
+            try:
+                poller.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                poller.kill()
+                poller.wait()
+        self.paused = False
 
     def __enter__(self) -> IdlePoll:
         return self.acquire()

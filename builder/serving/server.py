@@ -238,7 +238,7 @@ class TritonServer:
         self.events: list[str] = []
         self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
         # idle CPUs kept awake while the server runs (cpu_latency.py, idle_poll.py say why); none: the host's own idle
-        self._holds = idle_holds(cpu_latency_us, idle_poll)
+        self.holds = idle_holds(cpu_latency_us, idle_poll)
         self.http_port, self.grpc_port, self.metrics_port = fill_ports((http_port, grpc_port, metrics_port))
         self.startup_timeout_s = startup_timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-server-")
@@ -294,7 +294,7 @@ class TritonServer:
         check_servable(self.repo)
         check_ports_free({"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port})
         bundle = find_bundle()
-        acquire_all(self._holds)
+        acquire_all(self.holds)
         backends = prepare_backends(bundle, Path(self._tmp.name) / "backends")
         env = dict(os.environ)
         site = os.pathsep.join(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
@@ -394,7 +394,7 @@ class TritonServer:
         process, self._process = self._process, None
         if process is not None:
             stop_group(process, signal.SIGINT, timeout_s=20)
-        release_all(self._holds)
+        release_all(self.holds)
 
     def close(self) -> None:
         """Stop the server and remove its temporary folder."""

@@ -46,7 +46,7 @@ from builder.common.versions import package_versions
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
 from builder.repository.pipeline import make_repo
-from builder.serving.idle_poll import Hold, holding, idle_holds
+from builder.serving.idle_poll import Hold, IdlePoll, holding, idle_holds
 from builder.serving.server import TritonServer
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
@@ -239,6 +239,9 @@ def serve_and_measure(
                 print(f"{point}: {exc.message}", flush=True)
             if watcher:
                 watcher.join()
+            pollers = [h for h in server.holds if isinstance(h, IdlePoll)]
+            if pollers:  # whether the load stopped them during this point (idle_poll.py)
+                print(f"idle poll: paused {pollers[0].pauses} times so far, now {pollers[0].paused}", flush=True)
     return store.load(), censuses
 
 
