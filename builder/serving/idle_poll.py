@@ -3,15 +3,17 @@
 Where the guest kernel has no cpuidle driver (`/sys/devices/system/cpu/cpuidle/current_driver` reads
 `none`, as on the lent H200 VMs), an idle vCPU executes HLT whatever PM QoS limit is held (cpu_latency.py),
 and every hand-over between the server's threads and its stubs pays the hypervisor's wake-up: a pipe round
-trip between two idle processes took 41–45 µs there, and 11 µs with these pollers running. Each poller is a
-process at nice 19 that spins on one CPU; a woken server thread preempts it at once and it gets about 1.5 %
-of a CPU that anything else wants. This is `idle=poll` done from user space.
+trip between two idle processes took 35–45 µs there, and 6–11 µs with these pollers running. Each poller
+is a process at nice 19 that spins on one CPU, so no CPU halts; a woken server thread takes the CPU from it.
+This is `idle=poll` done from user space. On an H200 it took the 3-step ensemble's batch-1 p50 from
+2.68–2.75 ms to 1.63–1.74 ms (scripts/results/h200_2026-12-02/idle_poll_ab_1750/).
 
-Under load the pollers cost more than they save (the 3-step ensemble at concurrency 64 lost 29 % with them
-on an H200): every CPU then looks busy, so the kernel no longer spreads woken threads onto idle CPUs, and a
-poller shares its core with a busy hyperthread. So a monitor thread watches how busy the CPUs are with
-everything else (/proc/stat without the nice time, which is the pollers'): above PAUSE_ABOVE of the CPUs,
-the pollers block until the load falls below RESUME_BELOW.
+Under load they cost more than they save: with pollers spinning throughout, the ensemble at concurrency 64
+lost 29 % on an H200, and in another run the pollers, once spinning under load, kept 73–90 % of every CPU.
+Nice 19 alone does not keep them out of the server's way. So a monitor thread watches how busy the CPUs are
+with everything else (/proc/stat without the nice time, which is the pollers'): above PAUSE_ABOVE of all
+CPU time the pollers block, until the load falls below RESUME_BELOW. Spinning pollers hide the load they
+take from others, so they also stop for one interval every RECHECK_S, and the load is measured without them.
 
 Each poller is driven through its stdin and exits when that pipe closes, however the server's process
 ended, so none outlives it.
@@ -37,6 +39,7 @@ NICE = 19
 PAUSE_ABOVE = 1 / 3  # share of all CPU time busy with other work at which the pollers stop
 RESUME_BELOW = 1 / 4  # ... and below which they spin again
 INTERVAL_S = 0.1  # how often the monitor looks
+RECHECK_S = 2.0  # how often spinning pollers stop for one interval, to measure the load without them
 BUSY_FIELDS = (0, 2, 5, 6)  # /proc/stat's user, system, irq, softirq: not nice, idle, iowait or steal
 
 # Runs in each poller: pin, lower the priority, say so, then spin, looking at stdin every few milliseconds:
@@ -83,6 +86,7 @@ class IdlePoll:
         self._monitor: threading.Thread | None = None
         self.paused = False
         self.pauses = 0  # how often load stopped them: reported by the benchmarks
+        self.rechecks = 0  # how often they stopped to measure the load without them (RECHECK_S)
 
     @property
     def pids(self) -> list[int]:
@@ -122,18 +126,26 @@ class IdlePoll:
                 poller.stdin.flush()
 
     def _watch(self) -> None:
-        """Pause the pollers while other work keeps the CPUs busy, resume them when it stops."""
-        before = busy_ticks()
+        """Pause the pollers while other work keeps the CPUs busy, resume them when it stops.
+
+        While they spin, other work gets less CPU than it would, so a share measured then reads low: every
+        RECHECK_S the pollers stop for one interval and the load is measured without them.
+        """
+        before, since = busy_ticks(), time.monotonic()
         while not self._stop.wait(INTERVAL_S):
             now = busy_ticks()
             share = (now[0] - before[0]) / max(1, now[1] - before[1])
             before = now
-            if not self.paused and share > PAUSE_ABOVE:
+            if self.paused:
+                if share < RESUME_BELOW:
+                    self._send(b"r")
+                    self.paused, since = False, time.monotonic()
+            elif share > PAUSE_ABOVE:
                 self._send(b"p")
                 self.paused, self.pauses = True, self.pauses + 1
-            elif self.paused and share < RESUME_BELOW:
-                self._send(b"r")
-                self.paused = False
+            elif time.monotonic() - since >= RECHECK_S:
+                self._send(b"p")
+                self.paused, self.rechecks = True, self.rechecks + 1
 
     def release(self) -> None:
         """Stop the monitor, then every poller (closing its pipe ends it), and reap them."""

@@ -241,7 +241,7 @@ def serve_and_measure(
                 watcher.join()
             pollers = [h for h in server.holds if isinstance(h, IdlePoll)]
             if pollers:  # whether the load stopped them during this point (idle_poll.py)
-                print(f"idle poll: paused {pollers[0].pauses} times so far, now {pollers[0].paused}", flush=True)
+                print(f"idle poll: {pollers[0].pauses} pauses for load so far, paused: {pollers[0].paused}", flush=True)
     return store.load(), censuses
 
 
