@@ -101,13 +101,17 @@ class IdlePoll:
         try:
             for cpu in self.cpus:
                 self._pollers.append(
-                    subprocess.Popen([*command, str(cpu)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                    subprocess.Popen(
+                        [*command, str(cpu)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                    )
                 )
             for cpu, poller in zip(self.cpus, self._pollers, strict=True):
-                assert poller.stdout is not None
+                assert poller.stdout is not None and poller.stderr is not None
                 if poller.stdout.readline() != b"polling\n":
+                    code = poller.wait()
+                    why = (poller.stderr.read().decode(errors="replace").strip().splitlines() or ["no message"])[-1]
                     raise ServerError(
-                        f"the idle poller for CPU {cpu} exited before it polled (code {poller.wait()})",
+                        f"the idle poller for CPU {cpu} exited before it polled (code {code}: {why})",
                         hint="leave out --idle-poll, or check that this user may pin processes to that CPU",
                     )
         except BaseException:
@@ -155,7 +159,7 @@ class IdlePoll:
             self._monitor = None
         pollers, self._pollers = self._pollers, []
         for poller in pollers:
-            for pipe in (poller.stdin, poller.stdout):
+            for pipe in (poller.stdin, poller.stdout, poller.stderr):
                 if pipe is not None:
                     with contextlib.suppress(BrokenPipeError):
                         pipe.close()

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from double_model import write_double
+from pollers import no_pollers_within, pollers_on_host
 
 from builder.common.errors import ServerError
 from builder.serving.cpu_latency import PM_QOS_DEVICE, current_limit_us
@@ -46,3 +47,11 @@ def test_the_set_holds_one_cpu_latency_limit_for_its_replicas_and_nginx(tmp_path
         replicas.replicas[0].server.stop()  # one replica gone: the set still holds it
         assert current_limit_us() == 0
     assert current_limit_us() == before
+
+
+@pytest.mark.slow
+def test_the_set_runs_one_poller_per_cpu_for_all_its_replicas_and_stops_them_with_it(tmp_path):
+    with ReplicaSet(write_double(tmp_path), 2, idle_poll=True) as replicas:
+        assert replicas.nginx.running()
+        assert len(pollers_on_host()) == len(os.sched_getaffinity(0))  # one set, not one per replica
+    assert no_pollers_within()

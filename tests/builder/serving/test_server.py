@@ -17,11 +17,13 @@ import tritonclient.http as httpclient
 from built_repos import write_repo
 from double_model import write_double
 from hostile import Served
+from pollers import no_pollers_within, pollers_on_host
 from tritonclient.utils import InferenceServerException
 
 from builder.common.errors import ServerError
 from builder.engines import BACKENDS
 from builder.serving.cpu_latency import PM_QOS_DEVICE, current_limit_us
+from builder.serving.idle_poll import IdlePoll
 from builder.serving.server import TritonServer, check_servable, fill_ports, find_bundle, free_port
 from builder.serving.stubs import stubs_of
 
@@ -81,6 +83,33 @@ def test_serve_holds_the_cpu_latency_limit_and_says_so(tmp_path):
         served.finish()
     assert served.process.returncode == 0, served.output()
     assert current_limit_us() == before
+
+
+def test_idle_pollers_run_exactly_while_the_server_runs(tmp_path):
+    write_double(tmp_path)
+    assert pollers_on_host() == []
+    with TritonServer(tmp_path, idle_poll=True) as server:
+        (polls,) = [h for h in server.holds if isinstance(h, IdlePoll)]
+        assert sorted(pollers_on_host()) == sorted(polls.pids)
+        assert len(polls.pids) == len(os.sched_getaffinity(0)) and server.is_alive()
+    assert no_pollers_within()
+    write_double(tmp_path, name="broken", init="raise RuntimeError('weights are missing')")
+    with pytest.raises(ServerError, match="weights are missing"), TritonServer(tmp_path, idle_poll=True):
+        pass
+    assert no_pollers_within()  # a server that never became ready stops its pollers too
+
+
+def test_serve_idle_poll_says_so_and_stops_its_pollers_with_the_server(tmp_path):
+    write_double(tmp_path)
+    served = Served(tmp_path, options=("--idle-poll",))
+    try:
+        served.wait_for(f"idle poll: a nice-19 spinning process on each of {len(os.sched_getaffinity(0))} CPUs")
+        assert len(pollers_on_host()) == len(os.sched_getaffinity(0))
+        served.process.send_signal(signal.SIGINT)
+    finally:
+        served.finish()
+    assert served.process.returncode == 0, served.output()
+    assert no_pollers_within()
 
 
 def test_ports_drawn_for_one_server_are_distinct_even_when_the_source_repeats_itself():

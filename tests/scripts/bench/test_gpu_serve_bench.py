@@ -87,3 +87,26 @@ def test_server_settings_pair_shared_memory_sizes_with_cpu_latency_limits():
     assert sizes == [[0, None, "shm_0mib"], [64, None, "shm_64mib"]]
     assert both == [[0, 0, "shm_0mib_cpu_0us"], [64, None, "shm_64mib"]]
     assert "give one value or one per server" in mismatched
+
+
+def test_server_settings_pair_idle_poll_with_the_other_settings_and_refuse_other_words():
+    script = (
+        "import json; from scripts.bench.gpu_serve_bench import server_settings\n"
+        "def show(a, b, c):\n"
+        "    try:\n"
+        "        return [[s.idle_poll, s.folder, s.label] for s in server_settings(a, b, c)]\n"
+        "    except ValueError as exc:\n"
+        "        return str(exc)\n"
+        "triples = [('0', 'none', 'off,on'), ('0', 'none,0', 'on'), ('0', 'none', 'yes'),\n"
+        "           ('0,64', 'none', 'on,off,on')]\n"
+        "print(json.dumps([show(a, b, c) for a, b, c in triples]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    both, broadcast, word, mismatched = json.loads(done.stdout)
+    assert both == [
+        [False, "shm_0mib", "default MiB, host's CPU idle"],
+        [True, "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll"],
+    ]
+    assert [row[:2] for row in broadcast] == [[True, "shm_0mib_idle_poll"], [True, "shm_0mib_cpu_0us_idle_poll"]]
+    assert "--idle-poll yes: give on or off" in word
+    assert "give one value or one per server" in mismatched
