@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -11,9 +10,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from builder.serving.cpu_latency import PM_QOS_DEVICE
+from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.endpoints import GRPC, HTTP, METRICS
-from builder.serving.idle_poll import NICE
+from builder.serving.idle_poll import NICE, Hold
 from builder.serving.replicas import ReplicaSet
 from builder.serving.server import TritonServer
 
@@ -93,7 +92,7 @@ def serve(
     with triton as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo(f"log: {server.log_path}")
-        _say_idle(cpu_latency_us, idle_poll)
+        _say_idle(server.holds)
         click.echo("Ctrl-C stops the server")
         try:
             while server.is_alive() and server.failure is None:
@@ -113,13 +112,16 @@ def serve(
         raise SystemExit(1)
 
 
-def _say_idle(limit_us: int | None, idle_poll: bool) -> None:
+def _say_idle(holds: list[Hold]) -> None:
     """What is held to keep idle CPUs awake, when anything is: it changes the whole host, so the user is told."""
-    if limit_us is not None:
-        click.echo(f"CPU latency: held at {limit_us} µs through {PM_QOS_DEVICE} until this command stops")
-    if idle_poll:
-        cpus = len(os.sched_getaffinity(0))
-        click.echo(f"idle poll: a nice-{NICE} spinning process on each of {cpus} CPUs until this command stops")
+    for hold in holds:
+        if isinstance(hold, CpuLatencyHold):
+            click.echo(f"CPU latency: held at {hold.limit_us} µs through {hold.device} until this command stops")
+        else:
+            click.echo(
+                f"idle poll: a nice-{NICE} spinning process on each of {len(hold.cpus)} CPUs until this command "
+                "stops (paused while other work keeps a third of the CPU time busy)"
+            )
 
 
 def _serve_replicas(
@@ -153,7 +155,7 @@ def _serve_replicas(
                 f"metrics {replica.server.metrics_url}, log {replica.server.log_path}"
             )
         click.echo(f"nginx: config {replicas.nginx.conf_path}, log {replicas.nginx.log_path}")
-        _say_idle(cpu_latency_us, idle_poll)
+        _say_idle(replicas.holds)
         click.echo("Ctrl-C stops everything")
         try:
             while replicas.alive() and replicas.nginx.running():

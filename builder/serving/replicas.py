@@ -82,7 +82,7 @@ class ReplicaSet:
         self.poll_interval_s = poll_interval_s
         self.events: list[str] = []
         # held once for every replica and nginx (cpu_latency.py, idle_poll.py say why); none: the host's own idle
-        self._holds = idle_holds(cpu_latency_us, idle_poll)
+        self.holds = idle_holds(cpu_latency_us, idle_poll)
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-replicas-")
         self.log_dir = log_dir or Path(self._tmp.name)
         # nginx's own folder: readable by everyone, as a root nginx runs its workers as nobody (their temp files)
@@ -125,7 +125,7 @@ class ReplicaSet:
         find_nginx()  # what can be refused is refused before the servers start
         check_servable(self.repo)
         check_ports_free({"http": self.http_port, "grpc": self.grpc_port})
-        acquire_all(self._holds)
+        acquire_all(self.holds)
         ports = plan_ports(self.count, {self.http_port, self.grpc_port}, free_port)
         self.replicas = [Replica(i, p) for i, p in enumerate(ports)]
         try:
@@ -236,7 +236,7 @@ class ReplicaSet:
             self._nginx.stop()
         list(self._launcher.map(lambda r: r.server.close() if r.server is not None else None, self.replicas))
         self._launcher.shutdown()
-        release_all(self._holds)
+        release_all(self.holds)
         self._tmp.cleanup()
         self._prefix.cleanup()
 
