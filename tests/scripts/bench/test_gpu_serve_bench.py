@@ -70,43 +70,42 @@ def test_only_selects_deployments_and_concurrencies_of_the_plan():
     assert len(chosen[""]) == chosen["all"]
 
 
+SETTINGS = """
+import json, sys
+from scripts.bench.gpu_serve_bench import server_settings
+def show(args):
+    try:
+        return [[s.shm_mib, s.cpu_latency_us, s.idle_poll, s.folder, s.label] for s in server_settings(*args)]
+    except ValueError as exc:
+        return str(exc)
+print(json.dumps([show(args) for args in json.loads(sys.argv[1])]))
+"""
+
+
+def settings_of(*options: tuple[str, ...]) -> list:
+    """server_settings(*args) for each tuple of --shm-mib, --cpu-latency-us (and --idle-poll), in a child process:
+    [shm_mib, cpu_latency_us, idle_poll, folder, label] per server, or the ValueError's message."""
+    command = [sys.executable, "-c", SETTINGS, json.dumps(options)]
+    return json.loads(subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+
+
 def test_server_settings_pair_shared_memory_sizes_with_cpu_latency_limits():
-    script = (
-        "import json; from scripts.bench.gpu_serve_bench import server_settings\n"
-        "def show(a, b):\n"
-        "    try:\n"
-        "        return [[s.shm_mib, s.cpu_latency_us, s.folder] for s in server_settings(a, b)]\n"
-        "    except ValueError as exc:\n"
-        "        return str(exc)\n"
-        "pairs = [('0', 'none,0'), ('0,64', 'none'), ('0,64', '0,none'), ('0,64,1', 'none,0')]\n"
-        "print(json.dumps([show(a, b) for a, b in pairs]))"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    paired, sizes, both, mismatched = json.loads(done.stdout)
+    found = settings_of(("0", "none,0"), ("0,64", "none"), ("0,64", "0,none"), ("0,64,1", "none,0"))
+    paired, sizes, both = ([[row[0], row[1], row[3]] for row in rows] for rows in found[:3])
     assert paired == [[0, None, "shm_0mib"], [0, 0, "shm_0mib_cpu_0us"]]
     assert sizes == [[0, None, "shm_0mib"], [64, None, "shm_64mib"]]
     assert both == [[0, 0, "shm_0mib_cpu_0us"], [64, None, "shm_64mib"]]
-    assert "give one value or one per server" in mismatched
+    assert "give one value or one per server" in found[3]
 
 
 def test_server_settings_pair_idle_poll_with_the_other_settings_and_refuse_other_words():
-    script = (
-        "import json; from scripts.bench.gpu_serve_bench import server_settings\n"
-        "def show(a, b, c):\n"
-        "    try:\n"
-        "        return [[s.idle_poll, s.folder, s.label] for s in server_settings(a, b, c)]\n"
-        "    except ValueError as exc:\n"
-        "        return str(exc)\n"
-        "triples = [('0', 'none', 'off,on'), ('0', 'none,0', 'on'), ('0', 'none', 'yes'),\n"
-        "           ('0,64', 'none', 'on,off,on')]\n"
-        "print(json.dumps([show(a, b, c) for a, b, c in triples]))"
+    both, broadcast, word, mismatched = settings_of(
+        ("0", "none", "off,on"), ("0", "none,0", "on"), ("0", "none", "yes"), ("0,64", "none", "on,off,on")
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    both, broadcast, word, mismatched = json.loads(done.stdout)
-    assert both == [
+    assert [row[2:] for row in both] == [
         [False, "shm_0mib", "default MiB, host's CPU idle"],
         [True, "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll"],
     ]
-    assert [row[:2] for row in broadcast] == [[True, "shm_0mib_idle_poll"], [True, "shm_0mib_cpu_0us_idle_poll"]]
+    assert [row[2:4] for row in broadcast] == [[True, "shm_0mib_idle_poll"], [True, "shm_0mib_cpu_0us_idle_poll"]]
     assert "--idle-poll yes: give on or off" in word
     assert "give one value or one per server" in mismatched
