@@ -49,7 +49,7 @@ from builder.serving.server import TritonServer
     is_flag=True,
     help="keep every CPU busy with a nice-19 spinning process while serving, so that no idle CPU halts: for VMs "
     "whose kernel halts idle CPUs whatever --cpu-latency-us says (cpuidle driver 'none'), at the price of every "
-    "idle CPU's time",
+    "idle CPU's time; the spinners pause while other work keeps a third of the CPU time busy",
 )
 def serve(
     repo: Path,

@@ -3,10 +3,10 @@
 Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by DLPack) and
 `noop_text` (a BYTES TEXT in, read with the stub's numpy, like the tokenizer). For each: client p50
 over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
-difference is the stub hand-over; on servers with default settings, with a 64 MiB shared-memory pool, and with
-idle CPUs kept polling (serve --cpu-latency-us 0), and with every CPU kept busy (serve --idle-poll).
-Then the tokenizer's own encode() in-process for a 128-token
-text: with its plain twin, without it (the full tokenizer only), with it again, and under that CPU latency limit.
+difference is the stub hand-over; on servers with default settings, with a 64 MiB shared-memory pool, with
+idle CPUs kept polling (serve --cpu-latency-us 0), and with every CPU kept busy (serve --idle-poll). Then
+the tokenizer's own encode() in-process for a 128-token text: with its plain twin, without it (the full
+tokenizer only), with it again, and under that CPU latency limit.
 Writes OUT/stub_overhead.json. From the repository's root:
   python -m scripts.probes.stub_overhead_probe OUT TOKENIZER_DIR
 """
