@@ -12,7 +12,8 @@ from click.core import ParameterSource
 
 from builder.serving.cpu_latency import CpuLatencyHold
 from builder.serving.endpoints import GRPC, HTTP, METRICS
-from builder.serving.idle_poll import NICE, Hold
+from builder.serving.holds import Hold
+from builder.serving.idle_poll import NICE, IdlePoll
 from builder.serving.replicas import ReplicaSet
 from builder.serving.server import TritonServer
 
@@ -49,7 +50,15 @@ from builder.serving.server import TritonServer
     is_flag=True,
     help="keep every CPU busy with a nice-19 spinning process while serving, so that no idle CPU halts: for VMs "
     "whose kernel halts idle CPUs whatever --cpu-latency-us says (cpuidle driver 'none'), at the price of every "
-    "idle CPU's time; the spinners pause while other work keeps a third of the CPU time busy",
+    "idle CPU's time; while other work keeps a third of the CPU time busy, SCHED_IDLE spinners, which make way "
+    "for any thread at once, take their place",
+)
+@click.option(
+    "--mps",
+    is_flag=True,
+    help="share the GPU between the server's processes (every GPU instance's stub) through CUDA MPS, with an MPS "
+    "control daemon of this command's own, so that their kernels run side by side instead of time-sliced; needs "
+    "nvidia-cuda-mps-control",
 )
 def serve(
     repo: Path,
@@ -60,6 +69,7 @@ def serve(
     log: Path | None,
     cpu_latency_us: int | None,
     idle_poll: bool,
+    mps: bool,
 ) -> None:
     """Serve REPO with the bundled tritonserver on 127.0.0.1 until Ctrl-C.
 
@@ -77,7 +87,7 @@ def serve(
         given = click.get_current_context().get_parameter_source("metrics_port") != ParameterSource.DEFAULT
         if given:
             raise click.UsageError("--metrics-port is one server's: with --replicas each replica has its own (printed)")
-        _serve_replicas(repo, replicas, http_port, grpc_port, log, report, cpu_latency_us, idle_poll)
+        _serve_replicas(repo, replicas, http_port, grpc_port, log, report, cpu_latency_us, idle_poll, mps)
         return
     triton = TritonServer(
         repo,
@@ -88,11 +98,12 @@ def serve(
         report=report,
         cpu_latency_us=cpu_latency_us,
         idle_poll=idle_poll,
+        mps=mps,
     )
     with triton as server:
         click.echo(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}")
         click.echo(f"log: {server.log_path}")
-        _say_idle(server.holds)
+        _say_holds(server.holds)
         click.echo("Ctrl-C stops the server")
         try:
             while server.is_alive() and server.failure is None:
@@ -112,16 +123,30 @@ def serve(
         raise SystemExit(1)
 
 
-def _say_idle(holds: list[Hold]) -> None:
-    """What is held to keep idle CPUs awake, when anything is: it changes the whole host, so the user is told."""
+def _say_holds(holds: list[Hold]) -> None:
+    """What is held besides the servers, when anything is: it changes the whole host or the GPU, so the user is told."""
     for hold in holds:
         if isinstance(hold, CpuLatencyHold):
             click.echo(f"CPU latency: held at {hold.limit_us} µs through {hold.device} until this command stops")
-        else:
+        elif isinstance(hold, IdlePoll):
             click.echo(
                 f"idle poll: a nice-{NICE} spinning process on each of {len(hold.cpus)} CPUs until this command "
-                "stops (paused while other work keeps a third of the CPU time busy)"
+                "stops (SCHED_IDLE ones instead while other work keeps a third of the CPU time busy)"
             )
+        else:
+            clients = hold.clients()
+            joined = sum(len(c) for c in clients.values())
+            where = hold.env["CUDA_MPS_PIPE_DIRECTORY"]
+            if joined:
+                servers = ", ".join(str(pid) for pid in clients)
+                click.echo(f"MPS: {joined} CUDA processes share the GPU through MPS server {servers} (pipes {where})")
+            else:
+                click.secho(
+                    f"MPS: the daemon runs (pipes {where}) but no CUDA process joined it: the GPU is shared as "
+                    "without --mps (its log ends: " + (hold.log_tail() or "nothing") + ")",
+                    fg="yellow",
+                    err=True,
+                )
 
 
 def _serve_replicas(
@@ -133,6 +158,7 @@ def _serve_replicas(
     report: Callable[[str], None],
     cpu_latency_us: int | None,
     idle_poll: bool,
+    mps: bool,
 ) -> None:
     """`serve --replicas`: the balancer's URLs first (what clients use), each replica's own below."""
     click.echo(f"starting {count} replicas and nginx ...")
@@ -145,6 +171,7 @@ def _serve_replicas(
         report=report,
         cpu_latency_us=cpu_latency_us,
         idle_poll=idle_poll,
+        mps=mps,
     )
     with balanced as replicas:
         click.echo(f"ready: HTTP {replicas.http_url}, gRPC {replicas.grpc_url} (nginx over {count} replicas)")
@@ -155,7 +182,7 @@ def _serve_replicas(
                 f"metrics {replica.server.metrics_url}, log {replica.server.log_path}"
             )
         click.echo(f"nginx: config {replicas.nginx.conf_path}, log {replicas.nginx.log_path}")
-        _say_idle(replicas.holds)
+        _say_holds(replicas.holds)
         click.echo("Ctrl-C stops everything")
         try:
             while replicas.alive() and replicas.nginx.running():

@@ -23,7 +23,8 @@ from builder.common.errors import ServerError
 from builder.contract.balancer import REPLICAS_HEADER
 from builder.repository.render import ENV
 from builder.serving.balancer_plan import GENERATION_PATH, NginxConfig
-from builder.serving.server import check_ports_free, stop_group, with_death_signal
+from builder.serving.processes import stop_group, with_death_signal
+from builder.serving.server import check_ports_free
 
 _TEMPLATE = ENV.overlay(trim_blocks=True, lstrip_blocks=True).get_template("nginx.conf.j2")
 INSTALL_HINT = "run scripts/setup.sh (it installs Debian's nginx), or apt-get install nginx-light"

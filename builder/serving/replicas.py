@@ -18,7 +18,7 @@ from types import TracebackType
 
 from builder.common.errors import ServerError
 from builder.serving.balancer_plan import BalancerSettings, NginxConfig, ReplicaPorts, plan_nginx, plan_ports
-from builder.serving.idle_poll import acquire_all, idle_holds, release_all
+from builder.serving.holds import acquire_all, holds_env, release_all, server_holds
 from builder.serving.nginx import Nginx, find_nginx
 from builder.serving.server import TritonServer, check_ports_free, check_servable, fill_ports, free_port, is_ready
 from builder.serving.supervisor import Report
@@ -72,6 +72,7 @@ class ReplicaSet:
         poll_interval_s: float = 0.5,
         cpu_latency_us: int | None = None,
         idle_poll: bool = False,
+        mps: bool = False,
     ) -> None:
         self.repo = repo.resolve()
         self.count = replicas
@@ -81,8 +82,8 @@ class ReplicaSet:
         self.startup_timeout_s = startup_timeout_s
         self.poll_interval_s = poll_interval_s
         self.events: list[str] = []
-        # held once for every replica and nginx (cpu_latency.py, idle_poll.py say why); none: the host's own idle
-        self.holds = idle_holds(cpu_latency_us, idle_poll)
+        # held once for every replica and nginx (holds.py); none: as the host is
+        self.holds = server_holds(cpu_latency_us, idle_poll, mps)
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-replicas-")
         self.log_dir = log_dir or Path(self._tmp.name)
         # nginx's own folder: readable by everyone, as a root nginx runs its workers as nobody (their temp files)
@@ -155,6 +156,7 @@ class ReplicaSet:
             log_path=self.log_dir / f"replica-{replica.index}{suffix}.log",
             startup_timeout_s=self.startup_timeout_s,
             report=lambda message: self._event(f"replica {replica.index}: {message}"),
+            env=holds_env(self.holds),
         )
         try:
             server.start()

@@ -9,13 +9,10 @@ ready, a Supervisor reloads any model whose backend stub died.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import importlib.util
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +30,8 @@ from builder.common.errors import ServerError
 from builder.engines import BACKENDS, names
 from builder.repository.modelconfig import parse_config
 from builder.serving.endpoints import GRPC, HTTP, METRICS, METRICS_PATH, READY_PATH, SERVER_FLAGS
-from builder.serving.idle_poll import acquire_all, idle_holds, release_all
+from builder.serving.holds import acquire_all, holds_env, release_all, server_holds
+from builder.serving.processes import stop_group, with_death_signal
 from builder.serving.server_log import has_gpu, log_tail
 from builder.serving.supervisor import Report, Supervisor
 
@@ -166,53 +164,6 @@ def is_ready(http_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-# Loaded here, not in the child: a dlopen between fork and exec in a process with other threads (grpc's,
-# a load generator's) can find the loader's lock held by a thread that no longer exists, and crash or hang.
-_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a child before exec: PR_SET_PDEATHSIG, so it gets SIGTERM if the Python process that started it dies.
-
-    Linux sends it when the *thread* that started the child ends: start servers from threads that outlive them.
-    """
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-_SETPRIV = shutil.which("setpriv")
-
-
-def with_death_signal(command: list[str]) -> tuple[list[str], Callable[[], None] | None]:
-    """`command` made to get SIGTERM when the thread that starts it ends, and the preexec_fn that takes (or None).
-
-    util-linux's setpriv sets the signal and execs the command, so no Python runs in the child between fork
-    and exec: with a preexec_fn, CPython runs its after-fork hooks there, which crashed children forked while
-    other threads ran (servers started in parallel by ReplicaSet). setpriv arms the signal just after exec, so
-    a starting thread must outlive that instant, as every caller's does. Without setpriv, a preexec_fn does it.
-    """
-    if _SETPRIV:
-        return [_SETPRIV, "--pdeathsig", "TERM", "--", *command], None
-    return command, die_with_parent
-
-
-def stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, timeout_s: float) -> None:
-    """Send `sig` to a process started with start_new_session, kill it after `timeout_s`, then what is left.
-
-    The process leads its own group; children it leaves behind stay in that group (the 2.51 backend stubs of a
-    server killed under load were seen running for minutes), so whatever is left of the group is killed last.
-    """
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    with contextlib.suppress(ProcessLookupError):  # nothing left of the group
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 class TritonServer:
     """A tritonserver on 127.0.0.1 for one model repository; ports default to free ones."""
 
@@ -229,6 +180,8 @@ class TritonServer:
         models: tuple[str, ...] | None = None,
         cpu_latency_us: int | None = None,
         idle_poll: bool = False,
+        mps: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.repo = repo.resolve()
         # what is loaded at start (None: every model folder); the rest waits for the repository API's load
@@ -237,8 +190,9 @@ class TritonServer:
         self.report = report  # where the supervisor's findings go, besides the log and `events`
         self.events: list[str] = []
         self.python_backend_config = python_backend_config  # "key=value" settings of the Python backend
-        # idle CPUs kept awake while the server runs (cpu_latency.py, idle_poll.py say why); none: the host's own idle
-        self.holds = idle_holds(cpu_latency_us, idle_poll)
+        # idle CPUs kept awake, the GPU shared through MPS, while the server runs (holds.py); none: as the host is
+        self.holds = server_holds(cpu_latency_us, idle_poll, mps)
+        self.env = env or {}  # more of the server's environment (a replica set's holds')
         self.http_port, self.grpc_port, self.metrics_port = fill_ports((http_port, grpc_port, metrics_port))
         self.startup_timeout_s = startup_timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonbuild-server-")
@@ -296,7 +250,7 @@ class TritonServer:
         bundle = find_bundle()
         acquire_all(self.holds)
         backends = prepare_backends(bundle, Path(self._tmp.name) / "backends")
-        env = dict(os.environ)
+        env = os.environ | self.env | holds_env(self.holds)
         site = os.pathsep.join(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
         env["TRITONBUILD_SITE_PACKAGES"] = site
         try:

@@ -46,7 +46,9 @@ from builder.common.versions import package_versions
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
 from builder.repository.pipeline import make_repo
-from builder.serving.idle_poll import Hold, IdlePoll, holding, idle_holds
+from builder.serving.holds import Hold, holding, server_holds
+from builder.serving.idle_poll import IdlePoll
+from builder.serving.mps import Mps
 from builder.serving.server import TritonServer
 from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
@@ -136,13 +138,17 @@ PLAN = (
 )
 
 
+IDLE_POLLS = {"off": None, "on": "idle-class", "nice-only": "none"}  # --idle-poll: what spins under load (IdlePoll)
+
+
 @dataclass(frozen=True)
 class ServerSetting:
     """What one server of the run is started with."""
 
     shm_mib: int = 0  # the Python backend's shared-memory region per stub (0: the backend's default)
     cpu_latency_us: int | None = None  # the PM QoS limit held while it serves (None: the host's own)
-    idle_poll: bool = False  # a nice-19 poller on every CPU while it serves (serve --idle-poll)
+    idle_poll: str = "off"  # serve --idle-poll (on), or its nice-19 pollers alone (nice-only), or none
+    mps: bool = False  # serve --mps
 
     @property
     def python_backend_config(self) -> tuple[str, ...]:
@@ -153,36 +159,48 @@ class ServerSetting:
     def label(self) -> str:
         """How the tables name it."""
         cpu = "host's CPU idle" if self.cpu_latency_us is None else f"CPU latency {self.cpu_latency_us} µs"
-        return f"{self.shm_mib or 'default'} MiB, {cpu}" + (", idle poll" if self.idle_poll else "")
+        poll = {"off": "", "on": ", idle poll", "nice-only": ", idle poll (nice-19 only)"}[self.idle_poll]
+        return f"{self.shm_mib or 'default'} MiB, {cpu}{poll}" + (", MPS" if self.mps else "")
 
     @property
     def folder(self) -> str:
         """Its folder's name after `server{i}_`."""
         cpu = "" if self.cpu_latency_us is None else f"_cpu_{self.cpu_latency_us}us"
-        return f"shm_{self.shm_mib}mib{cpu}" + ("_idle_poll" if self.idle_poll else "")
+        poll = {"off": "", "on": "_idle_poll", "nice-only": "_idle_poll_nice_only"}[self.idle_poll]
+        return f"shm_{self.shm_mib}mib{cpu}{poll}" + ("_mps" if self.mps else "")
 
     @property
     def holds(self) -> list[Hold]:
-        """What the server holds while it runs, for an in-process measurement under the same setting."""
-        return idle_holds(self.cpu_latency_us, self.idle_poll)
+        """What the server holds while it runs (the in-process baseline runs under the first server's, but MPS)."""
+        holds = server_holds(self.cpu_latency_us, False, self.mps)
+        under_load = IDLE_POLLS[self.idle_poll]
+        return holds if under_load is None else [IdlePoll(under_load=under_load), *holds]
+
+    def start(self, repo: Path, log: Path) -> TritonServer:
+        """This setting's server for `repo` (not started)."""
+        backend = self.python_backend_config
+        server = TritonServer(repo, log_path=log, startup_timeout_s=420, python_backend_config=backend)
+        server.holds = self.holds
+        return server
 
 
-def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off") -> list[ServerSetting]:
-    """One setting per server from --shm-mib, --cpu-latency-us and --idle-poll (comma lists; one value: all)."""
-    sizes = [int(n) for n in shm_mib.split(",")]
-    limits = [None if n.strip() == "none" else int(n) for n in cpu_latency_us.split(",")]
-    polls = [n.strip() for n in idle_poll.split(",")]
-    if set(polls) - {"on", "off"}:
-        raise ValueError(f"--idle-poll {idle_poll}: give on or off, or one per server (off,on)")
-    lists = (sizes, limits, polls)
-    count = max(len(values) for values in lists)
-    if {len(values) for values in lists} - {1, count}:
-        raise ValueError(
-            f"--shm-mib {shm_mib}, --cpu-latency-us {cpu_latency_us} and --idle-poll {idle_poll}: "
-            "give one value or one per server"
-        )
-    sizes, limits, polls = (values * (count // len(values)) for values in lists)
-    return [ServerSetting(mib, us, poll == "on") for mib, us, poll in zip(sizes, limits, polls, strict=True)]
+def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off", mps: str = "off") -> list[ServerSetting]:
+    """One setting per server from --shm-mib, --cpu-latency-us, --idle-poll and --mps (comma lists; one value: all)."""
+    given = {"--shm-mib": shm_mib, "--cpu-latency-us": cpu_latency_us, "--idle-poll": idle_poll, "--mps": mps}
+    lists = {flag: [v.strip() for v in text.split(",")] for flag, text in given.items()}
+    if set(lists["--idle-poll"]) - set(IDLE_POLLS):
+        raise ValueError(f"--idle-poll {idle_poll}: give {', '.join(IDLE_POLLS)}, or one per server (off,on)")
+    if set(lists["--mps"]) - {"on", "off"}:
+        raise ValueError(f"--mps {mps}: give on or off, or one per server (off,on)")
+    count = max(len(values) for values in lists.values())
+    if {len(values) for values in lists.values()} - {1, count}:
+        flags = ", ".join(f"{flag} {text}" for flag, text in given.items())
+        raise ValueError(f"{flags}: give one value or one per server")
+    sizes, limits, polls, shares = (values * (count // len(values)) for values in lists.values())
+    return [
+        ServerSetting(int(mib), None if us == "none" else int(us), poll, share == "on")
+        for mib, us, poll, share in zip(sizes, limits, polls, shares, strict=True)
+    ]
 
 
 def deployment_of(point: Measured) -> str:
@@ -206,17 +224,10 @@ def serve_and_measure(
     """Every point of `plan` against one server; returns the records and a CPU census under the heaviest load."""
     store = ResultStore(out / "sweep")
     censuses: dict = {}
-    log = out / "tritonserver.log"
-    backend = setting.python_backend_config
-    triton = TritonServer(
-        repo,
-        log_path=log,
-        startup_timeout_s=420,
-        python_backend_config=backend,
-        cpu_latency_us=setting.cpu_latency_us,
-        idle_poll=setting.idle_poll,
-    )
-    with triton as server:
+    with setting.start(repo, out / "tritonserver.log") as server:
+        mps = [h for h in server.holds if isinstance(h, Mps)]
+        if mps:  # a CUDA program that cannot reach the daemon runs without MPS, silently: who joined
+            print(f"MPS: servers and their clients {mps[0].clients()}", flush=True)
         for point in plan:
             config = SweepConfig(
                 ClientConfig(server.grpc_url, point.model),
@@ -370,7 +381,12 @@ def main() -> None:
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
-    parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
+    parser.add_argument(
+        "--idle-poll",
+        default="off",
+        help="serve --idle-poll of each server: on, off, nice-only (no SCHED_IDLE spinners under load); off,on: both",
+    )
+    parser.add_argument("--mps", default="off", help="serve --mps of each server: on, off; off,on: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     parser.add_argument("--only", help="measure only these deployments' points, e.g. bert@64,bertwide: no checks")
@@ -379,7 +395,7 @@ def main() -> None:
     if len(wide) != 3:
         parser.error(f"--wide-instances {args.wide_instances}: give model, tokenizer and post counts, e.g. 4,8,2")
     try:
-        settings = server_settings(args.shm_mib, args.cpu_latency_us, args.idle_poll)
+        settings = server_settings(args.shm_mib, args.cpu_latency_us, args.idle_poll, args.mps)
     except ValueError as exc:
         parser.error(str(exc))
     plan = selected(args.only)
@@ -390,7 +406,7 @@ def main() -> None:
     summary: dict = {"environment": environment(args)}
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
-    with holding(settings[0].holds):  # as the first server runs
+    with holding([h for h in settings[0].holds if not isinstance(h, Mps)]):  # as the first server runs, MPS aside
         summary["in_process"] = baseline = in_process(bert, args.precision, args.kernels)
     print(json.dumps(baseline, indent=1), flush=True)
     repo = args.work / "repo"

@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 
-from builder.serving.server import with_death_signal
+from builder.serving.processes import with_death_signal
 
 
 def test_a_child_gets_sigterm_when_the_thread_that_started_it_ends():

@@ -75,7 +75,11 @@ import json, sys
 from scripts.bench.gpu_serve_bench import server_settings
 def show(args):
     try:
-        return [[s.shm_mib, s.cpu_latency_us, s.idle_poll, s.folder, s.label] for s in server_settings(*args)]
+        return [
+            [s.shm_mib, s.cpu_latency_us, s.idle_poll, s.folder, s.label,
+             [type(h).__name__ + ("/" + h.under_load if hasattr(h, "under_load") else "") for h in s.holds]]
+            for s in server_settings(*args)
+        ]
     except ValueError as exc:
         return str(exc)
 print(json.dumps([show(args) for args in json.loads(sys.argv[1])]))
@@ -83,8 +87,8 @@ print(json.dumps([show(args) for args in json.loads(sys.argv[1])]))
 
 
 def settings_of(*options: tuple[str, ...]) -> list:
-    """server_settings(*args) for each tuple of --shm-mib, --cpu-latency-us (and --idle-poll), in a child process:
-    [shm_mib, cpu_latency_us, idle_poll, folder, label] per server, or the ValueError's message."""
+    """server_settings(*args) for each tuple of --shm-mib, --cpu-latency-us (and --idle-poll, --mps), in a child
+    process: [shm_mib, cpu_latency_us, idle_poll, folder, label, holds] per server, or the ValueError's message."""
     command = [sys.executable, "-c", SETTINGS, json.dumps(options)]
     return json.loads(subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
 
@@ -98,14 +102,23 @@ def test_server_settings_pair_shared_memory_sizes_with_cpu_latency_limits():
     assert "give one value or one per server" in found[3]
 
 
-def test_server_settings_pair_idle_poll_with_the_other_settings_and_refuse_other_words():
-    both, broadcast, word, mismatched = settings_of(
-        ("0", "none", "off,on"), ("0", "none,0", "on"), ("0", "none", "yes"), ("0,64", "none", "on,off,on")
-    )
+def test_server_settings_pair_idle_poll_and_mps_with_the_other_settings_and_refuse_other_words():
+    both, broadcast, word, mismatched, mps, bad_mps = settings_of(
+        ("0", "none", "off,on,nice-only"), ("0", "none,0", "on"), ("0", "none", "yes"), ("0,64", "none", "on,off,on"),
+        ("0", "none", "on", "off,on"), ("0", "none", "off", "yes"),
+    )  # fmt: skip
     assert [row[2:] for row in both] == [
-        [False, "shm_0mib", "default MiB, host's CPU idle"],
-        [True, "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll"],
-    ]
-    assert [row[2:4] for row in broadcast] == [[True, "shm_0mib_idle_poll"], [True, "shm_0mib_cpu_0us_idle_poll"]]
-    assert "--idle-poll yes: give on or off" in word
+        ["off", "shm_0mib", "default MiB, host's CPU idle", []],
+        ["on", "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll/idle-class"]],
+        ["nice-only", "shm_0mib_idle_poll_nice_only", "default MiB, host's CPU idle, idle poll (nice-19 only)",
+         ["IdlePoll/none"]],
+    ]  # fmt: skip
+    assert [row[2:4] for row in broadcast] == [["on", "shm_0mib_idle_poll"], ["on", "shm_0mib_cpu_0us_idle_poll"]]
+    assert broadcast[1][5] == ["IdlePoll/idle-class", "CpuLatencyHold"]
+    assert "--idle-poll yes: give off, on, nice-only" in word
     assert "give one value or one per server" in mismatched
+    assert [row[3:] for row in mps] == [
+        ["shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll/idle-class"]],
+        ["shm_0mib_idle_poll_mps", "default MiB, host's CPU idle, idle poll, MPS", ["IdlePoll/idle-class", "Mps"]],
+    ]
+    assert "--mps yes: give on or off" in bad_mps
