@@ -57,7 +57,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 # How idle CPUs sleep here decides what each hand-over between threads costs (builder/serving/cpu_latency.py)
 { echo "cpus: $(nproc); uid: $(id -u); cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null)"
   echo "guest_halt_poll_ns: $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo none)"
-  ls -l /dev/cpu_dma_latency 2>&1; } | tee "$out/host.txt"
+  ls -l /dev/cpu_dma_latency 2>&1
+  echo "mps control: $(command -v nvidia-cuda-mps-control || echo none); compute mode: $(nvidia-smi \
+--query-gpu=compute_mode --format=csv,noheader 2>&1)"; } | tee "$out/host.txt"
 
 if [ "$what" = trunk ]; then  # cuBLASLt's workspace is read once, at start-up
   python3 -m scripts.probes.gpu_trunk_probe "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"
