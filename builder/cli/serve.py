@@ -50,8 +50,7 @@ from builder.serving.server import TritonServer
     is_flag=True,
     help="keep every CPU busy with a nice-19 spinning process while serving, so that no idle CPU halts: for VMs "
     "whose kernel halts idle CPUs whatever --cpu-latency-us says (cpuidle driver 'none'), at the price of every "
-    "idle CPU's time; while other work keeps a third of the CPU time busy, SCHED_IDLE spinners, which make way "
-    "for any thread at once, take their place",
+    "idle CPU's time; the spinners pause while other work keeps a third of the CPU time busy",
 )
 @click.option(
     "--mps",
@@ -131,7 +130,7 @@ def _say_holds(holds: list[Hold]) -> None:
         elif isinstance(hold, IdlePoll):
             click.echo(
                 f"idle poll: a nice-{NICE} spinning process on each of {len(hold.cpus)} CPUs until this command "
-                "stops (SCHED_IDLE ones instead while other work keeps a third of the CPU time busy)"
+                "stops (paused while other work keeps a third of the CPU time busy)"
             )
         else:
             clients = hold.clients()

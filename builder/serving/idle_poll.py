@@ -10,17 +10,16 @@ This is `idle=poll` done from user space. On an H200 it took the 3-step ensemble
 
 Under load they cost more than they save: with pollers spinning throughout, the ensemble at concurrency 64
 lost 29 % on an H200, and in another run the pollers, once spinning under load, kept 73–90 % of every CPU.
-Nice 19 alone does not keep them out of the server's way: the scheduler counts a CPU that runs one as busy,
-so it does not place a woken thread there. So a monitor thread watches how busy the CPUs are with everything
-else (/proc/stat without the nice time, which is the pollers'): above PAUSE_ABOVE of all CPU time the nice-19
-pollers block, until the load falls below RESUME_BELOW. Spinning pollers hide the load they take from others,
-so they also stop for one interval every RECHECK_S, and the load is measured without them.
+Nice 19 alone does not keep them out of the server's way. So a monitor thread watches how busy the CPUs are
+with everything else (/proc/stat without the nice time, which is the pollers'): above PAUSE_ABOVE of all
+CPU time the pollers block, until the load falls below RESUME_BELOW. Spinning pollers hide the load they
+take from others, so they also stop for one interval every RECHECK_S, and the load is measured without them.
 
-While they are blocked under load, a second set takes over (`under_load="idle-class"`): one SCHED_IDLE
-spinner per CPU. The scheduler treats a CPU that runs only SCHED_IDLE tasks as idle, places woken threads on
-it and preempts the spinner at once, so these never stand in the server's way, and still no CPU halts. They
-wake less quickly than the nice-19 ones (a pipe round trip of 15.9 against 6.2 µs on an H200, 34.7 µs as
-the host idles), which is why they do not serve at low load too.
+Nothing spins while they are paused. SCHED_IDLE spinners in their place under load (the scheduler counts a
+CPU that runs only SCHED_IDLE tasks as idle and preempts them at once) were tried and cost more than they
+gave: on an H200 the tokenizer step's compute at concurrency 64 rose from 1.3–1.7 to 2.1–3.1 ms per
+execution and the ensemble fell to 6,092 and 6,992 texts/s, against 8,376 with the pollers paused and
+6,989–7,477 without pollers (scripts/results/h200_2026-12-02/mps_idle_2144/).
 
 Each poller is driven through its stdin and exits when that pipe closes, however the server's process
 ended, so none outlives it.
@@ -47,21 +46,13 @@ INTERVAL_S = 0.1  # how often the monitor looks
 RECHECK_S = 2.0  # how often spinning pollers stop for one interval, to measure the load without them
 BUSY_FIELDS = (0, 2, 5, 6)  # /proc/stat's user, system, irq, softirq: not nice, idle, iowait or steal
 
-UNDER_LOAD = ("idle-class", "none")  # what spins while the nice-19 pollers are blocked for load
-
-# Runs in each poller: pin, lower the priority (argv[2] "idle": SCHED_IDLE as well), say so, block until b"r"
-# if argv[3] says "wait", then spin, looking at stdin every few milliseconds: b"p" blocks it until b"r"; the
-# end of the pipe (the parent is gone, or released it) ends it. Nice 19 either way: /proc/stat counts the
-# time of every poller as nice, which the monitor leaves out of the load.
+# Runs in each poller: pin, lower the priority, say so, then spin, looking at stdin every few milliseconds:
+# b"p" blocks it until b"r"; the end of the pipe (the parent is gone, or released it) ends it.
 POLLER = """
 import os, sys
 os.sched_setaffinity(0, {int(sys.argv[1])})
 os.nice(NICE)
-if sys.argv[2] == "idle":
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 print("polling", flush=True)
-if sys.argv[3] == "wait" and os.read(0, 1) != b"r":
-    sys.exit(0)
 os.set_blocking(0, False)
 while True:
     for _ in range(100_000):
@@ -89,55 +80,36 @@ def busy_ticks() -> tuple[int, int]:
 class IdlePoll:
     """One spinning process per CPU this process may run on (or per CPU in `cpus`), from `acquire` to `release`.
 
-    The nice-19 pollers spin only while the CPUs are not busy with other work; meanwhile, with `under_load`
-    "idle-class", SCHED_IDLE ones spin instead (the module's docstring says why).
+    The pollers spin only while the CPUs are not busy with other work (the module's docstring says why).
     """
 
-    def __init__(self, cpus: set[int] | None = None, under_load: str = "idle-class") -> None:
-        if under_load not in UNDER_LOAD:
-            raise ServerError(f"idle poll under load: {under_load!r} is not one of {', '.join(UNDER_LOAD)}")
+    def __init__(self, cpus: set[int] | None = None) -> None:
         self.cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-        self.under_load = under_load
         self._pollers: list[subprocess.Popen[bytes]] = []
-        self._idlers: list[subprocess.Popen[bytes]] = []  # the SCHED_IDLE set
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
-        self.paused = False  # the nice-19 pollers are blocked (and the SCHED_IDLE ones, if any, spin)
+        self.paused = False
         self.pauses = 0  # how often load stopped them: reported by the benchmarks
         self.rechecks = 0  # how often they stopped to measure the load without them (RECHECK_S)
 
     @property
     def pids(self) -> list[int]:
-        """The nice-19 pollers' process ids."""
+        """The pollers' process ids."""
         return [p.pid for p in self._pollers]
-
-    @property
-    def idle_class_pids(self) -> list[int]:
-        """The SCHED_IDLE pollers' process ids (none with under_load "none")."""
-        return [p.pid for p in self._idlers]
-
-    def _sets(self) -> list[tuple[list[subprocess.Popen[bytes]], str, str]]:
-        """(the list it goes in, its class, how it starts) of each set of pollers."""
-        sets = [(self._pollers, "nice", "spin")]
-        if self.under_load == "idle-class":
-            sets.append((self._idlers, "idle", "wait"))
-        return sets
-
-    def _start(self, cpu: int, kind: str, start: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-S", "-c", POLLER, str(cpu), kind, start]
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def acquire(self) -> IdlePoll:
         """Start the pollers, wait until each is pinned and lowered, then watch the load; refuses clearly."""
         if self._pollers:
             return self
+        command = [sys.executable, "-S", "-c", POLLER]
         try:
-            started = []
-            for group, kind, start in self._sets():
-                for cpu in self.cpus:
-                    group.append(self._start(cpu, kind, start))
-                    started.append((cpu, group[-1]))
-            for cpu, poller in started:
+            for cpu in self.cpus:
+                self._pollers.append(
+                    subprocess.Popen(
+                        [*command, str(cpu)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                    )
+                )
+            for cpu, poller in zip(self.cpus, self._pollers, strict=True):
                 assert poller.stdout is not None and poller.stderr is not None
                 if poller.stdout.readline() != b"polling\n":
                     code = poller.wait()
@@ -154,26 +126,18 @@ class IdlePoll:
         self._monitor.start()
         return self
 
-    @staticmethod
-    def _send(pollers: list[subprocess.Popen[bytes]], command: bytes) -> None:
-        for poller in pollers:
+    def _send(self, command: bytes) -> None:
+        for poller in self._pollers:
             assert poller.stdin is not None
             with contextlib.suppress(BrokenPipeError):
                 poller.stdin.write(command)
                 poller.stdin.flush()
 
-    def _hand_over(self, paused: bool) -> None:
-        """Block the nice-19 pollers and start the SCHED_IDLE ones (paused), or the other way round."""
-        self._send(self._pollers, b"p" if paused else b"r")
-        self._send(self._idlers, b"r" if paused else b"p")
-        self.paused = paused
-
     def _watch(self) -> None:
-        """Pause the nice-19 pollers while other work keeps the CPUs busy, resume them when it stops.
+        """Pause the pollers while other work keeps the CPUs busy, resume them when it stops.
 
         While they spin, other work gets less CPU than it would, so a share measured then reads low: every
-        RECHECK_S they stop for one interval and the load is measured without them. SCHED_IDLE pollers take
-        no CPU time that other work wants, so the share they spin beside reads true.
+        RECHECK_S the pollers stop for one interval and the load is measured without them.
         """
         before, since = busy_ticks(), time.monotonic()
         while not self._stop.wait(INTERVAL_S):
@@ -182,14 +146,14 @@ class IdlePoll:
             before = now
             if self.paused:
                 if share < RESUME_BELOW:
-                    self._hand_over(False)
-                    since = time.monotonic()
+                    self._send(b"r")
+                    self.paused, since = False, time.monotonic()
             elif share > PAUSE_ABOVE:
-                self._hand_over(True)
-                self.pauses += 1
+                self._send(b"p")
+                self.paused, self.pauses = True, self.pauses + 1
             elif time.monotonic() - since >= RECHECK_S:
-                self._hand_over(True)
-                self.rechecks += 1
+                self._send(b"p")
+                self.paused, self.rechecks = True, self.rechecks + 1
 
     def release(self) -> None:
         """Stop the monitor, then every poller (closing its pipe ends it), and reap them."""
@@ -197,7 +161,7 @@ class IdlePoll:
         if self._monitor is not None:
             self._monitor.join()
             self._monitor = None
-        pollers, self._pollers, self._idlers = [*self._pollers, *self._idlers], [], []
+        pollers, self._pollers = self._pollers, []
         for poller in pollers:
             for pipe in (poller.stdin, poller.stdout, poller.stderr):
                 if pipe is not None:

@@ -10,12 +10,12 @@ concurrency 1, and the ensemble at concurrency 64 with one text per request; the
 instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads) at
 concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
-instead of three. With --shm-mib A,B or --cpu-latency-us X,Y the
+instead of three. With --shm-mib A,B, --cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the
 served points are measured once per server setting, each on a server of its own, one after the other: the size
-of the Python backend's shared-memory region (0: the backend's default) and the CPU latency limit held while
-it serves (`serve --cpu-latency-us`; `none`: the host's own); a single value applies to every server, a setting
-may repeat. The checks and targets read the first server, and the in-process baseline runs under its CPU
-latency limit.
+of the Python backend's shared-memory region (0: the backend's default), the CPU latency limit held while
+it serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single
+value applies to every server, a setting may repeat. The checks and targets read the first server, and the
+in-process baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -138,16 +138,13 @@ PLAN = (
 )
 
 
-IDLE_POLLS = {"off": None, "on": "idle-class", "nice-only": "none"}  # --idle-poll: what spins under load (IdlePoll)
-
-
 @dataclass(frozen=True)
 class ServerSetting:
     """What one server of the run is started with."""
 
     shm_mib: int = 0  # the Python backend's shared-memory region per stub (0: the backend's default)
     cpu_latency_us: int | None = None  # the PM QoS limit held while it serves (None: the host's own)
-    idle_poll: str = "off"  # serve --idle-poll (on), or its nice-19 pollers alone (nice-only), or none
+    idle_poll: bool = False  # a nice-19 poller on every CPU while it serves (serve --idle-poll)
     mps: bool = False  # serve --mps
 
     @property
@@ -159,46 +156,43 @@ class ServerSetting:
     def label(self) -> str:
         """How the tables name it."""
         cpu = "host's CPU idle" if self.cpu_latency_us is None else f"CPU latency {self.cpu_latency_us} µs"
-        poll = {"off": "", "on": ", idle poll", "nice-only": ", idle poll (nice-19 only)"}[self.idle_poll]
-        return f"{self.shm_mib or 'default'} MiB, {cpu}{poll}" + (", MPS" if self.mps else "")
+        poll, mps = ", idle poll" if self.idle_poll else "", ", MPS" if self.mps else ""
+        return f"{self.shm_mib or 'default'} MiB, {cpu}{poll}{mps}"
 
     @property
     def folder(self) -> str:
         """Its folder's name after `server{i}_`."""
         cpu = "" if self.cpu_latency_us is None else f"_cpu_{self.cpu_latency_us}us"
-        poll = {"off": "", "on": "_idle_poll", "nice-only": "_idle_poll_nice_only"}[self.idle_poll]
-        return f"shm_{self.shm_mib}mib{cpu}{poll}" + ("_mps" if self.mps else "")
+        return f"shm_{self.shm_mib}mib{cpu}" + ("_idle_poll" if self.idle_poll else "") + ("_mps" if self.mps else "")
 
     @property
     def holds(self) -> list[Hold]:
         """What the server holds while it runs (the in-process baseline runs under the first server's, but MPS)."""
-        holds = server_holds(self.cpu_latency_us, False, self.mps)
-        under_load = IDLE_POLLS[self.idle_poll]
-        return holds if under_load is None else [IdlePoll(under_load=under_load), *holds]
+        return server_holds(self.cpu_latency_us, self.idle_poll, self.mps)
 
     def start(self, repo: Path, log: Path) -> TritonServer:
         """This setting's server for `repo` (not started)."""
         backend = self.python_backend_config
-        server = TritonServer(repo, log_path=log, startup_timeout_s=420, python_backend_config=backend)
-        server.holds = self.holds
-        return server
+        return TritonServer(
+            repo, log_path=log, startup_timeout_s=420, python_backend_config=backend,
+            cpu_latency_us=self.cpu_latency_us, idle_poll=self.idle_poll, mps=self.mps,
+        )  # fmt: skip
 
 
 def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off", mps: str = "off") -> list[ServerSetting]:
     """One setting per server from --shm-mib, --cpu-latency-us, --idle-poll and --mps (comma lists; one value: all)."""
     given = {"--shm-mib": shm_mib, "--cpu-latency-us": cpu_latency_us, "--idle-poll": idle_poll, "--mps": mps}
     lists = {flag: [v.strip() for v in text.split(",")] for flag, text in given.items()}
-    if set(lists["--idle-poll"]) - set(IDLE_POLLS):
-        raise ValueError(f"--idle-poll {idle_poll}: give {', '.join(IDLE_POLLS)}, or one per server (off,on)")
-    if set(lists["--mps"]) - {"on", "off"}:
-        raise ValueError(f"--mps {mps}: give on or off, or one per server (off,on)")
+    for flag in ("--idle-poll", "--mps"):
+        if set(lists[flag]) - {"on", "off"}:
+            raise ValueError(f"{flag} {given[flag]}: give on or off, or one per server (off,on)")
     count = max(len(values) for values in lists.values())
     if {len(values) for values in lists.values()} - {1, count}:
         flags = ", ".join(f"{flag} {text}" for flag, text in given.items())
         raise ValueError(f"{flags}: give one value or one per server")
     sizes, limits, polls, shares = (values * (count // len(values)) for values in lists.values())
     return [
-        ServerSetting(int(mib), None if us == "none" else int(us), poll, share == "on")
+        ServerSetting(int(mib), None if us == "none" else int(us), poll == "on", share == "on")
         for mib, us, poll, share in zip(sizes, limits, polls, shares, strict=True)
     ]
 
@@ -381,11 +375,7 @@ def main() -> None:
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
-    parser.add_argument(
-        "--idle-poll",
-        default="off",
-        help="serve --idle-poll of each server: on, off, nice-only (no SCHED_IDLE spinners under load); off,on: both",
-    )
+    parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
     parser.add_argument("--mps", default="off", help="serve --mps of each server: on, off; off,on: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")

@@ -1,4 +1,4 @@
-"""The idle pollers of `serve --idle-poll`: real processes on this host's CPUs, handed over by real load."""
+"""The idle pollers of `serve --idle-poll`: real processes on this host's CPUs, paused by real load."""
 
 from __future__ import annotations
 
@@ -39,47 +39,32 @@ def busy_everywhere() -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-S", "-c", "while True: pass"]) for _ in os.sched_getaffinity(0)]
 
 
-def test_one_poller_per_cpu_spins_pinned_at_nice_19_beside_a_waiting_sched_idle_one_and_none_is_left():
-    cpus = sorted(os.sched_getaffinity(0))
+def test_one_poller_per_cpu_spins_pinned_at_nice_19_and_none_is_left_after_release():
     with IdlePoll() as polls:
-        pids, idle = polls.pids, polls.idle_class_pids
-        assert len(pids) == len(idle) == len(cpus)
-        for cpu, pid, idler in zip(cpus, pids, idle, strict=True):
-            assert os.sched_getaffinity(pid) == os.sched_getaffinity(idler) == {cpu}
-            assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, idler) == NICE
-            assert (os.sched_getscheduler(pid), os.sched_getscheduler(idler)) == (os.SCHED_OTHER, os.SCHED_IDLE)
-        assert eventually(lambda: all(state(pid) == "R" for pid in pids) and all(state(i) == "S" for i in idle))
+        pids = polls.pids
+        assert len(pids) == len(os.sched_getaffinity(0))
+        for cpu, pid in zip(sorted(os.sched_getaffinity(0)), pids, strict=True):
+            assert os.sched_getaffinity(pid) == {cpu}
+            assert os.getpriority(os.PRIO_PROCESS, pid) == NICE
+        assert eventually(lambda: all(state(pid) == "R" for pid in pids))
         polls.acquire()  # a second acquire starts no second set
-        assert (polls.pids, polls.idle_class_pids) == (pids, idle)
-    assert all(state(pid) == "gone" for pid in pids + idle)
+        assert polls.pids == pids
+    assert all(state(pid) == "gone" for pid in pids)
 
 
-def test_without_the_sched_idle_set_only_the_nice_19_pollers_run_and_a_wrong_word_is_refused():
-    with IdlePoll(under_load="none") as polls:
-        assert len(polls.pids) == len(os.sched_getaffinity(0)) and polls.idle_class_pids == []
-    with pytest.raises(ServerError, match="'sometimes' is not one of idle-class, none"):
-        IdlePoll(under_load="sometimes")
-
-
-def test_load_hands_over_to_the_sched_idle_pollers_and_its_end_hands_back():
+def test_load_pauses_the_pollers_and_its_end_resumes_them():
     with IdlePoll() as polls:
-        nice, idle = polls.pids, polls.idle_class_pids
         load = busy_everywhere()
         try:
-            # runnable (R) beside the load, if they get no CPU time: they run only where nothing else would
-            assert eventually(
-                lambda: polls.paused and all(state(p) == "S" for p in nice) and all(state(i) == "R" for i in idle)
-            )
+            assert eventually(lambda: polls.paused and all(state(pid) == "S" for pid in polls.pids))
             assert polls.pauses >= 1
             time.sleep(RECHECK_S)
-            assert polls.paused  # still loaded: no recheck lets the nice-19 ones spin again
+            assert polls.paused  # still loaded: no recheck lets them spin again
         finally:
             for process in load:
                 process.kill()
                 process.wait()
-        assert eventually(
-            lambda: not polls.paused and all(state(p) == "R" for p in nice) and all(state(i) == "S" for i in idle)
-        )
+        assert eventually(lambda: not polls.paused and all(state(pid) == "R" for pid in polls.pids))
 
 
 def test_spinning_pollers_stop_now_and_then_to_measure_the_load_without_them():
@@ -91,13 +76,13 @@ def test_spinning_pollers_stop_now_and_then_to_measure_the_load_without_them():
 def test_pollers_exit_when_the_process_that_holds_them_is_killed():
     holder = subprocess.Popen(
         [sys.executable, "-c", "from builder.serving.idle_poll import IdlePoll\nimport sys\n"
-         "polls = IdlePoll().acquire(); print(*polls.pids, *polls.idle_class_pids, flush=True); sys.stdin.read()"],
+         "print(*IdlePoll().acquire().pids, flush=True); sys.stdin.read()"],  # blocks until killed
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None
         pids = [int(pid) for pid in holder.stdout.readline().split()]
-        assert len(pids) == 2 * len(os.sched_getaffinity(0))  # the waiting SCHED_IDLE ones too
+        assert pids and all(state(pid) == "R" for pid in pids)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -110,4 +95,4 @@ def test_a_cpu_the_poller_may_not_run_on_is_refused_with_what_to_do_and_nothing_
     with pytest.raises(ServerError, match=refused) as error:
         polls.acquire()
     assert "--idle-poll" in error.value.hint
-    assert polls.pids == polls.idle_class_pids == []
+    assert polls.pids == []

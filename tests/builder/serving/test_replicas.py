@@ -50,8 +50,8 @@ def test_the_set_holds_one_cpu_latency_limit_for_its_replicas_and_nginx(tmp_path
 
 
 @pytest.mark.slow
-def test_the_set_runs_one_set_of_pollers_for_all_its_replicas_and_stops_them_with_it(tmp_path):
+def test_the_set_runs_one_poller_per_cpu_for_all_its_replicas_and_stops_them_with_it(tmp_path):
     with ReplicaSet(write_double(tmp_path), 2, idle_poll=True) as replicas:
         assert replicas.nginx.running()
-        assert len(pollers_on_host()) == 2 * len(os.sched_getaffinity(0))  # nice-19 and SCHED_IDLE, not per replica
+        assert len(pollers_on_host()) == len(os.sched_getaffinity(0))  # one set, not one per replica
     assert no_pollers_within()

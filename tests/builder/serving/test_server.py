@@ -90,8 +90,8 @@ def test_idle_pollers_run_exactly_while_the_server_runs(tmp_path):
     assert pollers_on_host() == []
     with TritonServer(tmp_path, idle_poll=True) as server:
         (polls,) = [h for h in server.holds if isinstance(h, IdlePoll)]
-        assert sorted(pollers_on_host()) == sorted(polls.pids + polls.idle_class_pids)
-        assert len(polls.pids) == len(polls.idle_class_pids) == len(os.sched_getaffinity(0)) and server.is_alive()
+        assert sorted(pollers_on_host()) == sorted(polls.pids)
+        assert len(polls.pids) == len(os.sched_getaffinity(0)) and server.is_alive()
     assert no_pollers_within()
     write_double(tmp_path, name="broken", init="raise RuntimeError('weights are missing')")
     with pytest.raises(ServerError, match="weights are missing"), TritonServer(tmp_path, idle_poll=True):
@@ -104,7 +104,7 @@ def test_serve_idle_poll_says_so_and_stops_its_pollers_with_the_server(tmp_path)
     served = Served(tmp_path, options=("--idle-poll",))
     try:
         served.wait_for(f"idle poll: a nice-19 spinning process on each of {len(os.sched_getaffinity(0))} CPUs")
-        assert len(pollers_on_host()) == 2 * len(os.sched_getaffinity(0))  # nice-19 and SCHED_IDLE ones
+        assert len(pollers_on_host()) == len(os.sched_getaffinity(0))
         served.process.send_signal(signal.SIGINT)
     finally:
         served.finish()

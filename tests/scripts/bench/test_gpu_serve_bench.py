@@ -76,8 +76,7 @@ from scripts.bench.gpu_serve_bench import server_settings
 def show(args):
     try:
         return [
-            [s.shm_mib, s.cpu_latency_us, s.idle_poll, s.folder, s.label,
-             [type(h).__name__ + ("/" + h.under_load if hasattr(h, "under_load") else "") for h in s.holds]]
+            [s.shm_mib, s.cpu_latency_us, s.idle_poll, s.folder, s.label, [type(h).__name__ for h in s.holds]]
             for s in server_settings(*args)
         ]
     except ValueError as exc:
@@ -104,21 +103,19 @@ def test_server_settings_pair_shared_memory_sizes_with_cpu_latency_limits():
 
 def test_server_settings_pair_idle_poll_and_mps_with_the_other_settings_and_refuse_other_words():
     both, broadcast, word, mismatched, mps, bad_mps = settings_of(
-        ("0", "none", "off,on,nice-only"), ("0", "none,0", "on"), ("0", "none", "yes"), ("0,64", "none", "on,off,on"),
+        ("0", "none", "off,on"), ("0", "none,0", "on"), ("0", "none", "yes"), ("0,64", "none", "on,off,on"),
         ("0", "none", "on", "off,on"), ("0", "none", "off", "yes"),
     )  # fmt: skip
     assert [row[2:] for row in both] == [
-        ["off", "shm_0mib", "default MiB, host's CPU idle", []],
-        ["on", "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll/idle-class"]],
-        ["nice-only", "shm_0mib_idle_poll_nice_only", "default MiB, host's CPU idle, idle poll (nice-19 only)",
-         ["IdlePoll/none"]],
-    ]  # fmt: skip
-    assert [row[2:4] for row in broadcast] == [["on", "shm_0mib_idle_poll"], ["on", "shm_0mib_cpu_0us_idle_poll"]]
-    assert broadcast[1][5] == ["IdlePoll/idle-class", "CpuLatencyHold"]
-    assert "--idle-poll yes: give off, on, nice-only" in word
+        [False, "shm_0mib", "default MiB, host's CPU idle", []],
+        [True, "shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll"]],
+    ]
+    assert [row[2:4] for row in broadcast] == [[True, "shm_0mib_idle_poll"], [True, "shm_0mib_cpu_0us_idle_poll"]]
+    assert broadcast[1][5] == ["CpuLatencyHold", "IdlePoll"]
+    assert "--idle-poll yes: give on or off" in word
     assert "give one value or one per server" in mismatched
     assert [row[3:] for row in mps] == [
-        ["shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll/idle-class"]],
-        ["shm_0mib_idle_poll_mps", "default MiB, host's CPU idle, idle poll, MPS", ["IdlePoll/idle-class", "Mps"]],
+        ["shm_0mib_idle_poll", "default MiB, host's CPU idle, idle poll", ["IdlePoll"]],
+        ["shm_0mib_idle_poll_mps", "default MiB, host's CPU idle, idle poll, MPS", ["IdlePoll", "Mps"]],
     ]
     assert "--mps yes: give on or off" in bad_mps
