@@ -46,7 +46,7 @@
 #   all        inprocess, then serve
 # The Python scripts run as modules from the repository's root (python3 -m scripts.bench.X, scripts.probes.X).
 # Environment: KERNELS (make-repo --kernels of the served models, default fused-tanh-gelu), GPU (default h200),
-# SERVE_ARGS (more gpu_serve_bench options for serve, e.g. "--single-instances 8 --idle-poll off,on").
+# SERVE_ARGS (more gpu_serve_bench options for serve, e.g. "--single-instances 8 --idle-poll off,on --mps on").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1; what=${2:-all}; minilm=${3:-.bundle/minilm-fp16}; tokenizer=${4:-.bundle/minilm-tokenizer}
