@@ -304,8 +304,8 @@ def print_servers(servers: list[dict]) -> None:
 
 def targets(
     records: list[PointRecord], baseline: dict[str, float], wide: tuple[int, ...], single: int
-) -> list[tuple[str, str, bool]]:
-    """Issue 11's targets: (target, measured, met)."""
+) -> list[tuple[str, str, bool | None]]:
+    """Issue 11's targets: (target, measured, met), met None where this run did not measure it (--only)."""
 
     def seq_per_s(point: Measured) -> float:
         record = find(records, point)
@@ -340,7 +340,7 @@ def targets(
          baseline.get(f"graph_1x{SEQ}_ms", 9.0) <= 0.45),
         ("in process 32 × 128 ≥ 20,000 seq/s", f"{graph32:,.0f} seq/s", graph32 >= 20000),
     ]  # fmt: skip
-    return rows
+    return [(target, measured, None if "nan" in measured else met) for target, measured, met in rows]
 
 
 def environment(args: argparse.Namespace) -> dict:
@@ -434,7 +434,8 @@ def main() -> None:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print("\n| target | measured | |\n|---|---|---|")
     for row in summary["targets"]:
-        print(f"| {row['target']} | {row['measured']} | {'met' if row['met'] else 'MISSED'} |")
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
+        print(f"| {row['target']} | {row['measured'] if row['met'] is not None else '–'} | {verdict} |")
     for key, found in censuses.items():
         top = ", ".join(f"{p['process'][:40]} {p['cpu_pct']}%" for p in found["top_processes"][:4])
         print(f"CPU at c64 ({key}): {found['busy_cores']} busy cores, steal {found['steal_pct']}%: {top}")

@@ -57,6 +57,14 @@ def test_targets_report_what_was_measured():
     assert rows["Runner 1 × 128 ≤ 0.6 ms"][1] is True
 
 
+def test_targets_a_partial_run_did_not_measure_are_neither_met_nor_missed():
+    rows = {target: (measured, met) for target, measured, met in verdict("mps_idle_2144")["targets"]}
+    assert rows["served model only, batch 32 ≥ 18,000 seq/s"][1] is None  # --only bert@64,bertfe1
+    assert rows["3-step ensemble b1 c1 p50 ≤ 3.0 ms"][1] is None
+    assert rows["3-step ensemble c64 ≥ 8,000 texts/s"] == ("6,989 texts/s", False)
+    assert rows["single model b1 c1 p50 ≤ 1.5 ms"] == ("1.68 ms", False)
+
+
 def test_only_selects_deployments_and_concurrencies_of_the_plan():
     script = (
         "import json; from scripts.bench.gpu_serve_bench import selected, PLAN\n"
