@@ -1,7 +1,7 @@
 """The balancer of `tritonbuild serve --replicas` measured (not a timed test): its latency cost and a killed replica.
 
-1. p50 overhead at concurrency 1: one replica, asked directly and through nginx in alternating blocks (so drift
-   on a shared machine hits both alike), over gRPC and HTTP, for a tiny identity model (the proxy's cost alone)
+1. p50 overhead at concurrency 1: one replica, asked directly and through nginx by turns, request by request (so
+   drift on a shared machine hits both alike), over gRPC and HTTP, for a tiny identity model (the proxy's cost alone)
    and the bundled MiniLM ensemble (what a user sees), in --rounds rounds on new connections: the verdict is the
    median round's, beside the range. Target: <= 0.3 ms.
 2. Killed replica: two MiniLM replicas behind nginx, concurrency 4 for --kill-seconds, one replica SIGKILLed a
@@ -84,35 +84,38 @@ async def sender(url: str, model: str, protocol: str, timeout_s: float = 10.0) -
     return (lambda: client.infer_inputs(prepared)), client.close
 
 
-async def overhead(direct: str, balanced: str, model: str, protocol: str, blocks: int, per_block: int) -> dict:
-    """p50 of each path over alternating blocks of sequential requests; the difference is the balancer's cost."""
+def turns(names: list[str], pairs: int) -> list[str]:
+    """Which path each request takes: both in every pair, the order reversed every other pair (AB BA AB ...)."""
+    return [name for pair in range(pairs) for name in (names if pair % 2 == 0 else names[::-1])]
+
+
+async def overhead(direct: str, balanced: str, model: str, protocol: str, pairs: int) -> dict:
+    """p50 of each path over `pairs` pairs of sequential requests; the difference is the balancer's cost.
+
+    The paths alternate request by request, in the order AB BA AB ..., so that drift at any time scale on a
+    shared machine, and whatever the request before leaves behind (caches, a CPU waking), hit both alike.
+    """
     paths = {"direct": await sender(direct, model, protocol), "balancer": await sender(balanced, model, protocol)}
     latencies: dict[str, list[float]] = {name: [] for name in paths}
-    block_p50: dict[str, list[float]] = {name: [] for name in paths}
     for send, _ in paths.values():  # warm both connections
         for _ in range(50):
             await send()
-    for _ in range(blocks):
-        for name, (send, _) in paths.items():
-            block = []
-            for _ in range(per_block):
-                start = time.perf_counter()
-                await send()
-                block.append(time.perf_counter() - start)
-            latencies[name] += block
-            block_p50[name].append(percentile(sorted(block), 50))
+    for name in turns(list(paths), pairs):
+        start = time.perf_counter()
+        await paths[name][0]()
+        latencies[name].append(time.perf_counter() - start)
     for _, close in paths.values():
         await close()
     p50 = {name: percentile(sorted(values), 50) * 1000 for name, values in latencies.items()}
-    diffs = [(b - d) * 1000 for b, d in zip(block_p50["balancer"], block_p50["direct"], strict=True)]
+    diffs = [(b - d) * 1000 for b, d in zip(latencies["balancer"], latencies["direct"], strict=True)]
     return {
         "model": model,
         "protocol": protocol,
-        "requests_per_path": blocks * per_block,
+        "requests_per_path": pairs,
         "direct_p50_ms": p50["direct"],
         "balancer_p50_ms": p50["balancer"],
         "overhead_p50_ms": p50["balancer"] - p50["direct"],
-        "overhead_median_of_blocks_ms": statistics.median(diffs),
+        "overhead_median_of_pairs_ms": statistics.median(diffs),
     }
 
 
@@ -163,8 +166,7 @@ def _cpu() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--blocks", type=int, default=10)
-    parser.add_argument("--per-block", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=2000, help="requests per path and round (MiniLM: a quarter)")
     parser.add_argument("--kill-seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="overhead measurements per model and protocol")
@@ -178,15 +180,15 @@ def main() -> None:
     make_repo("minilm", "feature-extraction", "minilm", "python-onnxruntime", "cpu", minilm, force=False,
               trust_remote_code=False, echo=lambda _: None)  # fmt: skip
     rows = []
-    for model, repo, per_block in (("identity", identity_repo(work / "identity"), args.per_block),
-                                   ("minilm", minilm, max(20, args.per_block // 4))):  # fmt: skip
+    for model, repo, pairs in (("identity", identity_repo(work / "identity"), args.pairs),
+                               ("minilm", minilm, max(100, args.pairs // 4))):  # fmt: skip
         with ReplicaSet(repo, 1, cpu_latency_us=args.cpu_latency_us) as one:
             for protocol in ("grpc", "http"):
                 direct = one.replicas[0].ports.address(protocol)
                 balanced = one.grpc_url if protocol == "grpc" else one.http_url
                 rounds = []
                 for _ in range(args.rounds):
-                    rounds.append(asyncio.run(overhead(direct, balanced, model, protocol, args.blocks, per_block)))
+                    rounds.append(asyncio.run(overhead(direct, balanced, model, protocol, pairs)))
                     print(json.dumps(rounds[-1]), flush=True)
                 rows.append(median_round(rounds))
     kills = []
@@ -195,10 +197,10 @@ def main() -> None:
             kills.append(asyncio.run(killed_replica(two, protocol, args.kill_seconds, args.concurrency)))
             print(json.dumps(kills[-1]), flush=True)
     table = [f"| model | protocol | direct p50 ms | balancer p50 ms | overhead p50 ms (median of {args.rounds} rounds) "
-             "| rounds' range ms | median of block diffs ms |", "|---|---|---:|---:|---:|---|---:|"]  # fmt: skip
+             "| rounds' range ms | median of paired diffs ms |", "|---|---|---:|---:|---:|---|---:|"]  # fmt: skip
     table += [f"| {r['model']} | {r['protocol']} | {r['direct_p50_ms']:.3f} | {r['balancer_p50_ms']:.3f} | "
               f"{r['overhead_p50_ms']:+.3f} | {min(r['rounds_ms']):+.3f} to {max(r['rounds_ms']):+.3f} | "
-              f"{r['overhead_median_of_blocks_ms']:+.3f} |" for r in rows]  # fmt: skip
+              f"{r['overhead_median_of_pairs_ms']:+.3f} |" for r in rows]  # fmt: skip
     table += ["", "| killed replica | protocol | requests | failed | timeouts | failed fraction |",
               "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     table += [f"| 1 of 2, at {args.kill_seconds / 3:.0f} s of {args.kill_seconds:.0f} s, c{args.concurrency} | "

@@ -1,7 +1,7 @@
 """What nginx does per proxied request (issue 17): its CPU time and its system calls, gRPC against HTTP.
 
 One replica of a tiny identity model behind the balancer of `tritonbuild serve --replicas`; per protocol, at
-concurrency 1: the p50 overhead over a direct connection (scripts.bench.bench_balancer's alternating blocks),
+concurrency 1: the p50 overhead over a direct connection (scripts.bench.bench_balancer's alternating requests),
 the nginx processes' CPU time per request through it, and `strace -c` of the nginx worker over --traced
 requests (system calls per request, by name). Prints JSON lines and writes OUT/balancer_probe.json:
   python -m scripts.probes.balancer_probe --out DIR   (from the repository's root; strace optional)
@@ -80,8 +80,7 @@ def syscalls(workers: list[int], url: str, protocol: str, requests: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--blocks", type=int, default=6)
-    parser.add_argument("--per-block", type=int, default=300)
+    parser.add_argument("--pairs", type=int, default=1800, help="requests per path")
     parser.add_argument("--traced", type=int, default=500, help="requests under strace")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -92,8 +91,8 @@ def main() -> None:
             direct = one.replicas[0].ports.address(protocol)
             balanced = one.grpc_url if protocol == "grpc" else one.http_url
             before = cpu_seconds([master, *workers])
-            row = asyncio.run(overhead(direct, balanced, "identity", protocol, args.blocks, args.per_block))
-            sent = args.blocks * args.per_block + 50  # overhead() warms each path with 50 requests
+            row = asyncio.run(overhead(direct, balanced, "identity", protocol, args.pairs))
+            sent = args.pairs + 50  # overhead() warms each path with 50 requests
             row["nginx_cpu_us_per_request"] = (cpu_seconds([master, *workers]) - before) / sent * 1e6
             row["nginx_syscalls_per_request"] = syscalls(workers, balanced, protocol, args.traced)
             rows.append(row)
