@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import shutil
 import sys
@@ -315,32 +316,34 @@ def targets(
         record = find(records, point)
         return record.latency_p50_ms if record else float("nan")
 
+    graph1 = baseline.get(f"graph_1x{SEQ}_ms", float("nan"))
     graph32 = 32 / baseline.get(f"graph_32x{SEQ}_ms", float("nan")) * 1000
+    runner1 = baseline[f"runner_1x{SEQ}_ms"]
     runner32 = 32 / baseline[f"runner_32x{SEQ}_ms"] * 1000
     served32 = seq_per_s(Measured("bert_model", 32, 4, PA))
-    rows = [
-        ("served model only, batch 32 ≥ 0.90 × graph", f"{served32:,.0f} seq/s = {served32 / graph32:.3f} × graph",
-         served32 >= 0.9 * graph32),
-        ("served model only, batch 32 ≥ 18,000 seq/s", f"{served32:,.0f} seq/s", served32 >= 18000),
-        ("single model b1 c1 p50 ≤ 1.5 ms", f"{p50(Measured('bertfe1', 1, 1, PA)):.2f} ms",
-         p50(Measured("bertfe1", 1, 1, PA)) <= 1.5),
-        ("3-step ensemble b1 c1 p50 ≤ 3.0 ms", f"{p50(Measured('bert', 1, 1, PA)):.2f} ms",
-         p50(Measured("bert", 1, 1, PA)) <= 3.0),
-        ("3-step ensemble c64 ≥ 8,000 texts/s", f"{seq_per_s(Measured('bert', 1, 64, PA)):,.0f} texts/s",
-         seq_per_s(Measured("bert", 1, 64, PA)) >= 8000),
-        (f"(the same, {wide[0]} model, {wide[1]} tokenizer and {wide[2]} post instances)",
-         f"{seq_per_s(Measured('bertwide', 1, 64, PA)):,.0f} texts/s",
-         seq_per_s(Measured("bertwide", 1, 64, PA)) >= 8000),
-        (f"(the single model, {single} instances, c64)", f"{seq_per_s(Measured('bertsm', 1, 64, PA)):,.0f} texts/s",
-         seq_per_s(Measured("bertsm", 1, 64, PA)) >= 8000),
-        ("Runner 1 × 128 ≤ 0.6 ms", f"{baseline[f'runner_1x{SEQ}_ms']:.3f} ms", baseline[f"runner_1x{SEQ}_ms"] <= 0.6),
-        ("Runner 32 × 128 ≥ 0.90 × graph", f"{runner32:,.0f} seq/s = {runner32 / graph32:.3f} × graph",
-         runner32 >= 0.9 * graph32),
-        ("in process 1 × 128 ≤ 0.45 ms", f"{baseline.get(f'graph_1x{SEQ}_ms', float('nan')):.3f} ms",
-         baseline.get(f"graph_1x{SEQ}_ms", 9.0) <= 0.45),
-        ("in process 32 × 128 ≥ 20,000 seq/s", f"{graph32:,.0f} seq/s", graph32 >= 20000),
+    single1, ensemble1 = p50(Measured("bertfe1", 1, 1, PA)), p50(Measured("bert", 1, 1, PA))
+    c64 = {name: seq_per_s(Measured(name, 1, 64, PA)) for name in ("bert", "bertwide", "bertsm")}
+    rows = [  # (target, the values it reads, measured, met)
+        ("served model only, batch 32 ≥ 0.90 × graph", (served32, graph32),
+         f"{served32:,.0f} seq/s = {served32 / graph32:.3f} × graph", served32 >= 0.9 * graph32),
+        ("served model only, batch 32 ≥ 18,000 seq/s", (served32,), f"{served32:,.0f} seq/s", served32 >= 18000),
+        ("single model b1 c1 p50 ≤ 1.5 ms", (single1,), f"{single1:.2f} ms", single1 <= 1.5),
+        ("3-step ensemble b1 c1 p50 ≤ 3.0 ms", (ensemble1,), f"{ensemble1:.2f} ms", ensemble1 <= 3.0),
+        ("3-step ensemble c64 ≥ 8,000 texts/s", (c64["bert"],), f"{c64['bert']:,.0f} texts/s", c64["bert"] >= 8000),
+        (f"(the same, {wide[0]} model, {wide[1]} tokenizer and {wide[2]} post instances)", (c64["bertwide"],),
+         f"{c64['bertwide']:,.0f} texts/s", c64["bertwide"] >= 8000),
+        (f"(the single model, {single} instances, c64)", (c64["bertsm"],), f"{c64['bertsm']:,.0f} texts/s",
+         c64["bertsm"] >= 8000),
+        ("Runner 1 × 128 ≤ 0.6 ms", (runner1,), f"{runner1:.3f} ms", runner1 <= 0.6),
+        ("Runner 32 × 128 ≥ 0.90 × graph", (runner32, graph32),
+         f"{runner32:,.0f} seq/s = {runner32 / graph32:.3f} × graph", runner32 >= 0.9 * graph32),
+        ("in process 1 × 128 ≤ 0.45 ms", (graph1,), f"{graph1:.3f} ms", graph1 <= 0.45),
+        ("in process 32 × 128 ≥ 20,000 seq/s", (graph32,), f"{graph32:,.0f} seq/s", graph32 >= 20000),
     ]  # fmt: skip
-    return [(target, measured, None if "nan" in measured else met) for target, measured, met in rows]
+    return [
+        (target, measured, None if any(math.isnan(v) for v in values) else met)
+        for target, values, measured, met in rows
+    ]
 
 
 def environment(args: argparse.Namespace) -> dict:
