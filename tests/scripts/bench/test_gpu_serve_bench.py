@@ -55,6 +55,7 @@ def test_targets_report_what_was_measured():
     assert rows["served model only, batch 32 ≥ 18,000 seq/s"] == ("18,490 seq/s", True)
     assert rows["single model b1 c1 p50 ≤ 1.5 ms"] == ("1.86 ms", False)
     assert rows["Runner 1 × 128 ≤ 0.6 ms"][1] is True
+    assert rows["(the same over HTTP)"] == ("nan texts/s", None)  # that run measured the ensemble over gRPC only
 
 
 def test_targets_a_partial_run_did_not_measure_are_neither_met_nor_missed():
@@ -73,7 +74,7 @@ def test_only_selects_deployments_and_concurrencies_of_the_plan():
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     chosen = json.loads(done.stdout)
-    assert chosen["bert@64,bertwide"] == [["bert", 64], ["bert", 64], ["bertwide", 64]]
+    assert chosen["bert@64,bertwide"] == [["bert", 64]] * 4 + [["bertwide", 64]]  # gRPC and HTTP, by both tools
     assert chosen["bertsm@1"] == []  # the single model is measured at c64 only: main() refuses this
     assert len(chosen[""]) == chosen["all"]
 
