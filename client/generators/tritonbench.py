@@ -1,9 +1,10 @@
 """tritonbench's own load generator: asyncio closed and open loops in this process, measured like perf_analyzer.
 
-Over gRPC each distinct request is serialized once and sent as bytes (client.generators.raw_grpc); over HTTP
-through tritonclient's aio client with inputs prepared before the load starts. Requests may be spread over
-several URLs (round robin). Every server's statistics (a balancer's replicas: client.transport.replicas) and
-the GPU metrics are sampled at every window edge, so the record carries the servers' own breakdown.
+Each distinct request is serialized once before the load starts and sent as bytes: over gRPC on grpc's
+channels (client.generators.raw_grpc), over HTTP on kept-alive connections of its own
+(client.generators.raw_http). Requests may be spread over several URLs (round robin). Every server's
+statistics (a balancer's replicas: client.transport.replicas) and the GPU metrics are sampled at every
+window edge, so the record carries the servers' own breakdown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from client.generators.base import Generator
 from client.generators.load import BlockingSend, PointRun, Send, run_point
 from client.generators.measure import summarize
 from client.generators.raw_grpc import BlockingGrpcSender, RawGrpcSender, serialize_request
+from client.generators.raw_http import RawHttpSender, serialize_http_request
 from client.points import MIXED, Load, Point
 from client.records import Measured, Settings
 from client.targets.target import Target
@@ -136,7 +138,7 @@ async def _sender(
 ) -> Send | BlockingSend:
     """Send request i (the i-th of `arrays`, cycling) to URL i mod len(urls); connections close with `stack`.
 
-    Over gRPC each distinct request is serialized once; over HTTP its inputs are prepared once. A gRPC closed
+    Each distinct request is serialized once (over HTTP, as a whole HTTP/1.1 message per URL). A gRPC closed
     loop of at most THREADED_SLOTS requests in flight sends from that many threads on a synchronous channel.
     """
     if config.protocol == "grpc" and load.concurrency is not None and load.concurrency <= THREADED_SLOTS:
@@ -155,10 +157,12 @@ async def _sender(
             await senders[index % len(senders)].send(wire[index % len(wire)])
 
         return send_grpc
-    clients = [await stack.enter_async_context(_client(config, url)) for url in urls]
-    prepared = [clients[0].prepare_arrays(a) for a in arrays]
+    http = [RawHttpSender(replace(config, url=url)) for url in urls]
+    for http_sender in http:
+        stack.push_async_callback(http_sender.close)
+    messages = [[serialize_http_request(url, config.model, a) for a in arrays] for url in urls]
 
     async def send_http(index: int) -> None:
-        await clients[index % len(clients)].infer_inputs(prepared[index % len(prepared)])
+        await http[index % len(http)].send(messages[index % len(http)][index % len(arrays)])
 
     return send_http
