@@ -134,7 +134,7 @@ PLAN = (
     Measured("bertfe1", 1, 1, TB),
     Measured("bert", 1, 64, PA),  # one text per request, 64 clients: the dynamic batchers must merge them
     Measured("bert", 1, 64, TB),
-    # over HTTP: the last step's gRPC responses are written on its instance's thread (compute output ~1 ms per batch)
+    # over HTTP too: the last step writes gRPC responses on its instance's thread (h200_2026-12-03/http_1108/)
     Measured("bert", 1, 64, PA, "http"),
     Measured("bert", 1, 64, TB, "http"),
     Measured("bertwide", 1, 64, PA),  # the same with more model and tokenizer instances
