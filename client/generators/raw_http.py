@@ -7,7 +7,8 @@ into numpy in the one event-loop thread. On a 16-vCPU H200 host that thread capp
 an HTTP/1.1 message (the binary tensor extension, outputs asked for as binary) built before the load starts;
 the timed path writes it on an idle connection, reads the status line, the headers and the body, and keeps
 the connection for the next request. HTTP/1.1 answers one request per connection at a time, so a closed loop
-of N clients holds N connections.
+of N clients holds N connections; an open loop that outruns the server holds at most MAX_CONNECTIONS (as
+aiohttp's default pool did), and the requests beyond wait for one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from client.transport.text_client import (
 )
 
 _HEAD_LIMIT = 64 * 1024  # a response's status line and headers; Triton's are a few hundred bytes
+MAX_CONNECTIONS = 100  # per sender: an overloaded open loop must not run the process out of file descriptors
 
 
 def serialize_http_request(url: str, model: str, arrays: dict[str, np.ndarray]) -> bytes:
@@ -54,8 +56,9 @@ def serialize_http_request(url: str, model: str, arrays: dict[str, np.ndarray]) 
 class RawHttpSender:
     """Sends pre-built requests on a pool of kept-alive connections; raises ClientError like the typed client."""
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self, config: ClientConfig, max_connections: int = MAX_CONNECTIONS) -> None:
         self.config = config
+        self._slots = asyncio.Semaphore(max_connections)
         self._host, _, port = config.url.rpartition(":")
         self._port = int(port)
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -69,6 +72,10 @@ class RawHttpSender:
             raise RequestTimeout(f"{self.config.model}: no answer within {self.config.timeout_s:g} s") from None
 
     async def _exchange(self, request: bytes) -> bytes:
+        async with self._slots:  # waiting for a connection counts against the timeout, as in aiohttp
+            return await self._on_a_connection(request)
+
+    async def _on_a_connection(self, request: bytes) -> bytes:
         reader, writer = self._idle.pop() if self._idle else await self._connect()
         try:
             writer.write(request)

@@ -112,6 +112,20 @@ def test_concurrent_requests_each_get_a_connection_and_refusals_arrive_as_client
     assert connections == 8
 
 
+def test_an_open_loop_that_outruns_the_server_waits_for_a_connection_instead_of_opening_more(server):
+    async def go() -> tuple[list, int]:
+        sender = RawHttpSender(ClientConfig(server.http_url, "minilm", "http"), max_connections=2)
+        message = serialize_http_request(server.http_url, "minilm", {"TEXT": text_array(["fine"])})
+        results = await asyncio.gather(*(sender.send(message) for _ in range(8)), return_exceptions=True)
+        connections = len(sender._open)
+        await sender.close()
+        return results, connections
+
+    results, connections = asyncio.run(go())
+    assert all(isinstance(r, bytes) for r in results), results
+    assert connections == 2
+
+
 def test_a_server_that_is_not_there_cannot_be_reached():
     async def go() -> None:
         sender = RawHttpSender(ClientConfig(f"127.0.0.1:{free_port()}", "m", "http", timeout_s=5))
