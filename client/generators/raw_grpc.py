@@ -20,18 +20,22 @@ _METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
+def tensor_bytes(array: np.ndarray) -> tuple[str, bytes]:
+    """An input's Triton datatype and raw contents, as both protocols send them (object arrays become BYTES)."""
+    if array.dtype == object:  # length-prefixed strings, as one bytes item
+        return "BYTES", serialize_byte_tensor(array).item()
+    return np_to_triton_dtype(array.dtype), np.ascontiguousarray(array).tobytes()
+
+
 def serialize_request(model: str, arrays: dict[str, np.ndarray]) -> bytes:
     """A ModelInferRequest for `arrays` (object arrays become BYTES), as wire bytes."""
     request = service_pb2.ModelInferRequest(model_name=model)
     for name, array in arrays.items():
         tensor = request.inputs.add()
         tensor.name = name
-        tensor.datatype = "BYTES" if array.dtype == object else np_to_triton_dtype(array.dtype)
+        tensor.datatype, data = tensor_bytes(array)
         tensor.shape.extend(array.shape)
-        if array.dtype == object:  # length-prefixed strings, as one bytes item
-            request.raw_input_contents.append(serialize_byte_tensor(array).item())
-        else:
-            request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+        request.raw_input_contents.append(data)
     return request.SerializeToString()
 
 

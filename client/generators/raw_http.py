@@ -19,8 +19,8 @@ import json
 from urllib.parse import quote
 
 import numpy as np
-from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
+from client.generators.raw_grpc import tensor_bytes
 from client.transport.text_client import (
     _PROXY_ERRORS,
     ClientConfig,
@@ -38,8 +38,7 @@ def serialize_http_request(url: str, model: str, arrays: dict[str, np.ndarray]) 
     """POST /v2/models/MODEL/infer for `arrays` (object arrays become BYTES) as the bytes sent on the wire."""
     inputs, raw = [], []
     for name, array in arrays.items():
-        data = serialize_byte_tensor(array).item() if array.dtype == object else np.ascontiguousarray(array).tobytes()
-        datatype = "BYTES" if array.dtype == object else np_to_triton_dtype(array.dtype)
+        datatype, data = tensor_bytes(array)
         inputs.append({"name": name, "shape": list(array.shape), "datatype": datatype,
                        "parameters": {"binary_data_size": len(data)}})  # fmt: skip
         raw.append(data)
