@@ -10,12 +10,14 @@ concurrency 1, and the ensemble at concurrency 64 with one text per request; the
 instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads) at
 concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
-instead of three. With --shm-mib A,B, --cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the
-served points are measured once per server setting, each on a server of its own, one after the other: the size
-of the Python backend's shared-memory region (0: the backend's default), the CPU latency limit held while
-it serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single
-value applies to every server, a setting may repeat. The checks and targets read the first server, and the
-in-process baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server).
+instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
+with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`). With --shm-mib A,B,
+--cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once per server setting,
+each on a server of its own, one after the other: the size of the Python backend's shared-memory region (0: the
+backend's default), the CPU latency limit held while it serves (`serve --cpu-latency-us`; `none`: the host's own),
+`serve --idle-poll` and `serve --mps`; a single value applies to every server, a setting may repeat. The checks and
+targets read the first server, and the in-process baseline runs under its CPU latency limit and idle pollers (not
+MPS: this process is no server).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -66,6 +68,7 @@ torch_model = backend_module("torch_model", stub_environment=True)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SMOKE_CONFIG = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+FLOOR_LAYERS, FLOOR_WIDTH = SMOKE_CONFIG["num_hidden_layers"], SMOKE_CONFIG["hidden_size"]  # bertfloor's model
 SEQ = 128
 TB, PA = "tritonbench", "perf_analyzer"
 
@@ -137,6 +140,10 @@ PLAN = (
     # over HTTP too: the last step writes gRPC responses on its instance's thread (h200_2026-12-03/http_1108/)
     Measured("bert", 1, 64, PA, "http"),
     Measured("bert", 1, 64, TB, "http"),
+    # what each step keeps alone at c64, and the pipeline with a model that costs next to nothing: which part limits
+    Measured("bert_tokenizer", 1, 64, PA),
+    Measured("bert_model", 1, 64, PA),
+    Measured("bertfloor", 1, 64, PA),
     Measured("bertwide", 1, 64, PA),  # the same with more model and tokenizer instances
     Measured("bertsm", 1, 64, PA),  # the single model with the profile's batching: one stub hop per text
     Measured("bertsm", 1, 64, TB),
@@ -203,8 +210,8 @@ def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off", m
 
 
 def deployment_of(point: Measured) -> str:
-    """The deployment a point measures (`bert_model` is the model of `bert`)."""
-    return point.model.removesuffix("_model")
+    """The deployment a point measures (`bert_model` and `bert_tokenizer` are steps of `bert`)."""
+    return point.model.partition("_")[0]
 
 
 def selected(only: str | None) -> tuple[Measured, ...]:
@@ -334,7 +341,10 @@ def targets(
     runner32 = 32 / baseline[f"runner_32x{SEQ}_ms"] * 1000
     served32 = seq_per_s(Measured("bert_model", 32, 4, PA))
     single1, ensemble1 = p50(Measured("bertfe1", 1, 1, PA)), p50(Measured("bert", 1, 1, PA))
-    c64 = {name: seq_per_s(Measured(name, 1, 64, PA)) for name in ("bert", "bertwide", "bertsm")}
+    c64 = {
+        name: seq_per_s(Measured(name, 1, 64, PA))
+        for name in ("bert", "bertwide", "bertsm", "bert_tokenizer", "bert_model", "bertfloor")
+    }
     c64_http = seq_per_s(Measured("bert", 1, 64, PA, "http"))
     rows = [  # (target, the values it reads, measured, met)
         ("served model only, batch 32 ≥ 0.90 × graph", (served32, graph32),
@@ -348,6 +358,11 @@ def targets(
          f"{c64['bertwide']:,.0f} texts/s", c64["bertwide"] >= 8000),
         (f"(the single model, {single} instances, c64)", (c64["bertsm"],), f"{c64['bertsm']:,.0f} texts/s",
          c64["bertsm"] >= 8000),
+        *((f"({what}, c64)", (c64[name],), f"{c64[name]:,.0f} texts/s", c64[name] >= 8000) for name, what in (
+            ("bert_tokenizer", "the tokenizer step alone"),
+            ("bert_model", "the model step alone, one row per request"),
+            ("bertfloor", f"the 3-step ensemble with a {FLOOR_LAYERS}-layer, {FLOOR_WIDTH}-wide model"),
+        )),
         ("Runner 1 × 128 ≤ 0.6 ms", (runner1,), f"{runner1:.3f} ms", runner1 <= 0.6),
         ("Runner 32 × 128 ≥ 0.90 × graph", (runner32, graph32),
          f"{runner32:,.0f} seq/s = {runner32 / graph32:.3f} × graph", runner32 >= 0.9 * graph32),
@@ -413,6 +428,7 @@ def main() -> None:
     summary: dict = {"environment": environment(args)}
     bert = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
     bertfe = bert_base(args.work / "bert-base", args.tokenizer, classifier=False, smoke=args.smoke)
+    tiny = bert_base(args.work / "bert-tiny-cls", args.tokenizer, classifier=True, smoke=True)
     with holding([h for h in settings[0].holds if not isinstance(h, Mps)]):  # as the first server runs, MPS aside
         summary["in_process"] = baseline = in_process(bert, args.precision, args.kernels)
     print(json.dumps(baseline, indent=1), flush=True)
@@ -426,6 +442,7 @@ def main() -> None:
         (bert, "text-classification", "bertwide", wider),
         (bertfe, "feature-extraction", "bertfe1", latency),
         (bert, "text-classification", "bertsm", single),
+        (tiny, "text-classification", "bertfloor", ServingOptions(args.kernels)),
     )
     names = {deployment_of(p) for p in plan}
     ungated = FidelityOptions(enabled=False)  # random weights say nothing of fidelity: `gpu_run.sh gate` measures it

@@ -70,11 +70,14 @@ def test_only_selects_deployments_and_concurrencies_of_the_plan():
     script = (
         "import json; from scripts.bench.gpu_serve_bench import selected, PLAN\n"
         "print(json.dumps({o: [[p.model, p.concurrency] for p in selected(o)] for o in "
-        "['bert@64,bertwide', 'bertsm@1', '']} | {'all': len(PLAN)}))"
+        "['bert@64,bertwide', 'bertsm@1', 'bertfloor', '']} | {'all': len(PLAN)}))"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     chosen = json.loads(done.stdout)
-    assert chosen["bert@64,bertwide"] == [["bert", 64]] * 4 + [["bertwide", 64]]  # gRPC and HTTP, by both tools
+    # the ensemble over gRPC and HTTP by both tools, then its steps alone (they are bert's too), then bertwide
+    steps = [["bert_tokenizer", 64], ["bert_model", 64]]
+    assert chosen["bert@64,bertwide"] == [["bert", 64]] * 4 + steps + [["bertwide", 64]]
+    assert chosen["bertfloor"] == [["bertfloor", 64]]
     assert chosen["bertsm@1"] == []  # the single model is measured at c64 only: main() refuses this
     assert len(chosen[""]) == chosen["all"]
 
