@@ -326,6 +326,9 @@ def run_grouped(model: str, ids: list, masks: list, errors: list, run: object, o
 
     `outputs(part)` turns a request's rows of the result into its output tensors. When a merged batch
     fails, its requests are run again one by one: only the request that fails on its own gets an error.
+    `run` may return a view of a buffer it reuses (the Runner's per-length output buffer), which holds until
+    its next call at that length: the stub copies outputs out only when execute() returns, so the one-by-one
+    retries, which call it at the same length within one execute(), keep a copy of each result.
     """
     responses = list(errors)
     valid = [i for i, e in enumerate(errors) if e is None]
@@ -337,12 +340,17 @@ def run_grouped(model: str, ids: list, masks: list, errors: list, run: object, o
             answered = {}
             for index in members:
                 try:
-                    answered.update(_answer([index], ids, masks, run, outputs))
+                    answered.update(_answer([index], ids, masks, lambda i, m: _copy(run(i, m)), outputs))
                 except Exception as exc:
                     answered[index] = error_response(model, exc)
         for index, response in answered.items():
             responses[index] = response
     return responses
+
+
+def _copy(result: object) -> object:
+    """A copy of a numpy array or torch tensor that no later call can overwrite."""
+    return result.clone() if hasattr(result, "__torch_function__") else result.copy()
 
 
 def _answer(members: list[int], ids: list, masks: list, run: object, outputs: object) -> dict[int, object]:

@@ -93,11 +93,14 @@ import numpy as np
 class TritonPythonModel:
     def initialize(self, args):
         self.limits = tb.TokenLimits(vocab_size=100, max_length=8)
+        self.out = {}  # one buffer per length, reused by every call: as the Runner reuses its output buffers
 
     def run(self, ids, mask):
         if (ids == 13).any():  # a failure that no up-front check sees: the whole merged batch raises
             raise RuntimeError("unlucky number in the batch")
-        return (ids * 2).astype(np.float32)
+        out = self.out.setdefault(ids.shape[1], np.empty((16, ids.shape[1]), np.float32))[: ids.shape[0]]
+        np.multiply(ids, 2, out=out, casting="unsafe")
+        return out
 
     def execute(self, requests):
         return tb.run_grouped("retry", *tb.token_inputs(requests, self.limits), self.run,
