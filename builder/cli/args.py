@@ -236,6 +236,11 @@ class ServingArgs(ArgGroup[ServingOptions]):
                 help="lengths the tokenizer pads to, e.g. 24,64,160 (the model's max length is always the last) "
                 "[default: the profile's powers of two]",
             ),
+            click.option(
+                "--batch-buckets",
+                help="python-torch: batch sizes captured as CUDA graphs, a batch running padded to the next, e.g. "
+                "1,8,16,32 (the max batch size is always the last) [default: 1, 2, 4, then steps of at most 1.5×]",
+            ),
         )
 
     def parse(
@@ -251,6 +256,7 @@ class ServingArgs(ArgGroup[ServingOptions]):
         max_batch_size: int | None,
         preferred_batch_sizes: str | None,
         seq_buckets: str | None,
+        batch_buckets: str | None,
     ) -> ServingOptions:
         """The options, --gpus read as device indices, the size lists as tuples ("none": no preferred sizes)."""
         return ServingOptions(
@@ -265,6 +271,7 @@ class ServingArgs(ArgGroup[ServingOptions]):
             max_batch_size,
             _sizes(preferred_batch_sizes, none_allowed=True),
             _sizes(seq_buckets),
+            _sizes(batch_buckets),
         )
 
 

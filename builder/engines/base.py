@@ -109,6 +109,7 @@ class ServingBackend:
     kernels: ClassVar[tuple[str, ...]] = ()  # the choices of make-repo --kernels, if it has any
     single_model: ClassVar[bool] = False  # it can serve tokenizer, model and post-processing as one model
     takes_engine_file: ClassVar[bool] = False  # make-repo --engine-file: a TensorRT engine built elsewhere
+    batch_buckets: ClassVar[bool] = False  # it captures a CUDA graph per batch size: make-repo --batch-buckets
 
     def __init_subclass__(cls, *, name: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

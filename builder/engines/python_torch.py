@@ -27,7 +27,29 @@ KERNELS = ("fused", "fused-tanh-gelu", "hf")
 PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
 # CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
 GRAPH_TOKEN_BUDGET = 32_768
+
 _TORCH_FILES = (("fused_transformer.py", "template:fused_transformer.py"), ("hf", "hf_model"))
+
+
+def default_batch_buckets(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes captured as CUDA graphs by default: 1, 2, 4, then 8, 12, 16, 24, 32, 48, ... and max_batch.
+
+    A batch runs padded up to the next of them. Each is at most 1.5 × the one before, so padding wastes under a
+    third of a batch (powers of two: under half): merged batches at moderate load fall between powers of two (10.7
+    rows on average in the model step of 64 concurrent one-text requests on an H200,
+    scripts/results/h200_2026-12-03/floor_1847/), and a forward of that size takes longer the more rows it has.
+    """
+    sizes = [1, 2, 4, *(s for p in range(3, max_batch.bit_length()) for s in (1 << p, 3 << (p - 1)))]
+    return (*(s for s in sizes if s < max_batch), max_batch)
+
+
+def slot_batch_buckets(slot: ModelSlot) -> tuple[int, ...]:
+    """The batch sizes the model folder captures: make-repo --batch-buckets, else the default, up to max_batch."""
+    max_batch = slot.gpu.max_batch_size
+    chosen = slot.serving.batch_buckets
+    if chosen is None:
+        return default_batch_buckets(max_batch)
+    return (*(b for b in chosen if b < max_batch), max_batch)
 
 
 def _save_model(dest: Path, staging: Staging) -> None:
@@ -45,15 +67,17 @@ class PythonTorch(ServingBackend, name="python-torch"):
     files = (*python_files("torch_model.py"), *_TORCH_FILES)
     kernels = KERNELS
     single_model = True
+    batch_buckets = True
 
     def parameters(self, slot: ModelSlot) -> tuple[tuple[str, str], ...]:
-        """What torch_model.py reads from its config: task, precision, buckets, graph budget, kernels."""
+        """What torch_model.py reads from its config: task, precision, length and batch buckets, budget, kernels."""
         info = slot.info
         return (
             ("task", info.task.name),
             ("auto_class", info.task.auto_class),
             ("precision", slot.precision),
             ("seq_buckets", ",".join(map(str, slot.gpu.buckets_up_to(info.max_length)))),
+            ("batch_buckets", ",".join(map(str, slot_batch_buckets(slot)))),
             ("graph_token_budget", str(GRAPH_TOKEN_BUDGET)),
             ("kernels", slot.serving.kernels),
         )

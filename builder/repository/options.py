@@ -25,6 +25,7 @@ class ServingOptions:
     max_batch_size: int | None = None  # every model of the deployment
     preferred_batch_sizes: tuple[int, ...] | None = None  # the model's; (): none, the batcher fills max_batch_size
     seq_buckets: tuple[int, ...] | None = None  # the lengths the tokenizer pads to (and python-torch captures)
+    batch_buckets: tuple[int, ...] | None = None  # python-torch: the batch sizes it captures (max batch size added)
 
     def __post_init__(self) -> None:
         if self.kernels not in KERNELS:
@@ -46,13 +47,15 @@ class ServingOptions:
         for option, sizes in {
             "--preferred-batch-sizes": self.preferred_batch_sizes,
             "--seq-buckets": self.seq_buckets,
+            "--batch-buckets": self.batch_buckets,
         }.items():
             if sizes and (min(sizes) < 1 or list(sizes) != sorted(set(sizes))):
                 raise ConfigError(
                     f"{option} {_listed(sizes)}: give strictly increasing positive sizes", hint="e.g. 8,16,32"
                 )
-        if self.seq_buckets == ():
-            raise ConfigError("--seq-buckets needs at least one length", hint="e.g. 32,64,128")
+        for option, sizes in {"--seq-buckets": self.seq_buckets, "--batch-buckets": self.batch_buckets}.items():
+            if sizes == ():
+                raise ConfigError(f"{option} needs at least one size", hint="e.g. 8,16,32")
         if self.preferred_batch_sizes and self.max_batch_size and max(self.preferred_batch_sizes) > self.max_batch_size:
             raise ConfigError(
                 f"--preferred-batch-sizes {_listed(self.preferred_batch_sizes)} exceeds --max-batch-size "

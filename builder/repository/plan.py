@@ -153,6 +153,8 @@ def plan_repository(
     chosen = get_backend(backend)
     if not chosen.kernels and serving.kernels != ServingOptions.kernels:
         raise ConfigError(f"--kernels goes with --engine {names(lambda b: b.kernels)}")
+    if not chosen.batch_buckets and serving.batch_buckets is not None:
+        raise ConfigError(f"--batch-buckets goes with --engine {names(lambda b: b.batch_buckets)}")
     check(chosen, precision, gpu).raise_if_refused()
     for option, count in (
         ("--tokenizer-instances", serving.tokenizer_instances),

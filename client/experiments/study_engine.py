@@ -52,9 +52,9 @@ class Engine:
         return torch_model().build_forward(self.model.base_model, "feature-extraction", self.kernels)
 
     def runner(self, shapes: Shapes) -> Any:
-        """The engine's Runner for the study's shapes: on a GPU one graph per batch bucket × length."""
-        batches, lengths = max(shapes.batch_sizes), sorted(shapes.seq_lens)
-        return torch_model().Runner(self.forward, self.device, batches, lengths, batches * lengths[-1])
+        """The engine's Runner for the study's shapes: on a GPU one graph per batch size × length."""
+        batches, lengths = sorted(shapes.batch_sizes), sorted(shapes.seq_lens)
+        return torch_model().Runner(self.forward, self.device, batches, lengths, batches[-1] * lengths[-1])
 
     @property
     def vocab_size(self) -> int:

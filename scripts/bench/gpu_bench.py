@@ -107,7 +107,7 @@ def bench_model(name: str, model: torch.nn.Module, shapes: list[tuple[int, int]]
             ("hybrid", "fused"),
             ("bf16", "fused"),
         ):
-            runner = Runner(pooled_forward(variants[precision], kernels), device, batch, [seq], batch * seq)
+            runner = Runner(pooled_forward(variants[precision], kernels), device, [batch], [seq], batch * seq)
             # the engine's path end to end: host arrays in, host embeddings out (copies and sync included)
             timings[f"engine {precision} {kernels} (host in/out)"] = time_gpu(
                 lambda r=runner, i=host_ids, m=host_mask: r(i, m), repeats

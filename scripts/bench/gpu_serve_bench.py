@@ -11,7 +11,8 @@ instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; -
 concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
 instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
-with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`). With --shm-mib A,B,
+with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with
+its graphs captured at powers-of-two batch sizes (`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B,
 --cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once per server setting,
 each on a server of its own, one after the other: the size of the Python backend's shared-memory region (0: the
 backend's default), the CPU latency limit held while it serves (`serve --cpu-latency-us`; `none`: the host's own),
@@ -69,6 +70,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SMOKE_CONFIG = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 FLOOR_LAYERS, FLOOR_WIDTH = SMOKE_CONFIG["num_hidden_layers"], SMOKE_CONFIG["hidden_size"]  # bertfloor's model
+MAX_RUNNER_ERROR = 0.05  # FP16 logits of padded batches against the unpadded forward
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)  # bertpow2's batch buckets (make-repo --batch-buckets; max batch added)
 SEQ = 128
 TB, PA = "tritonbench", "perf_analyzer"
 
@@ -107,13 +110,31 @@ def in_process(model_dir: Path, precision: str, kernels: str) -> dict[str, float
             found[f"graph_{batch}x{SEQ}_ms"] = time_gpu(graph_of(forward.run, ids, full, True), 200)
             found[f"graph_masked_{batch}x{SEQ}_ms"] = time_gpu(graph_of(forward.run, ids, padded, False), 200)
         # the Runner returns host tensors: it has synchronised when it returns, so wall time is its time
-        runner = Runner(forward, DEVICE, batch, [SEQ], batch * SEQ)
+        runner = Runner(forward, DEVICE, [batch], [SEQ], batch * SEQ)
         host = ids.cpu().numpy(), full.cpu().numpy(), padded.cpu().numpy()
         found[f"runner_{batch}x{SEQ}_ms"] = time_cpu(lambda r=runner, h=host: r(h[0], h[1]), 300)
         found[f"runner_masked_{batch}x{SEQ}_ms"] = time_cpu(lambda r=runner, h=host: r(h[0], h[2]), 300)
+    found["runner_vs_forward_max_abs"] = runner_error(forward)
     if DEVICE.type == "cuda":
         torch.cuda.empty_cache()
     return found
+
+
+def runner_error(forward: object) -> float:
+    """How far the Runner's answers are from the forward's, at two batch sizes of one length (3 and 11 rows).
+
+    Both run padded (to 4 and 16 rows) through graphs that copy out into one pinned buffer per length.
+    """
+    runner = torch_model.Runner(forward, DEVICE, [4, 16], [SEQ], 16 * SEQ)
+    ids = torch.randint(1000, 20000, (11, SEQ), device=DEVICE)
+    mask = torch.ones_like(ids)
+    mask[1::2, SEQ // 2 :] = 0  # half the rows padded: the masked graphs
+    errors = []
+    for rows in (3, 11):
+        got = runner(ids[:rows].cpu().numpy(), mask[:rows].cpu().numpy()).clone()
+        want = runner.eager(ids[:rows], mask[:rows]).cpu()
+        errors.append(float((got - want).abs().max()))
+    return max(errors)
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,7 @@ PLAN = (
     Measured("bert_tokenizer", 1, 64, PA),
     Measured("bert_model", 1, 64, PA),
     Measured("bertfloor", 1, 64, PA),
+    Measured("bertpow2", 1, 64, PA),  # the ensemble with the graphs' batch sizes powers of two, as before 2026-12-03
     Measured("bertwide", 1, 64, PA),  # the same with more model and tokenizer instances
     Measured("bertsm", 1, 64, PA),  # the single model with the profile's batching: one stub hop per text
     Measured("bertsm", 1, 64, TB),
@@ -289,6 +311,9 @@ def checks(records: list[PointRecord], baseline: dict[str, float], min_ratio: fl
                 f"bert_model ({engine}): served {served.throughput_seq_per_s:,.0f} seq/s at batch 32 is "
                 f"{served.throughput_seq_per_s / in_process:.2f} of the in-process {in_process:,.0f} (< {min_ratio})"
             )
+    error = baseline.get("runner_vs_forward_max_abs", 0.0)
+    if error > MAX_RUNNER_ERROR:
+        failures.append(f"bert_model: the Runner's logits are {error:.3g} off the forward's (> {MAX_RUNNER_ERROR})")
     ensemble = find(records, Measured("bert", 1, 1, PA))
     if ensemble is None:
         failures.append("bert: batch 1 not measured by perf_analyzer (its per-step breakdown is the check)")
@@ -343,7 +368,7 @@ def targets(
     single1, ensemble1 = p50(Measured("bertfe1", 1, 1, PA)), p50(Measured("bert", 1, 1, PA))
     c64 = {
         name: seq_per_s(Measured(name, 1, 64, PA))
-        for name in ("bert", "bertwide", "bertsm", "bert_tokenizer", "bert_model", "bertfloor")
+        for name in ("bert", "bertwide", "bertsm", "bert_tokenizer", "bert_model", "bertfloor", "bertpow2")
     }
     c64_http = seq_per_s(Measured("bert", 1, 64, PA, "http"))
     rows = [  # (target, the values it reads, measured, met)
@@ -362,6 +387,7 @@ def targets(
             ("bert_tokenizer", "the tokenizer step alone"),
             ("bert_model", "the model step alone, one row per request"),
             ("bertfloor", f"the 3-step ensemble with a {FLOOR_LAYERS}-layer, {FLOOR_WIDTH}-wide model"),
+            ("bertpow2", "the 3-step ensemble, graphs at powers-of-two batch sizes"),
         )),
         ("Runner 1 × 128 ≤ 0.6 ms", (runner1,), f"{runner1:.3f} ms", runner1 <= 0.6),
         ("Runner 32 × 128 ≥ 0.90 × graph", (runner32, graph32),
@@ -443,6 +469,7 @@ def main() -> None:
         (bertfe, "feature-extraction", "bertfe1", latency),
         (bert, "text-classification", "bertsm", single),
         (tiny, "text-classification", "bertfloor", ServingOptions(args.kernels)),
+        (bert, "text-classification", "bertpow2", ServingOptions(args.kernels, batch_buckets=POWERS_OF_TWO)),
     )
     names = {deployment_of(p) for p in plan}
     ungated = FidelityOptions(enabled=False)  # random weights say nothing of fidelity: `gpu_run.sh gate` measures it

@@ -234,6 +234,8 @@ def build_runner(torch, batch_shapes: list[tuple[int, int]]):
     """A random-weight BERT-base classifier, fp16, fused-tanh-gelu, captured at `batch_shapes` (as served)."""
     from transformers import BertConfig, BertForSequenceClassification
 
+    from builder.engines.python_torch import default_batch_buckets
+
     torch_model = backend_module("torch_model", stub_environment=True)  # the helper is loaded: inprocess set the pools
     Runner, apply_precision, build_forward = torch_model.Runner, torch_model.apply_precision, torch_model.build_forward
 
@@ -242,7 +244,7 @@ def build_runner(torch, batch_shapes: list[tuple[int, int]]):
     model.config._attn_implementation = "sdpa"
     model = apply_precision(model, "fp16").to("cuda")
     forward = build_forward(model, "text-classification", "fused-tanh-gelu")
-    runner = Runner(forward, torch.device("cuda"), 32, [128], 32 * 128)
+    runner = Runner(forward, torch.device("cuda"), list(default_batch_buckets(32)), [128], 32 * 128)
     return runner
 
 

@@ -22,15 +22,6 @@ import fused_transformer
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "hybrid": torch.float16}
 
 
-def batch_buckets(max_batch: int) -> list[int]:
-    """Powers of two up to max_batch, and max_batch itself."""
-    buckets, size = [], 1
-    while size < max_batch:
-        buckets.append(size)
-        size *= 2
-    return [*buckets, max_batch]
-
-
 def bucket_for(size: int, buckets: list[int]) -> int | None:
     """The smallest bucket holding `size`, or None when it is larger than all."""
     return next((b for b in buckets if size <= b), None)
@@ -173,12 +164,16 @@ class Runner:
         self,
         forward: Forward,
         device: torch.device,
-        max_batch: int,
+        batches: list[int],
         seq_buckets: list[int],
         token_budget: int,
     ) -> None:
+        """Capture (on a GPU) every (batch in `batches`, length in `seq_buckets`) within `token_budget` tokens.
+
+        `batches` are increasing: a batch runs padded up to the next of them, eagerly beyond the last.
+        """
         self.forward, self.device = forward, device
-        self.batches = batch_buckets(max_batch)
+        self.batches = list(batches)
         self.graphs: dict[tuple[int, int, bool], tuple] = {}  # (batch, length, no padded row) → graph
         if device.type == "cuda":
             shapes = [(b, s) for s in seq_buckets for b in self.batches if b * s <= token_budget]
@@ -190,8 +185,14 @@ class Runner:
         return self.forward(ids, mask, full)
 
     def _capture(self, shapes: list[tuple[int, int]]) -> None:
+        """One graph per shape (and per mask path); every graph of one length copies out into one pinned buffer.
+
+        One buffer per length is enough: execute() makes one call per length, and the stub copies its outputs
+        out before the next execute() (run_grouped copies the results of its one-by-one retries).
+        """
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream()
+        outputs: dict[int, torch.Tensor] = {}  # length → pinned host buffer for its largest batch
         for (batch, seq), full in itertools.product(shapes, (False, True) if self.forward.mask_free else (False,)):
             # ids and mask share one device buffer, so a request needs one host-to-device copy
             ids, mask = capture_inputs(batch, seq)
@@ -205,14 +206,15 @@ class Runner:
             with torch.cuda.graph(graph, pool=pool):
                 out = self.eager(tokens[0], tokens[1], full)
             staged = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
-            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
-            self.graphs[(batch, seq, full)] = (graph, tokens, staged, staged.numpy(), out, host)
+            largest = max(b for b, s in shapes if s == seq)
+            buffer = outputs.setdefault(seq, torch.empty((largest, *out.shape[1:]), dtype=out.dtype, pin_memory=True))
+            self.graphs[(batch, seq, full)] = (graph, tokens, staged, staged.numpy(), out, buffer[:batch])
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """Outputs for a batch of one length, as a CPU FP32 tensor with one row per input row.
 
-        On a GPU the result is a view of the bucket's pinned output buffer, made at load time: it holds
-        until the next call at the same bucket, which is after the stub has copied the response out (each
+        On a GPU the result is a view of the length's pinned output buffer, made at load time: it holds
+        until the next call at the same length, which is after the stub has copied the response out (each
         execute() runs one call per length). Nothing on this path allocates host memory.
         """
         rows, seq = ids.shape
@@ -250,8 +252,8 @@ def load_runner(args: dict, finish: Finish | None = None) -> Runner:
     model = apply_precision(model.eval(), params["precision"]).to(device)
     forward = build_forward(model, params["task"], params["kernels"], finish)
     seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
-    max_batch = int(tb.json.loads(args["model_config"])["max_batch_size"])
-    return Runner(forward, device, max_batch, seq_buckets, int(params["graph_token_budget"]))
+    batches = [int(b) for b in params["batch_buckets"].split(",")]
+    return Runner(forward, device, batches, seq_buckets, int(params["graph_token_budget"]))
 
 
 class TritonPythonModel:

@@ -1,14 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from torch_model import Runner, apply_precision, batch_buckets, bucket_for, build_forward, stage_rows
+from torch_model import Runner, apply_precision, bucket_for, build_forward, stage_rows
 
 
-def test_batch_buckets_are_powers_of_two_capped():
-    assert batch_buckets(32) == [1, 2, 4, 8, 16, 32]
-    assert batch_buckets(48) == [1, 2, 4, 8, 16, 32, 48]
-    assert batch_buckets(1) == [1]
-    assert bucket_for(5, [1, 2, 4, 8]) == 8 and bucket_for(9, [1, 2, 4, 8]) is None
+def test_a_batch_runs_in_the_smallest_bucket_that_holds_it():
+    assert bucket_for(5, [1, 2, 4, 8]) == 8 and bucket_for(8, [1, 2, 4, 8]) == 8 and bucket_for(9, [1, 2, 4, 8]) is None
 
 
 def test_staged_rows_repeat_a_real_row_and_overwrite_the_last_call():
@@ -51,7 +48,7 @@ def test_hybrid_keeps_layernorm_in_fp32_and_stays_close(minilm):
 @pytest.mark.parametrize("kernels", ["fused", "hf"])
 def test_cpu_runner_matches_the_model_with_padding_and_odd_batches(minilm, kernels):
     forward = build_forward(minilm, "feature-extraction", kernels)
-    runner = Runner(forward, torch.device("cpu"), max_batch=8, seq_buckets=[16], token_budget=128)
+    runner = Runner(forward, torch.device("cpu"), batches=[1, 2, 4, 8], seq_buckets=[16], token_budget=128)
     assert runner.graphs == {}  # graphs are a GPU feature; the CPU runs the same code eagerly
     ids = np.random.default_rng(0).integers(1000, 5000, (3, 16))
     mask = np.ones_like(ids)
@@ -70,7 +67,7 @@ def test_causal_lm_output_is_the_last_real_token(tiny_models, kernels):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
     forward = build_forward(model, "causal-lm", kernels)
-    runner = Runner(forward, torch.device("cpu"), max_batch=4, seq_buckets=[8], token_budget=0)
+    runner = Runner(forward, torch.device("cpu"), batches=[1, 2, 4], seq_buckets=[8], token_budget=0)
     ids = np.array([[11, 12, 13, 0, 0, 0, 0, 0]])
     mask = np.array([[1, 1, 1, 0, 0, 0, 0, 0]])
     with torch.inference_mode():
@@ -125,7 +122,7 @@ def test_the_runner_takes_the_mask_free_path_only_for_full_batches(minilm):
         return inner(ids, mask, full)
 
     runner = Runner(
-        type(inner)(spy, mask_free=True), torch.device("cpu"), max_batch=4, seq_buckets=[8], token_budget=32
+        type(inner)(spy, mask_free=True), torch.device("cpu"), batches=[1, 2, 4], seq_buckets=[8], token_budget=32
     )
     ids = np.random.default_rng(0).integers(1000, 5000, (2, 8))
     mask = np.ones_like(ids)

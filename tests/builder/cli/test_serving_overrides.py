@@ -16,7 +16,7 @@ def test_make_repo_overrides_reach_every_config(tmp_path):
     result = CliRunner().invoke(main, [
         "make-repo", "--engine", "python-torch", "--output", str(repo), "--model-instances", "3",
         "--tokenizer-instances", "1", "--max-batch-size", "8", "--preferred-batch-sizes", "none",
-        "--seq-buckets", "24,40", "--max-queue-delay-us", "250",
+        "--seq-buckets", "24,40", "--max-queue-delay-us", "250", "--batch-buckets", "1,3",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     model, tokenizer = _config(repo / "minilm_model/config.pbtxt"), _config(repo / "minilm_tokenizer/config.pbtxt")
@@ -25,6 +25,7 @@ def test_make_repo_overrides_reach_every_config(tmp_path):
     assert list(model.dynamic_batching.preferred_batch_size) == []
     assert model.dynamic_batching.max_queue_delay_microseconds == 250
     assert tokenizer.parameters["buckets"].string_value == "24,40,256"
+    assert model.parameters["batch_buckets"].string_value == "1,3,8"
 
 
 def test_make_repo_refuses_bad_overrides_before_building(tmp_path):

@@ -186,6 +186,13 @@ def test_serving_overrides_replace_the_profiles_settings_in_every_config(minilm)
     assert model.dynamic_batching.preferred_batch_sizes == (4, 16)
     assert dict(tokenizer.parameters)["buckets"] == "24,96,256"  # the model's max length stays the last bucket
     assert dict(model.parameters)["seq_buckets"] == "24,96,256"  # the lengths python-torch captures graphs for
+    assert dict(model.parameters)["batch_buckets"] == "1,2,4,8,12,16"  # the default's, up to the max batch size
+    chosen = plan_repository(minilm, "emb", "python-torch", get_profile("cpu"), serving=ServingOptions(
+        max_batch_size=16, batch_buckets=(1, 5, 16, 64)))  # fmt: skip
+    assert dict(chosen.models[1].config.parameters)["batch_buckets"] == "1,5,16"  # the max batch size is the last
+    with pytest.raises(ConfigError, match="--batch-buckets goes with --engine python-torch"):
+        plan_repository(minilm, "emb", "python-onnxruntime", get_profile("cpu"), serving=ServingOptions(
+            batch_buckets=(1, 8)))  # fmt: skip
     assert "preferred_batch_size: [ 4, 16 ]" in render_config(model)  # parsed back through ModelConfig
     assert plan.gpu.name == "cpu" and plan.gpu.max_batch_size == 16
 
@@ -212,7 +219,9 @@ def test_no_override_is_the_profile_and_none_preferred_sizes_is_empty(minilm):
         ({"preferred_batch_sizes": (16, 8)}, "strictly increasing"),
         ({"preferred_batch_sizes": (0, 8)}, "strictly increasing"),
         ({"seq_buckets": (32, 32)}, "strictly increasing"),
-        ({"seq_buckets": ()}, "at least one length"),
+        ({"seq_buckets": ()}, "--seq-buckets needs at least one size"),
+        ({"batch_buckets": (8, 4)}, "--batch-buckets 8,4: give strictly increasing"),
+        ({"batch_buckets": ()}, "--batch-buckets needs at least one size"),
         ({"max_batch_size": 8, "preferred_batch_sizes": (4, 16)}, "exceeds --max-batch-size 8"),
     ],
 )
