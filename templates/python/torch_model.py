@@ -206,9 +206,10 @@ class Runner:
             with torch.cuda.graph(graph, pool=pool):
                 out = self.eager(tokens[0], tokens[1], full)
             staged = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
-            largest = max(b for b, s in shapes if s == seq)
-            buffer = outputs.setdefault(seq, torch.empty((largest, *out.shape[1:]), dtype=out.dtype, pin_memory=True))
-            self.graphs[(batch, seq, full)] = (graph, tokens, staged, staged.numpy(), out, buffer[:batch])
+            if seq not in outputs:
+                largest = max(b for b, s in shapes if s == seq)
+                outputs[seq] = torch.empty((largest, *out.shape[1:]), dtype=out.dtype, pin_memory=True)
+            self.graphs[(batch, seq, full)] = (graph, tokens, staged, staged.numpy(), out, outputs[seq][:batch])
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """Outputs for a batch of one length, as a CPU FP32 tensor with one row per input row.
