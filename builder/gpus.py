@@ -182,7 +182,9 @@ PROFILES: dict[str, GpuProfile] = {
             fp8=True,
             max_batch_size=128,
             seq_buckets=_BUCKETS,
-            model_instances=2,
+            # a third instance: +4.4 / +6.2 % at 64 concurrent texts (h200_2026-12-03/wide3_1935/), +9 % in
+            # `tritonbench tune`'s mix (h200_2026-12-02/tune/)
+            model_instances=3,
             tokenizer_instances=4,
             post_instances=2,
             preferred_batch_sizes=(32, 64, 128),
