@@ -182,8 +182,8 @@ PROFILES: dict[str, GpuProfile] = {
             fp8=True,
             max_batch_size=128,
             seq_buckets=_BUCKETS,
-            # a third instance: +4.4 / +6.2 % at 64 concurrent texts (h200_2026-12-03/wide3_1935/), +9 % in
-            # `tritonbench tune`'s mix (h200_2026-12-02/tune/)
+            # a third instance: +4.4 / +6.2 % at 64 concurrent texts (h200_2026-12-03/wide3_1935/); `tritonbench
+            # tune` chose one too for its mix, with a 500 µs delay (+9 % together, h200_2026-12-02/tune/)
             model_instances=3,
             tokenizer_instances=4,
             post_instances=2,
