@@ -46,10 +46,8 @@ def default_batch_buckets(max_batch: int) -> tuple[int, ...]:
 def slot_batch_buckets(slot: ModelSlot) -> tuple[int, ...]:
     """The batch sizes the model folder captures: make-repo --batch-buckets, else the default, up to max_batch."""
     max_batch = slot.gpu.max_batch_size
-    chosen = slot.serving.batch_buckets
-    if chosen is None:
-        return default_batch_buckets(max_batch)
-    return (*(b for b in chosen if b < max_batch), max_batch)
+    sizes = slot.serving.batch_buckets or default_batch_buckets(max_batch)  # ServingOptions refuses ()
+    return (*(b for b in sizes if b < max_batch), max_batch)
 
 
 def _save_model(dest: Path, staging: Staging) -> None:
