@@ -69,3 +69,12 @@ def server(served_repo: Path) -> Iterator[TritonServer]:
     """The bundled tritonserver on free ports, stopped at the end of the session whatever happens."""
     with TritonServer(served_repo) as running:
         yield running
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """host:port of a socket that completes TCP connections and never answers: a server that hangs."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:  # never accepts: the kernel connects
+        yield f"127.0.0.1:{listener.getsockname()[1]}"

@@ -33,12 +33,12 @@ class ModelControl:
         self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
 
-    def states(self) -> dict[str, str]:
-        """Every model of the repository and its state (READY, UNAVAILABLE, ...)."""
+    def states(self, timeout_s: float | None = None) -> dict[str, str]:
+        """Every model of the repository and its state (READY, UNAVAILABLE, ...), within `timeout_s` (default: ours)."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            index = self._client.get_model_repository_index()
+            index = self._client.get_model_repository_index(client_timeout=timeout_s or self.timeout_s)
         except InferenceServerException as exc:
             raise ModelControlError(f"cannot read the repository index: {_message(exc)}") from None
         return {model.name: model.state or "UNAVAILABLE" for model in index.models}
@@ -64,8 +64,8 @@ class ModelControl:
             raise ModelControlError(f"the server could not unload {name}: {_message(exc)[:600]}") from None
         watched = {name, *members}
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            states = self.states()
+        while (left := deadline - time.monotonic()) > 0:
+            states = self.states(left)
             if not any(states.get(model) in LOADED for model in watched):
                 return
             time.sleep(0.1)

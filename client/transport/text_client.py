@@ -215,7 +215,8 @@ class TextClient:
     def model_statistics(self) -> list[dict[str, Any]]:
         """Per-model counters from the statistics extension: name, inference_count, execution_count."""
         try:
-            stats: Any = self._client.get_inference_statistics()
+            extra = {"client_timeout": self.config.timeout_s} if self.config.protocol == "grpc" else {}
+            stats: Any = self._client.get_inference_statistics(**extra)  # HTTP: bounded by network_timeout
         except (InferenceServerException, OSError) as exc:
             raise _error(self.config, exc) from exc
         if isinstance(stats, dict):
@@ -278,7 +279,8 @@ class AsyncTextClient:
         return build_array_inputs(self._module, arrays)
 
     async def _call(self, method: str, *args: Any) -> Any:
-        extra = {"as_json": True} if self.config.protocol == "grpc" else {}
+        # gRPC calls have no deadline unless given one; HTTP's session is bounded by conn_timeout
+        extra = {"as_json": True, "client_timeout": self.config.timeout_s} if self.config.protocol == "grpc" else {}
         try:
             return await getattr(self._client, method)(*args, **extra)
         except self._raised as exc:

@@ -9,6 +9,7 @@ holds the chosen configuration alone and serves, and the report lists every cand
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from client.transport.text_client import ClientConfig, TextClient
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+TUNE_TIMEOUT_S = 1200  # one run takes 1-3 min on 2 cores
 TINY = [
     "--engine", "python-torch", "--p99-ms", "5000", "--max-concurrency", "4", "--window-s", "0.5", "--warmup-s", "0.3",
     "--dimension", "single_model=ensemble,single", "--dimension", "model_instances=1,2",
@@ -33,9 +35,33 @@ TINY = [
 ]  # fmt: skip
 
 
+def _logs(out: Path) -> str:
+    """The ends of the search's make-repo/measure log and of the server's log, for a failure's message."""
+    tails = []
+    for name in ("measure.log", "tritonserver.log"):
+        path = out / name
+        lines = path.read_text(errors="replace").splitlines()[-40:] if path.is_file() else ["(none)"]
+        tails.append(f"--- {name}:\n" + "\n".join(lines))
+    return "\n".join(tails)
+
+
 def tune(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "client", "tune", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1200)  # fmt: skip
+    """`tritonbench tune ARGS`; past its time, every thread's stack (faulthandler on SIGABRT) and the logs raised."""
+    command = [sys.executable, "-X", "faulthandler", "-m", "client", "tune", *args]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=TUNE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            try:
+                stdout, stderr = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            logs = _logs(Path(args[args.index("--out") + 1]))
+            stacks = stderr[-12000:]  # faulthandler's: where each thread waited
+            raise AssertionError(f"tune ran past {TUNE_TIMEOUT_S} s:\n{stdout[-3000:]}\n{stacks}\n{logs}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def _candidate_lines(out: Path) -> list[bytes]:
@@ -49,11 +75,11 @@ def searched(tmp_path_factory) -> tuple[Path, Path, str]:
     texts = out / "texts.txt"
     texts.write_text("\n".join(builtin_mix(0.75, 120, seed=5)) + "\n")
     first = tune("--texts", str(texts), "--out", str(out), "--max-candidates", "2", "--no-confirm", *TINY)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:] + _logs(out)
     before = _candidate_lines(out)
     assert len(before) == 2
     second = tune("--texts", str(texts), "--out", str(out), "--max-candidates", "3", *TINY)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:] + _logs(out)
     assert "2 candidate(s) already in" in second.stdout
     after = _candidate_lines(out)
     assert after[:2] == before and len(after) == 3  # resumed: the finished two untouched, one more measured

@@ -29,3 +29,14 @@ def test_a_deployment_is_loaded_queried_unloaded_and_a_missing_one_refused(tmp_p
         with pytest.raises(ModelControlError, match="could not load nope"):
             control.load("nope")
         control.close()
+
+
+def test_the_repository_index_of_a_server_that_never_answers_is_an_error_at_the_timeout(silent_url):
+    import time
+
+    control = ModelControl(silent_url, timeout_s=1)
+    began = time.monotonic()
+    with pytest.raises(ModelControlError, match="cannot read the repository index"):
+        control.states()
+    assert time.monotonic() - began < 3
+    control.close()

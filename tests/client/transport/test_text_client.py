@@ -63,3 +63,29 @@ def test_a_refused_connection_is_an_unreachable_server():
     key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
     refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
     assert "cannot reach" in _error(ClientConfig("127.0.0.1:1", "m", "http"), refused).message
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_statistics_from_a_server_that_never_answers_end_at_the_timeout(silent_url, protocol):
+    import asyncio
+    import time
+
+    from client.transport.text_client import AsyncTextClient, TextClient
+
+    config = ClientConfig(silent_url, "m", protocol, timeout_s=1)
+
+    async def statistics() -> None:
+        client = AsyncTextClient(config)
+        try:
+            await client.statistics()
+        finally:
+            await client.close()
+
+    began = time.monotonic()
+    with pytest.raises(ClientError):
+        asyncio.run(statistics())
+    with pytest.raises(ClientError), TextClient(config) as client:
+        client.model_statistics()
+    # two calls of a 1 s timeout; without a deadline gRPC gives up here only at its 20 s handshake timeout,
+    # and never on a server that took the call and hangs
+    assert time.monotonic() - began < 6
