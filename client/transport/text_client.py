@@ -190,13 +190,14 @@ class TextClient:
             )
         else:
             self._client = self._module.InferenceServerClient(config.url)
+        # every call's deadline: gRPC calls have none unless given one; HTTP's are bounded by network_timeout
+        self._deadline = {"client_timeout": config.timeout_s} if config.protocol == "grpc" else {}
 
     def infer(self, texts: Sequence[Text]) -> dict[str, np.ndarray]:
         """Send `texts` as one request; every output by name."""
         inputs = build_inputs(self._module, texts)
-        extra = {"client_timeout": self.config.timeout_s} if self.config.protocol == "grpc" else {}
         try:
-            return decode_result(self._client.infer(self.config.model, inputs, **extra))
+            return decode_result(self._client.infer(self.config.model, inputs, **self._deadline))
         except (InferenceServerException, OSError) as exc:
             raise _error(self.config, exc) from exc
 
@@ -215,8 +216,7 @@ class TextClient:
     def model_statistics(self) -> list[dict[str, Any]]:
         """Per-model counters from the statistics extension: name, inference_count, execution_count."""
         try:
-            extra = {"client_timeout": self.config.timeout_s} if self.config.protocol == "grpc" else {}
-            stats: Any = self._client.get_inference_statistics(**extra)  # HTTP: bounded by network_timeout
+            stats: Any = self._client.get_inference_statistics(**self._deadline)
         except (InferenceServerException, OSError) as exc:
             raise _error(self.config, exc) from exc
         if isinstance(stats, dict):
