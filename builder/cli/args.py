@@ -237,14 +237,6 @@ class ServingArgs(ArgGroup[ServingOptions]):
                 "[default: the profile's powers of two]",
             ),
             click.option(
-                "--gpu-wait",
-                type=click.Choice(next(b.gpu_waits for b in BACKENDS.values() if b.gpu_waits)),
-                default=ServingOptions.gpu_wait,
-                show_default=True,
-                help=f"{names(lambda b: b.gpu_waits, ', ')}: how a GPU instance waits for its forward: spinning on a "
-                "core (lowest latency) or asleep until the GPU signals (frees the core for the host's other stubs)",
-            ),
-            click.option(
                 "--batch-buckets",
                 help="python-torch: batch sizes captured as CUDA graphs, a batch running padded to the next, e.g. "
                 "1,8,16,32 (the max batch size is always the last) [default: 1, 2, 4, then steps of at most 1.5×]",
@@ -264,7 +256,6 @@ class ServingArgs(ArgGroup[ServingOptions]):
         max_batch_size: int | None,
         preferred_batch_sizes: str | None,
         seq_buckets: str | None,
-        gpu_wait: str,
         batch_buckets: str | None,
     ) -> ServingOptions:
         """The options, --gpus read as device indices, the size lists as tuples ("none": no preferred sizes)."""
@@ -281,7 +272,6 @@ class ServingArgs(ArgGroup[ServingOptions]):
             _sizes(preferred_batch_sizes, none_allowed=True),
             _sizes(seq_buckets),
             _sizes(batch_buckets),
-            gpu_wait,
         )
 
 

@@ -107,7 +107,6 @@ class ServingBackend:
     needs_gpu: ClassVar[bool] = False
     serves_variant: ClassVar[bool] = False  # its model.onnx is the precision variant (builder/precision/variants.py)
     kernels: ClassVar[tuple[str, ...]] = ()  # the choices of make-repo --kernels, if it has any
-    gpu_waits: ClassVar[tuple[str, ...]] = ()  # the choices of make-repo --gpu-wait, if it has any
     single_model: ClassVar[bool] = False  # it can serve tokenizer, model and post-processing as one model
     takes_engine_file: ClassVar[bool] = False  # make-repo --engine-file: a TensorRT engine built elsewhere
     batch_buckets: ClassVar[bool] = False  # it captures a CUDA graph per batch size: make-repo --batch-buckets

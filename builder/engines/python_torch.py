@@ -25,9 +25,6 @@ from builder.repository.layout import FileEntry, ModelDirPlan
 # DistilBERT), or the Hugging Face modules as they are.
 KERNELS = ("fused", "fused-tanh-gelu", "hf")
 PRECISIONS = ("fp32", "fp16", "bf16", "hybrid")
-# How a GPU instance waits for its graph: spinning on the CPU (CUDA's default here: lowest wake-up latency, a core
-# busy for the whole forward) or asleep until the GPU's interrupt (the core free for the host's other stubs).
-GPU_WAITS = ("spin", "block")
 # CUDA graphs are captured for bucket shapes up to this many tokens; larger batches are compute-bound anyway.
 GRAPH_TOKEN_BUDGET = 32_768
 
@@ -67,7 +64,6 @@ class PythonTorch(ServingBackend, name="python-torch"):
     gate = GateKind.TORCH
     files = (*python_files("torch_model.py"), *_TORCH_FILES)
     kernels = KERNELS
-    gpu_waits = GPU_WAITS
     single_model = True
     batch_buckets = True
 
@@ -82,7 +78,6 @@ class PythonTorch(ServingBackend, name="python-torch"):
             ("batch_buckets", ",".join(map(str, slot_batch_buckets(slot)))),
             ("graph_token_budget", str(GRAPH_TOKEN_BUDGET)),
             ("kernels", slot.serving.kernels),
-            ("gpu_wait", slot.serving.gpu_wait),
         )
 
     def model_folder(self, slot: ModelSlot) -> ModelDirPlan:

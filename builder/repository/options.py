@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from builder.common.errors import ConfigError
-from builder.engines.python_torch import GPU_WAITS, KERNELS
+from builder.engines.python_torch import KERNELS
 from builder.gpus import GpuProfile
 
 
@@ -26,13 +26,10 @@ class ServingOptions:
     preferred_batch_sizes: tuple[int, ...] | None = None  # the model's; (): none, the batcher fills max_batch_size
     seq_buckets: tuple[int, ...] | None = None  # the lengths the tokenizer pads to (and python-torch captures)
     batch_buckets: tuple[int, ...] | None = None  # python-torch: the batch sizes it captures (max batch size added)
-    gpu_wait: str = "spin"  # python-torch: one of builder.engines.python_torch.GPU_WAITS
 
     def __post_init__(self) -> None:
         if self.kernels not in KERNELS:
             raise ConfigError(f"unknown kernels '{self.kernels}'", hint=f"choose {', '.join(KERNELS)}")
-        if self.gpu_wait not in GPU_WAITS:
-            raise ConfigError(f"unknown GPU wait '{self.gpu_wait}'", hint=f"choose {', '.join(GPU_WAITS)}")
         if self.max_queue_delay_us is not None and self.max_queue_delay_us < 0:
             raise ConfigError("the batching delay must be >= 0 microseconds")
         if self.host_threads is not None and self.host_threads < 1:

@@ -153,8 +153,6 @@ def plan_repository(
     chosen = get_backend(backend)
     if not chosen.kernels and serving.kernels != ServingOptions.kernels:
         raise ConfigError(f"--kernels goes with --engine {names(lambda b: b.kernels)}")
-    if not chosen.gpu_waits and serving.gpu_wait != ServingOptions.gpu_wait:
-        raise ConfigError(f"--gpu-wait goes with --engine {names(lambda b: b.gpu_waits)}")
     if not chosen.batch_buckets and serving.batch_buckets is not None:
         raise ConfigError(f"--batch-buckets goes with --engine {names(lambda b: b.batch_buckets)}")
     check(chosen, precision, gpu).raise_if_refused()

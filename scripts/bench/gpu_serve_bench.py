@@ -12,14 +12,13 @@ concurrency 64, to show what the profile's instance counts (or thread pools) lea
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
 instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
 with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with
-its graphs captured at powers-of-two batch sizes (`bertpow2`), the buckets before 2026-12-03; the ensemble whose
-model instances sleep while their graphs run (`bertblock`, make-repo --gpu-wait block) at concurrency 1 and 64.
-With --shm-mib A,B, --cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once
-per server setting, each on a server of its own, one after the other: the size of the Python backend's
-shared-memory region (0: the backend's default), the CPU latency limit held while it serves (`serve
---cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single value applies to every
-server, a setting may repeat. The checks and targets read the first server, and the in-process baseline runs under
-its CPU latency limit and idle pollers (not MPS: this process is no server).
+its graphs captured at powers-of-two batch sizes (`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B,
+--cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once per server setting,
+each on a server of its own, one after the other: the size of the Python backend's shared-memory region (0: the
+backend's default), the CPU latency limit held while it serves (`serve --cpu-latency-us`; `none`: the host's own),
+`serve --idle-poll` and `serve --mps`; a single value applies to every server, a setting may repeat. The checks and
+targets read the first server, and the in-process baseline runs under its CPU latency limit and idle pollers (not
+MPS: this process is no server).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -115,20 +114,18 @@ def in_process(model_dir: Path, precision: str, kernels: str) -> dict[str, float
         host = ids.cpu().numpy(), full.cpu().numpy(), padded.cpu().numpy()
         found[f"runner_{batch}x{SEQ}_ms"] = time_cpu(lambda r=runner, h=host: r(h[0], h[1]), 300)
         found[f"runner_masked_{batch}x{SEQ}_ms"] = time_cpu(lambda r=runner, h=host: r(h[0], h[2]), 300)
-        blocking = Runner(forward, DEVICE, [batch], [SEQ], batch * SEQ, wait="block")  # asleep until the GPU is done
-        found[f"runner_block_{batch}x{SEQ}_ms"] = time_cpu(lambda r=blocking, h=host: r(h[0], h[1]), 300)
-    found["runner_vs_forward_max_abs"] = max(runner_error(forward, wait) for wait in ("spin", "block"))
+    found["runner_vs_forward_max_abs"] = runner_error(forward)
     if DEVICE.type == "cuda":
         torch.cuda.empty_cache()
     return found
 
 
-def runner_error(forward: object, wait: str) -> float:
+def runner_error(forward: object) -> float:
     """How far the Runner's answers are from the forward's, at two batch sizes of one length (3 and 11 rows).
 
     Both run padded (to 4 and 16 rows) through graphs that copy out into one pinned buffer per length.
     """
-    runner = torch_model.Runner(forward, DEVICE, [4, 16], [SEQ], 16 * SEQ, wait)
+    runner = torch_model.Runner(forward, DEVICE, [4, 16], [SEQ], 16 * SEQ)
     ids = torch.randint(1000, 20000, (11, SEQ), device=DEVICE)
     mask = torch.ones_like(ids)
     mask[1::2, SEQ // 2 :] = 0  # half the rows padded: the masked graphs
@@ -170,8 +167,6 @@ PLAN = (
     Measured("bertfloor", 1, 64, PA),
     Measured("bertpow2", 1, 64, PA),  # the ensemble with the graphs' batch sizes powers of two, as before 2026-12-03
     Measured("bertwide", 1, 64, PA),  # the same with more model and tokenizer instances
-    Measured("bertblock", 1, 1, PA),  # the ensemble with its model instances asleep while their graphs run
-    Measured("bertblock", 1, 64, PA),
     Measured("bertsm", 1, 64, PA),  # the single model with the profile's batching: one stub hop per text
     Measured("bertsm", 1, 64, TB),
 )
@@ -475,7 +470,6 @@ def main() -> None:
         (bert, "text-classification", "bertsm", single),
         (tiny, "text-classification", "bertfloor", ServingOptions(args.kernels)),
         (bert, "text-classification", "bertpow2", ServingOptions(args.kernels, batch_buckets=POWERS_OF_TWO)),
-        (bert, "text-classification", "bertblock", ServingOptions(args.kernels, gpu_wait="block")),
     )
     names = {deployment_of(p) for p in plan}
     ungated = FidelityOptions(enabled=False)  # random weights say nothing of fidelity: `gpu_run.sh gate` measures it

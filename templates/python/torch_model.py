@@ -167,21 +167,15 @@ class Runner:
         batches: list[int],
         seq_buckets: list[int],
         token_budget: int,
-        wait: str = "spin",
     ) -> None:
         """Capture (on a GPU) every (batch in `batches`, length in `seq_buckets`) within `token_budget` tokens.
 
-        `batches` are increasing: a batch runs padded up to the next of them, eagerly beyond the last. `wait`:
-        how a call waits for its graph, "spin" (CUDA's default, a core busy meanwhile) or "block" (asleep until
-        the GPU's interrupt).
+        `batches` are increasing: a batch runs padded up to the next of them, eagerly beyond the last.
         """
         self.forward, self.device = forward, device
         self.batches = list(batches)
         self.graphs: dict[tuple[int, int, bool], tuple] = {}  # (batch, length, no padded row) → graph
-        self.done: torch.cuda.Event | None = None  # recorded after each replay's copy out when blocking
         if device.type == "cuda":
-            if wait == "block":
-                self.done = torch.cuda.Event(blocking=True)
             shapes = [(b, s) for s in seq_buckets for b in self.batches if b * s <= token_budget]
             self._capture(shapes)
 
@@ -236,11 +230,7 @@ class Runner:
         tokens.copy_(staged, non_blocking=True)
         graph.replay()
         host.copy_(static_out, non_blocking=True)
-        if self.done is None:
-            torch.cuda.current_stream().synchronize()  # also what keeps `staged` free until the next call
-        else:
-            self.done.record()
-            self.done.synchronize()
+        torch.cuda.current_stream().synchronize()  # also what keeps `staged` free until the next call
         return host[:rows]
 
 
@@ -264,7 +254,7 @@ def load_runner(args: dict, finish: Finish | None = None) -> Runner:
     forward = build_forward(model, params["task"], params["kernels"], finish)
     seq_buckets = [int(s) for s in params["seq_buckets"].split(",")]
     batches = [int(b) for b in params["batch_buckets"].split(",")]
-    return Runner(forward, device, batches, seq_buckets, int(params["graph_token_budget"]), params["gpu_wait"])
+    return Runner(forward, device, batches, seq_buckets, int(params["graph_token_budget"]))
 
 
 class TritonPythonModel:
