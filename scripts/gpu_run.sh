@@ -17,6 +17,9 @@
 #              and the single model with SINGLE_INSTANCES (default 4) instances at c64 (host_stall_probe served --profile):
 #              as serve
 #   probe      the Python-backend stub's own round trip (scripts/probes/stub_overhead_probe.py): as serve
+#   phases     each ensemble step's time inside and between its stub's execute() calls, and the model step's GPU span,
+#              under perf_analyzer (scripts/probes/phase_probe.py), one server per ';'-separated run of PHASE_ARGS
+#              (default: one run with the probe's defaults, idle poll and MPS on): as serve
 #   trunk      variants of the fused trunk (scripts/probes/gpu_trunk_probe.py): nothing
 #   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
 #              triton-bundle.tar.xz, wheels, np1, minilm-tokenizer (as serve). Writes OUT/study.jsonl (the store),
@@ -123,6 +126,13 @@ case $what in
       tee "$out/stall_profile.log" || true ;;
   probe)
     python3 -m scripts.probes.stub_overhead_probe "$out" "$tokenizer" 2>&1 | tail -30 ;;
+  phases)  # one server per PHASE_ARGS run, separated by ';', e.g. "--mps on;--mps on --model-instances 1"
+    IFS=";" read -ra runs <<< "${PHASE_ARGS:- }"
+    for i in "${!runs[@]}"; do
+      python3 -m scripts.probes.phase_probe --out "$out/phases$((i + 1))" --tokenizer "$tokenizer" \
+        --work "$work/phases$((i + 1))" --gpu "${GPU:-h200}" ${runs[$i]} 2>&1 | grep -v "Loading weights" |
+        tee "$out/phases$((i + 1)).log"
+    done ;;
   study)  # STUDY_CONFIG replaces the default (the --example config)
     config=${STUDY_CONFIG:-$work/study.toml}
     [ -n "${STUDY_CONFIG:-}" ] || python3 -m client study --example > "$config"

@@ -1,0 +1,174 @@
+"""Where each step of the 3-step ensemble spends a request's time under load, timed inside the stubs (issue 11).
+
+The server's statistics say how long each step's instances were busy per execution; they do not say how much of
+that was our Python, the GPU, or the Python backend's hand-over between tritonserver and the stub. Here the
+profile's BERT-base ensemble (`bert`, python-torch, random weights) is served with every step's model.py
+wrapped by scripts/probes/phase_timer_model.py, which times each execute(), the gap before it, and in the model
+step the Runner's wall time and each graph's span on the GPU (CUDA events). perf_analyzer holds each point
+(one text or one token row per request, 128 tokens) while the probe reads the stubs' totals twice, some seconds
+apart; the table gives per execution and per request: the stub inside execute(), outside it (gap), the Runner,
+the GPU span, and the server's own compute for the same step.
+
+  python -m scripts.probes.phase_probe --out DIR --tokenizer TOKENIZER_DIR [--work DIR] [--smoke]
+      [--idle-poll on|off] [--mps on|off] [--model-instances N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from client.generators.measure import MeasurementConfig
+from client.records import ResultStore
+from client.sweep import SweepConfig, run_sweep
+from client.transport.text_client import ClientConfig
+from scripts.bench.gpu_serve_bench import ServerSetting, bert_base
+
+WRAPPER = Path(__file__).with_name("phase_timer_model.py")
+STEPS = ("tokenizer", "model", "post")
+POINTS = (("bert", 1), ("bert", 64), ("bert_model", 64), ("bert_tokenizer", 64))  # (model, concurrency)
+SETTLE_S, SPAN_S = 4.0, 6.0  # after a point's load starts: when the first reading is taken, and the second
+
+
+def build(args: argparse.Namespace) -> Path:
+    """The ensemble's repository, each step's model.py replaced by the timing wrapper around it."""
+    from builder.precision.fidelity import FidelityOptions
+    from builder.repository.options import ServingOptions
+    from builder.repository.pipeline import make_repo
+
+    repo = args.work / "repo"
+    model = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
+    gpu, precision = ("cpu", "fp32") if args.smoke else (args.gpu, "fp16")
+    serving = ServingOptions("fused-tanh-gelu", model_instances=args.model_instances)
+    make_repo(str(model), "text-classification", "bert", "python-torch", gpu, repo, force=True,
+              trust_remote_code=False, echo=print, precision=precision, serving=serving,
+              fidelity=FidelityOptions(enabled=False))  # fmt: skip
+    for step in STEPS:
+        version = repo / f"bert_{step}" / "1"
+        (version / "model.py").rename(version / "probed_model.py")
+        shutil.copyfile(WRAPPER, version / "model.py")
+    return repo
+
+
+def reading(repo: Path) -> dict[str, dict[str, float]]:
+    """Every step's totals, summed over its instances."""
+    found: dict[str, dict[str, float]] = {}
+    for step in STEPS:
+        total: dict[str, float] = {}
+        for path in (repo / f"bert_{step}" / "1").glob("phases_*.json"):
+            try:
+                values = json.loads(path.read_text())
+            except (OSError, ValueError):  # replaced as it was read: the next reading has it
+                continue
+            for key, value in values.items():
+                total[key] = total.get(key, 0.0) + value
+        found[step] = total
+    return found
+
+
+def difference(before: dict, after: dict, seconds: float) -> dict[str, dict[str, float]]:
+    """Per step: executions and requests per second, and µs per execution of each phase."""
+    rows = {}
+    for step in STEPS:
+        delta = {k: after[step].get(k, 0.0) - before[step].get(k, 0.0) for k in after[step]}
+        executes = delta.get("executes", 0.0)
+        if not executes:
+            continue
+        row = {"executes_per_s": executes / seconds, "requests_per_execute": delta["requests"] / executes}
+        for key in ("execute_s", "gap_s", "runner_s", "gpu_span_s"):
+            row[key.removesuffix("_s") + "_us"] = delta.get(key, 0.0) / executes * 1e6
+        rows[step] = row
+    return rows
+
+
+def measure(server: object, repo: Path, model: str, level: int, store: ResultStore) -> dict:
+    """One point under perf_analyzer, with two readings of the stubs' totals while it runs."""
+    readings: list[tuple[float, dict]] = []
+
+    def read_twice() -> None:
+        start = reading(repo)
+        begun = time.monotonic()
+        while time.monotonic() - begun < 60:  # the load begins once perf_analyzer has read the model
+            time.sleep(0.2)
+            now = reading(repo)
+            if any(now[s].get("requests", 0) > start[s].get("requests", 0) for s in STEPS):
+                break
+        time.sleep(SETTLE_S)
+        readings.append((time.monotonic(), reading(repo)))
+        time.sleep(SPAN_S)
+        readings.append((time.monotonic(), reading(repo)))
+
+    thread = threading.Thread(target=read_twice)
+    thread.start()
+    window = MeasurementConfig(window_s=5.0, stability_pct=100, stable_windows=3, max_trials=3, warmup_s=0.0)
+    config = SweepConfig(ClientConfig(server.grpc_url, model), (1,), (128,), concurrency=(level,),
+                         measurement=window, generator="perf_analyzer", metrics_url=server.metrics_url)  # fmt: skip
+    run_sweep(config, store, echo=print, repo=repo, progress=False)
+    thread.join()
+    record = next(r for r in reversed(store.load()) if r.model == model and r.concurrency == level)
+    (t0, a), (t1, b) = readings
+    server_times = {
+        step.removeprefix("bert_"): {
+            "compute_infer_us": times.compute_infer_us,
+            "rows": times.inference_count / max(times.execution_count, 1),
+        }
+        for step, times in record.server.items()
+        if step.startswith("bert_")
+    }
+    return {
+        "model": model,
+        "concurrency": level,
+        "throughput": record.throughput_infer_per_s,
+        "p50_ms": record.latency_p50_ms,
+        "stubs": difference(a, b, t1 - t0),
+        "server": server_times,
+    }
+
+
+def table(results: list[dict]) -> str:
+    """One row per point and step: µs per execution."""
+    lines = [
+        "| point | step | rows/exec | server compute | in execute() | gap before it | Runner | GPU span |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
+        for step, row in result["stubs"].items():
+            server = result["server"].get(step, {}).get("compute_infer_us", float("nan"))
+            lines.append(
+                f"| {label} | {step} | {row['requests_per_execute']:.1f} | {server:,.0f} | {row['execute_us']:,.0f} "
+                f"| {row['gap_us']:,.0f} | {row['runner_us']:,.0f} | {row['gpu_span_us']:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/phase-probe"))
+    parser.add_argument("--gpu", default="h200")
+    parser.add_argument("--model-instances", type=int, help="the model step's instances [default: the profile's]")
+    parser.add_argument("--idle-poll", choices=("on", "off"), default="on")
+    parser.add_argument("--mps", choices=("on", "off"), default="on")
+    parser.add_argument("--smoke", action="store_true", help="a tiny model on the cpu profile (no GPU)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    repo = build(args)
+    setting = ServerSetting(idle_poll=args.idle_poll == "on", mps=args.mps == "on" and not args.smoke)
+    store = ResultStore(args.out / "sweep")
+    results = []
+    with setting.start(repo, args.out / "tritonserver.log") as server:
+        for model, level in POINTS:
+            results.append(measure(server, repo, model, level, store))
+            (args.out / "phases.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results), flush=True)
+    (args.out / "phases.md").write_text(table(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
