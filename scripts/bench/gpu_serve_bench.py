@@ -7,8 +7,9 @@ forward's bare CUDA graph and the engine's Runner (host arrays in, host tensor o
 32 × 128. Then the bundled tritonserver serves both, and perf_analyzer and tritonbench measure, over
 gRPC with 128-token texts: the model alone at batch 32, the ensemble and the single model at batch 1,
 concurrency 1, and the ensemble at concurrency 64 with one text per request; the same ensemble with more
-instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads) at
-concurrency 64, to show what the profile's instance counts (or thread pools) leave on the table; and the
+instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads; its batching
+delay --wide-delay-us) at concurrency 64, to show what the profile's instance counts (or thread pools, or delay)
+leave on the table; and the
 classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
 instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
 with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with
@@ -431,6 +432,7 @@ def main() -> None:
     parser.add_argument("--max-step-ms", type=float, default=1.0)
     parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
+    parser.add_argument("--wide-delay-us", type=int, help="bertwide's batching delay (make-repo --max-queue-delay-us)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
     parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
@@ -461,7 +463,7 @@ def main() -> None:
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
     wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2],
-                           host_threads=args.wide_host_threads)  # fmt: skip
+                           host_threads=args.wide_host_threads, max_queue_delay_us=args.wide_delay_us)  # fmt: skip
     single = ServingOptions(args.kernels, single_model=True, model_instances=args.single_instances)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),
