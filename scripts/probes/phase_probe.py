@@ -2,9 +2,9 @@
 
 The server's statistics say how long each step's instances were busy per execution; they do not say how much of
 that was our Python, the GPU, or the Python backend's hand-over between tritonserver and the stub. Here the
-profile's BERT-base ensemble (`bert`, python-torch, random weights) is served with every step's model.py
-wrapped by scripts/probes/phase_timer_model.py, which times each execute(), the gap before it, and in the model
-step the Runner's wall time and each graph's span on the GPU (CUDA events). perf_analyzer holds each point
+profile's BERT-base ensemble (`bert`, python-torch, random weights) is served with every step's model timed by
+scripts/probes/phase_timer_model.py: each execute(), the gap before it, and in the model step the Runner's wall
+time and each graph's span on the GPU (CUDA events). perf_analyzer holds each point
 (one text or one token row per request, 128 tokens) while the probe reads the stubs' totals twice, some seconds
 apart; the table gives per execution and per request: the stub inside execute(), outside it (gap), the Runner,
 the GPU span, and the server's own compute for the same step.
@@ -26,19 +26,20 @@ from client.generators.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
-from scripts.bench.gpu_serve_bench import ServerSetting, bert_base
+from scripts.probes.phase_timer_model import SHIM
 
-WRAPPER = Path(__file__).with_name("phase_timer_model.py")
+TIMER = Path(__file__).with_name("phase_timer_model.py")
 STEPS = ("tokenizer", "model", "post")
 POINTS = (("bert", 1), ("bert", 64), ("bert_model", 64), ("bert_tokenizer", 64))  # (model, concurrency)
 SETTLE_S, SPAN_S = 4.0, 6.0  # after a point's load starts: when the first reading is taken, and the second
 
 
 def build(args: argparse.Namespace) -> Path:
-    """The ensemble's repository, each step's model.py replaced by the timing wrapper around it."""
+    """The ensemble's repository, each step's model timed (phase_timer_model.PhaseTimed mixed into it)."""
     from builder.precision.fidelity import FidelityOptions
     from builder.repository.options import ServingOptions
     from builder.repository.pipeline import make_repo
+    from scripts.bench.gpu_serve_bench import bert_base  # it sets the stubs' thread settings in this process
 
     repo = args.work / "repo"
     model = bert_base(args.work / "bert-base-cls", args.tokenizer, classifier=True, smoke=args.smoke)
@@ -50,7 +51,8 @@ def build(args: argparse.Namespace) -> Path:
     for step in STEPS:
         version = repo / f"bert_{step}" / "1"
         (version / "model.py").rename(version / "probed_model.py")
-        shutil.copyfile(WRAPPER, version / "model.py")
+        shutil.copyfile(TIMER, version / "phase_timer.py")
+        (version / "model.py").write_text(SHIM)
     return repo
 
 
@@ -147,6 +149,8 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
+    from scripts.bench.gpu_serve_bench import ServerSetting  # it sets the stubs' thread settings in this process
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tokenizer", type=Path, required=True)
@@ -159,6 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     repo = build(args)
+
     setting = ServerSetting(idle_poll=args.idle_poll == "on", mps=args.mps == "on" and not args.smoke)
     store = ResultStore(args.out / "sweep")
     results = []

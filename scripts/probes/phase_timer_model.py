@@ -1,24 +1,29 @@
-"""Served by scripts/probes/phase_probe.py in place of a step's model.py: that step's own model, timed by phase.
+"""Timing for scripts/probes/phase_probe.py: a step's own model, timed by phase inside its stub.
 
-The step's real model.py sits beside this file as probed_model.py. Every execute() is timed, and so is the gap
-since the previous one returned (the stub's hand-over of the responses, the server's of the next batch, and any
-wait for requests); in a python-torch model also its Runner: staging, the graph's launch, the wait for the GPU,
-and the graph's own span on the GPU (CUDA events around each replay). Totals, cumulative since load, go to
+The probe copies this file into each step's version folder (as phase_timer.py, next to the step's real model.py,
+renamed probed_model.py) and serves a model.py whose model is `PhaseTimed` mixed into the real one. Every
+execute() is timed, and so is the gap since the previous one returned (the stub's hand-over of the responses, the
+server's of the next batch, and any wait for requests); in a python-torch model also its Runner's wall time and
+each graph's span on the GPU (CUDA events around each replay). Totals, cumulative since load, go to
 phases_INSTANCE.json in the version folder about once a second; the probe subtracts two readings.
 """
 
 from __future__ import annotations
-
-# isort: off
-import tritonbuild_backend as tb  # first: it puts the right site-packages on sys.path
-import probed_model as real
-# isort: on
 
 import json
 import os
 import time
 
 WRITE_EVERY_S = 1.0
+# The model.py served in each step's version folder: the backend helper first (it fixes sys.path), then the step.
+SHIM = """import tritonbuild_backend  # noqa: F401
+import phase_timer
+import probed_model
+
+
+class TritonPythonModel(phase_timer.PhaseTimed, probed_model.TritonPythonModel):
+    pass
+"""
 
 
 class TimedGraph:
@@ -45,7 +50,7 @@ class TimedGraph:
 
 
 class TimedRunner:
-    """The step's Runner, its host time split around the graph's launch."""
+    """The step's Runner: its wall time, and its graphs' span on the GPU."""
 
     def __init__(self, runner: object, totals: dict) -> None:
         import torch
@@ -66,8 +71,8 @@ class TimedRunner:
         return out
 
 
-class TritonPythonModel(real.TritonPythonModel):
-    """The step's model, timed."""
+class PhaseTimed:
+    """Mixed in before a step's TritonPythonModel: its initialize() and execute(), timed."""
 
     def initialize(self, args: dict) -> None:
         """Load the real model, then wrap its Runner (if it has one)."""
@@ -75,7 +80,7 @@ class TritonPythonModel(real.TritonPythonModel):
         self.totals = dict.fromkeys(("executes", "requests", "execute_s", "gap_s", "runner_s", "gpu_span_s"), 0.0)
         self.totals["runner_calls"] = 0
         name = args.get("model_instance_name", "instance").replace("/", "_")
-        self.path = tb.version_file(args, f"phases_{name}.json")
+        self.path = os.path.join(args["model_repository"], args["model_version"], f"phases_{name}.json")
         self.last_end: float | None = None
         self.written = 0.0
         runner = getattr(self, "runner", None)
