@@ -1,25 +1,23 @@
 """The served GPU path against its in-process baseline, in one run, checking itself (issue 11).
 
-Builds random-weight BERT-base models with a 30522-entry BERT-uncased tokenizer and engine python-torch
-(h200 profile by default): a text classifier behind the 3-step ensemble (`bert`) and a single-model
-feature extractor without batching delay (`bertfe1`). In this process, before any server starts: the
-forward's bare CUDA graph and the engine's Runner (host arrays in, host tensor out) at 1 × 128 and
-32 × 128. Then the bundled tritonserver serves both, and perf_analyzer and tritonbench measure, over
-gRPC with 128-token texts: the model alone at batch 32, the ensemble and the single model at batch 1,
-concurrency 1, and the ensemble at concurrency 64 with one text per request; the same ensemble with more
-instances (`bertwide`: --wide-instances, model, tokenizer and post-processing; --wide-host-threads; its batching
-delay --wide-delay-us) at concurrency 64, to show what the profile's instance counts (or thread pools, or delay)
-leave on the table; and the
-classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
-instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
-with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with
-its graphs captured at powers-of-two batch sizes (`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B,
---cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once per server setting,
-each on a server of its own, one after the other: the size of the Python backend's shared-memory region (0: the
-backend's default), the CPU latency limit held while it serves (`serve --cpu-latency-us`; `none`: the host's own),
-`serve --idle-poll` and `serve --mps`; a single value applies to every server, a setting may repeat. The checks and
-targets read the first server, and the in-process baseline runs under its CPU latency limit and idle pollers (not
-MPS: this process is no server).
+Builds random-weight BERT-base models with a 30522-entry BERT-uncased tokenizer and engine python-torch (h200
+profile by default): a text classifier behind the 3-step ensemble (`bert`) and a single-model feature extractor
+without batching delay (`bertfe1`). In this process, before any server starts: the forward's bare CUDA graph and the
+engine's Runner (host arrays in, host tensor out) at 1 × 128 and 32 × 128. Then the bundled tritonserver serves
+both, and perf_analyzer and tritonbench measure, over gRPC with 128-token texts: the model alone at batch 32, the
+ensemble and the single model at batch 1, concurrency 1, and the ensemble at concurrency 64 with one text per
+request; the same ensemble with more instances (`bertwide`: --wide-instances, model, tokenizer and post-processing;
+--wide-host-threads; its batching delay --wide-delay-us) at concurrency 64, to show what the profile's instance
+counts (or thread pools, or delay) leave on the table; and the classifier as one Python model (`bertsm`:
+--single-instances) at concurrency 64, one stub hand-over per text instead of three. Which part limits the ensemble
+at concurrency 64: its tokenizer step alone, its model step alone with one row per request, and the same ensemble
+with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with its graphs captured at powers-of-two batch sizes
+(`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B, --cpu-latency-us X,Y, --idle-poll off,on or --mps
+off,on the served points are measured once per server setting, each on a server of its own, one after the other: the
+size of the Python backend's shared-memory region (0: the backend's default), the CPU latency limit held while it
+serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single value
+applies to every server, a setting may repeat. The checks and targets read the first server, and the in-process
+baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
