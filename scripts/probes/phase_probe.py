@@ -1,13 +1,13 @@
 """Where each step of the 3-step ensemble spends a request's time under load, timed inside the stubs (issue 11).
 
-The server's statistics say how long each step's instances were busy per execution; they do not say how much of
-that was our Python, the GPU, or the Python backend's hand-over between tritonserver and the stub. Here the
-profile's BERT-base ensemble (`bert`, python-torch, random weights) is served with every step's model timed by
-scripts/probes/phase_timer_model.py: each execute(), the gap before it, and in the model step the Runner's wall
-time and each graph's span on the GPU (CUDA events). perf_analyzer holds each point
-(one text or one token row per request, 128 tokens) while the probe reads the stubs' totals twice, some seconds
-apart; the table gives per execution and per request: the stub inside execute(), outside it (gap), the Runner,
-the GPU span, and the server's own compute for the same step.
+The server's statistics say how long each step's instances were busy per execution; they do not say how much of that
+was our Python, the GPU, or the Python backend's hand-over between tritonserver and the stub. Here the profile's
+BERT-base ensemble (`bert`, python-torch, random weights) is served with every step's model timed by
+scripts/probes/phase_timer_model.py: each execute(), the gap before it, and in the model step the Runner's wall time
+and each graph's span on the GPU (CUDA events). perf_analyzer holds each point (one text or one token row per
+request, 128 tokens) while the probe reads the stubs' totals twice, some seconds apart; the table gives, per
+execution of each step: its rows, the server's compute, the stub's time inside execute() and before it (gap), the
+Runner and the GPU span.
 
   python -m scripts.probes.phase_probe --out DIR --tokenizer TOKENIZER_DIR [--work DIR] [--smoke]
       [--idle-poll on|off] [--mps on|off] [--model-instances N]
