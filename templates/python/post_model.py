@@ -45,15 +45,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def label_tensor(labels: list[str], probs: object) -> object:
+def label_array(labels: list[str]) -> np.ndarray:
+    """The label names as a BYTES array, made once: a request's names are then one indexing of it."""
+    return np.array([label.encode() for label in labels], dtype=object)
+
+
+def label_tensor(labels: np.ndarray, probs: object) -> object:
     """The LABEL output: the name of each row's most probable class (probs: numpy array or CPU torch tensor).
 
-    A torch tensor is read through numpy (a view): torch's own argmax and per-element indexing cost more than
-    the rest of a small request.
+    `labels` comes from label_array. A torch tensor is read through numpy (a view): torch's own argmax costs
+    more than the rest of a small request.
     """
     rows = probs if isinstance(probs, np.ndarray) else probs.numpy()
-    names = np.array([[labels[i].encode()] for i in rows.argmax(axis=1).tolist()], dtype=object)
-    return pb_utils.Tensor("LABEL", names)
+    return pb_utils.Tensor("LABEL", labels[rows.argmax(axis=1)][:, None])
 
 
 class TritonPythonModel:
@@ -64,7 +68,7 @@ class TritonPythonModel:
         tb.configure_threads(args, computes_on_host=False)  # pooling or a softmax: one thread is plenty
         self.name = args["model_name"]
         self.task = tb.params(args)["task"]
-        self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
+        self.labels = label_array(tb.read_json(args, "labels.json", default=[]))
 
     def embedding(self, request: object) -> list:
         """The EMBEDDING output of one request; InputError when its inputs cannot be pooled."""
@@ -83,22 +87,37 @@ class TritonPythonModel:
                 except Exception as exc:
                     responses[index] = tb.error_response(self.name, exc)
             return responses
-        good: list[tuple[int, np.ndarray]] = []
-        for index, request in enumerate(requests):
-            try:
-                logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
-                check_finite("logits", logits)
-                good.append((index, logits))
-            except Exception as exc:
-                responses[index] = tb.error_response(self.name, exc)
+        good = self.finite_logits(requests, responses)
         if self.task == "text-classification" and good:
             parts = [logits for _, logits in good]
             probs = softmax(np.concatenate(parts) if len(parts) > 1 else parts[0])
-            for (index, _), p in zip(good, tb.split_rows(probs, [len(x) for x in parts]), strict=True):
-                outputs = [label_tensor(self.labels, p), tb.output_tensor("PROBS", p)]
+            names = self.labels[probs.argmax(axis=1)][:, None]  # one argmax and one lookup for the batch
+            sizes = [len(x) for x in parts]
+            for (index, _), p, n in zip(good, tb.split_rows(probs, sizes), tb.split_rows(names, sizes), strict=True):
+                outputs = [pb_utils.Tensor("LABEL", n), tb.output_tensor("PROBS", p)]
                 responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
-        elif good:
+        else:
             for index, logits in good:
-                outputs = [tb.output_tensor("LOGITS", logits.astype(np.float32))]
+                outputs = [tb.output_tensor("LOGITS", logits.astype(np.float32, copy=False))]
                 responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
         return responses
+
+    def finite_logits(self, requests: list, responses: list) -> list[tuple[int, np.ndarray]]:
+        """(index, logits) of every request whose logits are finite; the others get their error in `responses`.
+
+        Checked once for the whole batch, and request by request only when the batch holds a bad value.
+        """
+        good = [(i, pb_utils.get_input_tensor_by_name(r, "logits").as_numpy()) for i, r in enumerate(requests)]
+        try:
+            check_finite("logits", np.concatenate([logits for _, logits in good]) if len(good) > 1 else good[0][1])
+            return good
+        except tb.InputError:
+            pass
+        finite = []
+        for index, logits in good:
+            try:
+                check_finite("logits", logits)
+                finite.append((index, logits))
+            except tb.InputError as exc:
+                responses[index] = tb.error_response(self.name, exc)
+        return finite

@@ -48,7 +48,7 @@ class TritonPythonModel:
         self.tokenizer.initialize(args)
         self.name = args["model_name"]
         self.task = tb.params(args)["task"]
-        self.labels: list[str] = tb.read_json(args, "labels.json", default=[])
+        self.labels = post_model.label_array(tb.read_json(args, "labels.json", default=[]))
         self.runner = torch_model.load_runner(args, finish=FINISH[self.task])
 
     def outputs(self, part: torch.Tensor) -> list:

@@ -7,6 +7,7 @@ names the site-packages to use in TRITONBUILD_SITE_PACKAGES and this module puts
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -40,7 +41,9 @@ def __getattr__(name: str) -> object:
     return triton_python_backend_utils
 
 
+@functools.cache
 def _pb() -> object:
+    """pb_utils, imported once: every request's tensors and responses go through it."""
     return __getattr__("pb_utils")
 
 
@@ -145,20 +148,30 @@ def version_file(args: dict, name: str) -> str:
 
 
 def output_tensor(name: str, array: object) -> object:
-    """A numeric output tensor from a numpy array or a torch tensor, whatever numpy the stub runs with."""
+    """A numeric output tensor from a numpy array or a torch tensor, whatever numpy the stub runs with.
+
+    It runs for every output of every request: what it needs is imported once (the cached helpers below).
+    """
     if hasattr(array, "__torch_function__"):  # a torch tensor: hand it over without a copy
-        from torch.utils.dlpack import to_dlpack
-
-        return _pb().Tensor.from_dlpack(name, to_dlpack(array.contiguous()))
-    import numpy as np
-
-    array = np.ascontiguousarray(array)
-    if int(np.__version__.split(".")[0]) >= 2:  # see use_stub_numpy: numpy 2 arrays do not survive the stub
+        return _pb().Tensor.from_dlpack(name, _torch_to_dlpack()(array.contiguous()))
+    array = sys.modules["numpy"].ascontiguousarray(array)  # numpy is loaded: `array` is one of its arrays
+    if _numpy_major() >= 2:  # see use_stub_numpy: numpy 2 arrays do not survive the stub
         import torch
-        from torch.utils.dlpack import to_dlpack
 
-        return _pb().Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(array)))
+        return _pb().Tensor.from_dlpack(name, _torch_to_dlpack()(torch.from_numpy(array)))
     return _pb().Tensor(name, array)
+
+
+@functools.cache
+def _torch_to_dlpack() -> object:
+    from torch.utils.dlpack import to_dlpack
+
+    return to_dlpack
+
+
+@functools.cache
+def _numpy_major() -> int:
+    return int(sys.modules["numpy"].__version__.split(".")[0])
 
 
 class OutputArena:
@@ -290,8 +303,9 @@ def token_inputs(requests: list, limits: TokenLimits, read: object = None) -> tu
     read = read or (lambda tensor: tensor.as_numpy())
     ids, masks, errors = [], [], []
     for request in requests:
-        a = read(_pb().get_input_tensor_by_name(request, "input_ids"))
-        m = read(_pb().get_input_tensor_by_name(request, "attention_mask"))
+        # one pass over the request's inputs (get_input_tensor_by_name walks them for every name asked)
+        tensors = {tensor.name(): tensor for tensor in request.inputs()}
+        a, m = read(tensors["input_ids"]), read(tensors["attention_mask"])
         try:
             limits.check_shape(a, m)
         except InputError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 import time
@@ -84,6 +85,49 @@ def test_poisoned_members_do_not_fail_good_ensemble_requests(server):
     failed = [r for r in results if isinstance(r, BaseException)]
     assert not failed, f"{len(failed)} of {len(results)} good requests failed: {failed[0]}"
     assert len(refused) > 100 and all(refused), "every bad request is refused as INVALID_ARGUMENT"
+
+
+def test_bad_logits_merged_with_good_ones_fail_alone(server, served_repo):
+    """The post step checks a merged batch once, and request by request only when it holds a bad value.
+
+    Good and NaN logits at once to the classifier's post step: every good one gets the softmax and label of its
+    own logits, every NaN one INVALID_ARGUMENT, and the server's counts show that batches were merged.
+    """
+    good = np.array([[0.0, 1.0, 2.0]], np.float32)
+    bad = np.array([[np.nan, 0.0, 1.0]], np.float32)
+    labels = json.loads((served_repo / "dbert_post" / "1" / "labels.json").read_text())
+
+    async def one(client: grpcaio.InferenceServerClient, logits: np.ndarray) -> object:
+        try:
+            result = await client.infer("dbert_post", inputs(grpcaio, {"logits": logits}))
+        except InferenceServerException as exc:
+            return exc
+        return result.as_numpy("PROBS"), result.as_numpy("LABEL")
+
+    async def go() -> list:
+        client = grpcaio.InferenceServerClient(server.grpc_url)
+        results = await asyncio.gather(*(one(client, bad if i % 4 == 0 else good) for i in range(400)))
+        await client.close()
+        return results
+
+    def counts() -> tuple[int, int]:
+        stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics("dbert_post", as_json=True)
+        model = stats["model_stats"][0]
+        return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
+    before = counts()
+    results = asyncio.run(go())
+    inferred, executed = (b - a for a, b in zip(before, counts(), strict=True))
+    expected = np.exp(good - good.max()) / np.exp(good - good.max()).sum()
+    for index, result in enumerate(results):
+        if index % 4 == 0:
+            assert isinstance(result, InferenceServerException), result
+            assert result.status() == "StatusCode.INVALID_ARGUMENT" and "NaN or infinite" in result.message()
+        else:
+            assert not isinstance(result, BaseException), result
+            np.testing.assert_allclose(result[0], expected, rtol=1e-6)
+            assert result[1].tolist() == [[labels[2].encode()]]
+    assert inferred == 400 and executed < inferred, (inferred, executed)
 
 
 RETRY_MODEL = """
