@@ -33,8 +33,8 @@ from pathlib import Path
 
 from builder.common.backend_files import backend_module
 from scripts.bench.timing import census  # imports no torch: inprocess sets the pools' sizes before torch loads
+from scripts.probes.older_backend_files import use_older_backend_files
 
-ROOT = Path(__file__).resolve().parents[2]
 POOL_ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -353,11 +353,7 @@ def served_repo(args: argparse.Namespace, label: str) -> Path:
         make_repo(str(model), "text-classification", name, "python-torch", gpu, repo, force=True,
                   trust_remote_code=False, echo=print, precision=precision, serving=serving)  # fmt: skip
     if args.templates:  # serve another commit's backend files: the same repository before a fix
-        current = {p.read_text(): p.name for p in (ROOT / "templates" / "python").glob("*.py")}
-        for path in repo.glob("*/1/*.py"):
-            source = current.get(path.read_text(), path.name)  # model.py is a copy of one of the templates
-            if (args.templates / source).is_file():
-                shutil.copyfile(args.templates / source, path)
+        use_older_backend_files(repo, args.templates)
     return repo
 
 

@@ -10,7 +10,7 @@ execution of each step: its rows, the server's compute, the stub's time inside e
 Runner and the GPU span.
 
   python -m scripts.probes.phase_probe --out DIR --tokenizer TOKENIZER_DIR [--work DIR] [--smoke]
-      [--idle-poll on|off] [--mps on|off] [--model-instances N]
+      [--idle-poll on|off] [--mps on|off] [--model-instances N] [--templates OLDER_TEMPLATES_PYTHON_DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from client.generators.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
+from scripts.probes.older_backend_files import use_older_backend_files
 from scripts.probes.phase_timer_model import SHIM
 
 TIMER = Path(__file__).with_name("phase_timer_model.py")
@@ -48,6 +49,8 @@ def build(args: argparse.Namespace) -> Path:
     make_repo(str(model), "text-classification", "bert", "python-torch", gpu, repo, force=True,
               trust_remote_code=False, echo=print, precision=precision, serving=serving,
               fidelity=FidelityOptions(enabled=False))  # fmt: skip
+    if args.templates:  # the same repository with an older commit's backend files, timed the same way
+        use_older_backend_files(repo, args.templates)
     for step in STEPS:
         version = repo / f"bert_{step}" / "1"
         (version / "model.py").rename(version / "probed_model.py")
@@ -160,6 +163,7 @@ def main() -> None:
     parser.add_argument("--idle-poll", choices=("on", "off"), default="on")
     parser.add_argument("--mps", choices=("on", "off"), default="on")
     parser.add_argument("--smoke", action="store_true", help="a tiny model on the cpu profile (no GPU)")
+    parser.add_argument("--templates", type=Path, help="serve these backend files (an older templates/python/)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     repo = build(args)
