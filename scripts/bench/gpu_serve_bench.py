@@ -32,13 +32,14 @@ Run from the repository's root (`--smoke`: tiny models on the CPU, the checks on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
 import shutil
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -246,11 +247,22 @@ def selected(only: str | None) -> tuple[Measured, ...]:
 
 
 def serve_and_measure(
-    repo: Path, out: Path, window: MeasurementConfig, variant: str, setting: ServerSetting, plan: tuple = PLAN
+    repo: Path,
+    out: Path,
+    window: MeasurementConfig,
+    variant: str,
+    setting: ServerSetting,
+    plan: tuple = PLAN,
+    warm_s: float = 0.0,
 ) -> tuple[list, dict]:
-    """Every point of `plan` against one server; returns the records and a CPU census under the heaviest load."""
+    """Every point of `plan` against one server; returns the records and a CPU census under the heaviest load.
+
+    With `warm_s`, each model's first concurrency-64 point follows warm_s seconds of the same load from
+    perf_analyzer, kept apart in OUT/warm/: the point then measures a server that has already met that load.
+    """
     store = ResultStore(out / "sweep")
     censuses: dict = {}
+    warmed: set[str] = set()
     with setting.start(repo, out / "tritonserver.log") as server:
         mps = [h for h in server.holds if isinstance(h, Mps)]
         if mps:  # a CUDA program that cannot reach the daemon runs without MPS, silently: who joined
@@ -267,6 +279,15 @@ def serve_and_measure(
                 generator=point.engine,
                 metrics_url=server.metrics_url,
             )
+            if point.concurrency == 64 and warm_s and point.model not in warmed:
+                warmed.add(point.model)
+                warm = MeasurementConfig(
+                    window_s=warm_s / 3, stability_pct=100, stable_windows=3, max_trials=3, warmup_s=0
+                )
+                print(f"warm-up: {point.model} at c64 for {warm_s:g} s (OUT/warm/, not a measured point)", flush=True)
+                with contextlib.suppress(ClientError):  # the measured point reports what went wrong
+                    run_sweep(replace(config, generator=PA, measurement=warm), ResultStore(out / "warm"), echo=print,
+                              repo=repo, progress=False)  # fmt: skip
             watcher = None
             if point.concurrency == 64:  # where host-side stalls would show: which threads burn the CPU
                 label = " ".join(
@@ -436,6 +457,7 @@ def main() -> None:
     parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
     parser.add_argument("--mps", default="off", help="serve --mps of each server: on, off; off,on: both")
     parser.add_argument("--single-instances", type=int, default=4, help="bertsm's instances (the single model)")
+    parser.add_argument("--warm-s", type=float, default=0.0, help="c64 load (s) before each model's first c64 point")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     parser.add_argument("--only", help="measure only these deployments' points, e.g. bert@64,bertwide: no checks")
     args = parser.parse_args()
@@ -477,7 +499,7 @@ def main() -> None:
         make_repo(str(model), task, name, "python-torch", gpu, repo, force=True, trust_remote_code=False,
                   echo=print, precision=args.precision, serving=serving, fidelity=ungated)  # fmt: skip
     window = MeasurementConfig(window_s=args.window_s, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=1.0)
-    records, censuses = serve_and_measure(repo, args.out, window, args.precision, settings[0], plan)
+    records, censuses = serve_and_measure(repo, args.out, window, args.precision, settings[0], plan, args.warm_s)
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)
     summary["census_c64"] = censuses
@@ -485,7 +507,7 @@ def main() -> None:
         summary["servers"] = [{"setting": settings[0].label, "points": server_rows(records)}]
         for i, setting in enumerate(settings[1:], start=2):
             out = args.out / f"server{i}_{setting.folder}"
-            other, _ = serve_and_measure(repo, out, window, args.precision, setting, plan)
+            other, _ = serve_and_measure(repo, out, window, args.precision, setting, plan, args.warm_s)
             summary["servers"].append({"setting": setting.label, "points": server_rows(other)})
         print_servers(summary["servers"])
     met = targets(records, baseline, wide, args.single_instances)
