@@ -17,7 +17,8 @@ off,on the served points are measured once per server setting, each on a server 
 size of the Python backend's shared-memory region (0: the backend's default), the CPU latency limit held while it
 serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single value
 applies to every server, a setting may repeat. The checks and targets read the first server, and the in-process
-baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server).
+baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server). With --warm-s S,
+each model's first concurrency-64 point follows S seconds of that load (recorded apart, in OUT/warm/).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
