@@ -45,6 +45,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def merge_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Requests' rows as one batch: a lone request's own array, uncopied."""
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def label_array(labels: list[str]) -> np.ndarray:
     """The label names as a BYTES array, made once: a request's names are then one indexing of it."""
     return np.array([label.encode() for label in labels], dtype=object)
@@ -87,12 +92,11 @@ class TritonPythonModel:
                 except Exception as exc:
                     responses[index] = tb.error_response(self.name, exc)
             return responses
-        good = self.finite_logits(requests, responses)
+        good, merged = self.finite_logits(requests, responses)
         if self.task == "text-classification" and good:
-            parts = [logits for _, logits in good]
-            probs = softmax(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            probs = softmax(merged)
             names = self.labels[probs.argmax(axis=1)][:, None]  # one argmax and one lookup for the batch
-            sizes = [len(x) for x in parts]
+            sizes = [len(logits) for _, logits in good]
             for (index, _), p, n in zip(good, tb.split_rows(probs, sizes), tb.split_rows(names, sizes), strict=True):
                 outputs = [pb_utils.Tensor("LABEL", n), tb.output_tensor("PROBS", p)]
                 responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
@@ -102,15 +106,17 @@ class TritonPythonModel:
                 responses[index] = pb_utils.InferenceResponse(output_tensors=outputs)
         return responses
 
-    def finite_logits(self, requests: list, responses: list) -> list[tuple[int, np.ndarray]]:
-        """(index, logits) of every request whose logits are finite; the others get their error in `responses`.
+    def finite_logits(self, requests: list, responses: list) -> tuple[list[tuple[int, np.ndarray]], np.ndarray | None]:
+        """(index, logits) of every request whose logits are finite, and those logits merged (None if there are none).
 
-        Checked once for the whole batch, and request by request only when the batch holds a bad value.
+        Checked once for the whole batch, and request by request only when the batch holds a bad value; the others
+        get their error in `responses`.
         """
         good = [(i, pb_utils.get_input_tensor_by_name(r, "logits").as_numpy()) for i, r in enumerate(requests)]
+        merged = merge_rows([logits for _, logits in good])
         try:
-            check_finite("logits", np.concatenate([logits for _, logits in good]) if len(good) > 1 else good[0][1])
-            return good
+            check_finite("logits", merged)
+            return good, merged
         except tb.InputError:
             pass
         finite = []
@@ -120,4 +126,4 @@ class TritonPythonModel:
                 finite.append((index, logits))
             except tb.InputError as exc:
                 responses[index] = tb.error_response(self.name, exc)
-        return finite
+        return finite, merge_rows([logits for _, logits in finite]) if finite else None

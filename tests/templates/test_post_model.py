@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from templates.python.post_model import mean_pool_normalize, softmax
+from templates.python.post_model import mean_pool_normalize, merge_rows, softmax
 
 
 def test_mean_pooling_ignores_padding_and_normalizes():
@@ -20,3 +20,9 @@ def test_softmax_matches_torch_and_is_stable():
     logits = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -1000.0]], dtype=np.float32)
     np.testing.assert_allclose(softmax(logits), torch.softmax(torch.tensor(logits), -1).numpy(), rtol=1e-6)
     assert np.isfinite(softmax(logits)).all()
+
+
+def test_merged_rows_keep_request_order_and_a_lone_request_is_not_copied():
+    parts = [np.full((n, 2), n, np.float32) for n in (1, 3, 2)]
+    assert merge_rows(parts).tolist() == np.concatenate(parts).tolist()
+    assert merge_rows(parts[:1]) is parts[0]
