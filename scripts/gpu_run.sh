@@ -62,7 +62,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
   echo "guest_halt_poll_ns: $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo none)"
   ls -l /dev/cpu_dma_latency 2>&1
   echo "mps control: $(command -v nvidia-cuda-mps-control || echo none); compute mode: $(nvidia-smi \
---query-gpu=compute_mode --format=csv,noheader 2>&1)"; } | tee "$out/host.txt"
+--query-gpu=compute_mode --format=csv,noheader 2>&1)"
+  # which vCPUs share a core, a cache, a socket: where a stub that sleeps and wakes may land
+  lscpu 2>/dev/null | grep -E "^(Model name|Socket|Core|Thread|NUMA node|L1d|L2|L3)" || true
+  echo "cpu0 siblings: $(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null || echo unknown)"
+} | tee "$out/host.txt"
 
 if [ "$what" = trunk ]; then  # cuBLASLt's workspace is read once, at start-up
   python3 -m scripts.probes.gpu_trunk_probe "$out/trunk_probe.json" 2>&1 | tee "$out/trunk_probe.log"

@@ -9,8 +9,12 @@ request, 128 tokens) while the probe reads the stubs' totals twice, some seconds
 execution of each step: its rows, the server's compute, the stub's time inside execute() and before it (gap), the
 Runner and the GPU span.
 
+`--layouts float,main,float,main` measures the points once per layout, by turns on the same server: where the
+stubs' threads may run (scripts/probes/stub_affinity.py).
+
   python -m scripts.probes.phase_probe --out DIR --tokenizer TOKENIZER_DIR [--work DIR] [--smoke]
       [--idle-poll on|off] [--mps on|off] [--model-instances N] [--templates OLDER_TEMPLATES_PYTHON_DIR]
+      [--points bert@1,bert@64] [--layouts float,main]
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
 from scripts.probes.older_backend_files import use_older_backend_files
 from scripts.probes.phase_timer_model import SHIM
+from scripts.probes.stub_affinity import LAYOUTS
+from scripts.probes.stub_affinity import apply as apply_layout
 
 TIMER = Path(__file__).with_name("phase_timer_model.py")
 STEPS = ("tokenizer", "model", "post")
-POINTS = (("bert", 1), ("bert", 64), ("bert_model", 64), ("bert_tokenizer", 64))  # (model, concurrency)
+POINTS = "bert@1,bert@64,bert_model@64,bert_tokenizer@64"  # model@concurrency
 SETTLE_S, SPAN_S = 4.0, 6.0  # after a point's load starts: when the first reading is taken, and the second
 
 
@@ -134,6 +140,26 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
     }
 
 
+def points(text: str) -> list[tuple[str, int]]:
+    """`model@concurrency,...` as (model, concurrency) pairs."""
+    pairs = []
+    for item in text.split(","):
+        model, _, level = item.partition("@")
+        if not model or not level.isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: a point is MODEL@CONCURRENCY, e.g. bert@64")
+        pairs.append((model, int(level)))
+    return pairs
+
+
+def layouts(text: str) -> list[str]:
+    """A comma-separated list of stub_affinity layouts."""
+    names = text.split(",")
+    for name in names:
+        if name not in LAYOUTS:
+            raise argparse.ArgumentTypeError(f"{name!r}: a layout is one of {', '.join(LAYOUTS)}")
+    return names
+
+
 def table(results: list[dict]) -> str:
     """One row per point and step: µs per execution."""
     lines = [
@@ -142,6 +168,8 @@ def table(results: list[dict]) -> str:
     ]
     for result in results:
         label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
+        if result.get("layout", "float") != "float" or result.get("round"):
+            label = f"{result.get('round', 1)}. {result['layout']}: {label}"
         for step, row in result["stubs"].items():
             server = result["server"].get(step, {}).get("compute_infer_us", float("nan"))
             lines.append(
@@ -164,17 +192,26 @@ def main() -> None:
     parser.add_argument("--mps", choices=("on", "off"), default="on")
     parser.add_argument("--smoke", action="store_true", help="a tiny model on the cpu profile (no GPU)")
     parser.add_argument("--templates", type=Path, help="serve these backend files (an older templates/python/)")
+    parser.add_argument("--points", type=points, default=points(POINTS), help=f"[default: {POINTS}]")
+    parser.add_argument("--layouts", type=layouts, default=["float"], help="where the stubs run, by turns")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     repo = build(args)
 
     setting = ServerSetting(idle_poll=args.idle_poll == "on", mps=args.mps == "on" and not args.smoke)
-    store = ResultStore(args.out / "sweep")
     results = []
     with setting.start(repo, args.out / "tritonserver.log") as server:
-        for model, level in POINTS:
-            results.append(measure(server, repo, model, level, store))
-            (args.out / "phases.json").write_text(json.dumps(results, indent=1) + "\n")
+        for round_, layout in enumerate(args.layouts, 1):
+            pinned = apply_layout(layout, repo)
+            print(f"round {round_}: layout {layout}: {pinned or 'every stub thread on every CPU'}", flush=True)
+            # a store per round: a store skips the points it holds
+            store = ResultStore(args.out / ("sweep" if len(args.layouts) == 1 else f"sweep{round_}"))
+            for model, level in args.points:
+                result = measure(server, repo, model, level, store)
+                if len(args.layouts) > 1:
+                    result.update(round=round_, layout=layout, pinned=pinned)
+                results.append(result)
+                (args.out / "phases.json").write_text(json.dumps(results, indent=1) + "\n")
     print(table(results), flush=True)
     (args.out / "phases.md").write_text(table(results) + "\n")
 
