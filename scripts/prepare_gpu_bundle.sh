@@ -6,8 +6,11 @@
 #   np1/                  numpy 1.26.4 for the backend stub, whose pybind11 predates numpy 2 (≈ 18 MB)
 #   minilm-tokenizer/     the bundled MiniLM's BERT-uncased tokenizer (≈ 1 MB): random-weight models use it
 #   minilm-fp16/          the bundled MiniLM's trained weights in fp16, for the fidelity gate (≈ 45 MB)
-# One device call carries at most 64 MiB: everything but minilm-fp16 travels in one call (`carry: [.bundle]`
-# with minilm-fp16 moved aside, about 60 MB), minilm-fp16 in a call of its own (see gpu_run.sh's modes).
+# One device call carries at most 64 MiB, the repository's tracked files included (about 25 MB with scripts/results/
+# as of 2026-12-07), so what a served mode needs (about 61 MB) travels in two calls to one warm machine, the second
+# within its 30 s idle window: `carry: [.bundle/np1, .bundle/wheels, .bundle/minilm-tokenizer]` with a command that
+# returns at once, then `carry: [.bundle/triton-bundle.tar.xz]` with the mode itself; ignored files that a call does
+# not carry stay on the machine. minilm-fp16 travels in a call of its own (see gpu_run.sh's modes).
 #   usage: scripts/prepare_gpu_bundle.sh [PYTHON_VERSION_OF_THE_GPU_HOST]   (default 3.12)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,7 @@ Serves two models that do nothing but time themselves: `noop_ids` (INT64 in, by 
 over gRPC at concurrency 1, the server's compute_infer, and the model's own execute() time; the
 difference is the stub hand-over; on servers with default settings, with a 64 MiB shared-memory pool, with
 idle CPUs kept polling (serve --cpu-latency-us 0), and with every CPU kept busy (serve --idle-poll). Then
-the tokenizer's own encode() in-process for a 128-token text: with its plain twin, without it (the full
+the tokenizer's own encode() in-process for a 128-token text: with its plain path, without it (the full
 tokenizer only), with it again, and under that CPU latency limit.
 Writes OUT/stub_overhead.json. From the repository's root:
   python -m scripts.probes.stub_overhead_probe OUT TOKENIZER_DIR
@@ -110,8 +110,8 @@ def measure(server: TritonServer, name: str, requests: int = 2000) -> dict:
     }
 
 
-def tokenizer_us(tokenizer_dir: Path, twin: bool = True) -> float:
-    """tokenizer_model's encode() for one 128-token text, in-process (median of 2000); without the plain twin."""
+def tokenizer_us(tokenizer_dir: Path, plain: bool = True) -> float:
+    """tokenizer_model's encode() for one 128-token text, in process: with or without its plain path."""
     import numpy as np
 
     # imported as the server imports it; the backend helper's stub settings stay, as they always did here
@@ -119,8 +119,8 @@ def tokenizer_us(tokenizer_dir: Path, twin: bool = True) -> float:
     model = tokenizer_model.TritonPythonModel()
     model.buckets, model.pad_id, model.max_text_bytes, model.max_text_chars = [16, 32, 64, 128], 0, 1_000_000, 100_000
     model.load(str(tokenizer_dir / "tokenizer.json"), 128)
-    if not twin:  # every text through the full tokenizer, as before the twin
-        model.encode_plain = None
+    if not plain:  # every text through the full tokenizer, as before the plain path
+        model.plain = None
     text = np.array([[b"a sentence of about the usual length " * 12]], dtype=object)
     times = []
     for _ in range(2000):
@@ -136,7 +136,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {
         "tokenizer_encode_us": tokenizer_us(tokenizer_dir),
-        "tokenizer_encode_us full tokenizer only": tokenizer_us(tokenizer_dir, twin=False),
+        "tokenizer_encode_us full tokenizer only": tokenizer_us(tokenizer_dir, plain=False),
         "tokenizer_encode_us again": tokenizer_us(tokenizer_dir),
     }
     with CpuLatencyHold(0):
