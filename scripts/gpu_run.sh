@@ -19,7 +19,9 @@
 #   probe      the Python-backend stub's own round trip (scripts/probes/stub_overhead_probe.py): as serve
 #   phases     each ensemble step's time inside and between its stub's execute() calls, and the model step's GPU span,
 #              under perf_analyzer (scripts/probes/phase_probe.py), one server per ';'-separated run of PHASE_ARGS
-#              (default: one run with the probe's defaults, idle poll and MPS on): as serve
+#              (default: one run with the probe's defaults, idle poll and MPS on): as serve. E.g. "--points
+#              bert@1,bert@64 --layouts float,main,float,main": the stubs' main threads floating, then each on a CPU of
+#              its own, by turns on one server (scripts/probes/stub_affinity.py)
 #   trunk      variants of the fused trunk (scripts/probes/gpu_trunk_probe.py): nothing
 #   study      the first seed's whole experiment, the default `tritonbench study` (its --example config):
 #              triton-bundle.tar.xz, wheels, np1, minilm-tokenizer (as serve). Writes OUT/study.jsonl (the store),
