@@ -105,6 +105,7 @@ PLAIN = [
     "x" * 150 + " a word longer than WordPiece's 100 characters, then more words",
     "supercalifragilisticexpialidocious unbelievable unaffordable tokenization's sub-words",
     " ".join(["word"] * 200),  # truncated to 128 tokens either way
+    "“Curly” quotes, an em—dash, an en–dash… and ‘single’ ones: «guillemets» ¿¡ § ¶ · • †",
 ]
 NOT_PLAIN = [
     "tab\there",
@@ -118,7 +119,22 @@ NOT_PLAIN = [
 ]
 
 
-def test_plain_texts_are_printable_ascii_and_spaces():
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_every_punctuation_mark_beyond_ascii_is_split_off_as_the_tokenizer_does(lowercase):
+    from tokenizer_model import PUNCTUATION, PlainWordPiece
+
+    full = _minilm_tokenizer(lowercase)
+    plain = PlainWordPiece.of(full, 128)
+    import unicodedata
+
+    assert "’" in PUNCTUATION and "—" in PUNCTUATION and "…" in PUNCTUATION
+    assert all(unicodedata.normalize("NFD", m) == m == m.lower() == m.upper() for m in PUNCTUATION)
+    for mark in PUNCTUATION:
+        text = f"It{mark}s a{mark}b {mark}{mark} word{mark} {mark}Start and end{mark}"
+        assert plain(text) == full.encode(text).ids, mark
+
+
+def test_plain_texts_are_printable_ascii_spaces_and_common_punctuation():
     from tokenizer_model import is_plain
 
     assert all(is_plain(t) for t in PLAIN)
@@ -130,6 +146,8 @@ def _fuzz_texts(tokenizer, count: int, seed: int) -> list[str]:
     import random
     import string
 
+    from tokenizer_model import PUNCTUATION
+
     rng = random.Random(seed)
     vocab = [t for t in tokenizer.get_vocab() if t.isascii() and t.isprintable()]
     pieces = [t.removeprefix("##") for t in vocab]
@@ -137,7 +155,7 @@ def _fuzz_texts(tokenizer, count: int, seed: int) -> list[str]:
         lambda: rng.choice(vocab),  # "##ing" and "[MASK]" too: the plain path must refuse or match them
         lambda: rng.choice(pieces) + rng.choice(pieces),  # glued pieces: split again by the longest match
         lambda: "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12))),
-        lambda: rng.choice(string.punctuation) * rng.randint(1, 3),
+        lambda: rng.choice(string.punctuation + PUNCTUATION) * rng.randint(1, 3),
         lambda: " " * rng.randint(1, 3),
         lambda: rng.choice(pieces).upper(),
         lambda: "".join(rng.choices(string.ascii_lowercase, k=rng.choice((99, 100, 101, 150)))),  # WordPiece's limit
@@ -148,19 +166,20 @@ def _fuzz_texts(tokenizer, count: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_the_plain_path_gives_the_tokenizers_own_ids(lowercase):
-    from tokenizer_model import PlainWordPiece
+    from tokenizer_model import PlainWordPiece, is_plain
 
     from builder.common.corpus import corpus_sentences
 
     full = _minilm_tokenizer(lowercase)
     plain = PlainWordPiece.of(full, 128)
     assert plain is not None
-    texts = PLAIN + [s for s in corpus_sentences() if s.isascii()] + _fuzz_texts(full, 3000, seed=int(lowercase))
+    texts = PLAIN + corpus_sentences() + _fuzz_texts(full, 3000, seed=int(lowercase))
     refused = 0
     for text in texts:
         ids = plain(text)
-        if ids is None:  # only for a text holding one of the tokenizer's added tokens, whatever its case
-            assert any(token in text.lower() for token in ("[pad]", "[unk]", "[cls]", "[sep]", "[mask]")), text
+        if ids is None:  # only for a text that is not plain or holds one of the tokenizer's added tokens
+            added = any(token in text.lower() for token in ("[pad]", "[unk]", "[cls]", "[sep]", "[mask]"))
+            assert added or not is_plain(text), text
             refused += 1
             continue
         assert ids == full.encode(text).ids, text
