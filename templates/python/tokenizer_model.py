@@ -206,8 +206,9 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         """Load tokenizer.json and the bucket settings from the model config's parameters."""
         params = tb.params(args)
-        # Tokenizing is this stub's compute: its instances share the host's cores through tokenizers' pool.
-        # Inside the single text model on a GPU the rule gives one thread: tokenizing runs inline.
+        # Tokenizing is this stub's compute: plain texts on its own thread, the others in tokenizers' pool, through
+        # which its instances share the host's cores. Inside the single text model on a GPU the rule gives one
+        # thread: tokenizing runs inline.
         tb.configure_threads(args, computes_on_host=args["model_instance_kind"] != "GPU")
         self.max_length = int(params["max_length"])
         self.buckets = [int(b) for b in params["buckets"].split(",")]
