@@ -202,7 +202,7 @@ def main() -> None:
     results = []
     with setting.start(repo, args.out / "tritonserver.log") as server:
         for round_, layout in enumerate(args.layouts, 1):
-            pinned = apply_layout(layout, repo)
+            pinned = apply_layout(layout, server.pid, server.repo)
             print(f"round {round_}: layout {layout}: {pinned or 'every stub thread on every CPU'}", flush=True)
             # a store per round: a store skips the points it holds
             store = ResultStore(args.out / ("sweep" if len(args.layouts) == 1 else f"sweep{round_}"))

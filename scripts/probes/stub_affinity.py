@@ -1,10 +1,10 @@
 """Where the served stubs may run: every CPU, or each stub's main thread kept on a CPU of its own (issue 11).
 
-On the H200 host each step's execute() costs far more per call than the same code on the 2-core CPU machine
-(the post step 176 µs for one request against about 30), most of it fixed per call. One suspect is where a
-stub wakes: its main thread sleeps between batches and the scheduler may wake it on any of the 16 vCPUs,
-whose caches hold another process's data. Pinning each stub's main thread to a CPU of its own, from outside
-and while the server runs, lets one server measure both layouts by turns.
+A served execute() costs 3–6 times the same call in process, most of it fixed per call. One suspect was where a
+stub wakes: its main thread sleeps between batches and the scheduler may wake it on any of the host's vCPUs, whose
+caches hold another process's data. Pinning each stub's main thread to a CPU of its own, from outside and while the
+server runs, lets one server measure both layouts by turns. On an H100 host (scripts/results/h100_2026-12-07/) it
+took 2–26 % off a step's execute() at concurrency 1 and moved concurrency 64 less than the host drifted.
 
 Layouts: `float` (every thread of every stub on every CPU: how the server starts) and `main` (each stub's main
 thread, the one that runs execute(), on its own CPU, one per physical core first; its other threads float).
@@ -13,39 +13,11 @@ thread, the one that runs execute(), on its own CPU, one per physical core first
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from builder.serving.stubs import Stub, stubs_of
+
 LAYOUTS = ("float", "main")
-STUB = b"triton_python_backend_stub"
-
-
-@dataclass(frozen=True)
-class Stub:
-    """A backend stub process serving one instance of a model in the repository."""
-
-    pid: int
-    model: str  # the model's folder name in the repository
-
-
-def stubs(repo: Path, proc: Path = Path("/proc")) -> list[Stub]:
-    """The stub processes serving models of `repo`, by model name and pid (their command line names model.py)."""
-    prefix = str(repo.resolve()).encode() + b"/"
-    found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone since it was listed
-            continue
-        if not args or not args[0].endswith(STUB):
-            continue
-        for arg in args[1:]:
-            if arg.startswith(prefix):
-                found.append(Stub(int(entry.name), arg[len(prefix) :].split(b"/")[0].decode()))
-                break
-    return sorted(found, key=lambda s: (s.model, s.pid))
 
 
 def cpu_order(cpus: set[int], sys_cpu: Path = Path("/sys/devices/system/cpu")) -> list[int]:
@@ -95,9 +67,12 @@ def plan(layout: str, found: list[Stub], cpus: list[int]) -> dict[int, set[int]]
     return allowed
 
 
-def apply(layout: str, repo: Path) -> dict[str, list[int]]:
-    """Set every stub thread's affinity for `layout`; returns each pinned stub's CPU by `model/pid`."""
-    found = stubs(repo)
+def apply(layout: str, server_pid: int, repo: Path) -> dict[str, list[int]]:
+    """Set the affinity of every thread of the server's stubs for `layout`; returns each pinned stub's CPU.
+
+    The stubs are taken by model name, then pid, so the same layout pins the same model's stubs to the same CPUs.
+    """
+    found = sorted(stubs_of(server_pid, repo), key=lambda s: (s.model, s.pid))
     cpus = cpu_order(os.sched_getaffinity(0))
     allowed = plan(layout, found, cpus)
     for tid, cpu_set in allowed.items():

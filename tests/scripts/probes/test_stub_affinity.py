@@ -1,15 +1,15 @@
-"""Where the probe lets stubs run (scripts/probes/stub_affinity.py): found by their command line, pinned for real."""
+"""Where the probe lets stubs run (scripts/probes/stub_affinity.py): the plan, and a real stub pinned and freed."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from scripts.probes.stub_affinity import Stub, apply, cpu_order, parse_cpu_list, plan, stubs
+from builder.serving.stubs import Stub
+from scripts.probes.stub_affinity import apply, cpu_order, parse_cpu_list, plan
 
 
 def test_parse_cpu_list_reads_the_kernels_ranges():
@@ -25,29 +25,9 @@ def test_one_cpu_of_each_core_comes_before_its_siblings(tmp_path):
     assert cpu_order({3, 1}, sys_cpu=tmp_path) == [1, 3]
 
 
-def _fake_process(proc, pid: int, args: list[str], tids: list[int]) -> None:
-    (proc / str(pid) / "task").mkdir(parents=True)
-    (proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
-    for tid in tids:
-        (proc / str(pid) / "task" / str(tid)).mkdir()
-
-
-def test_stubs_are_the_backend_stubs_serving_this_repository(tmp_path):
-    repo, proc = tmp_path / "repo", tmp_path / "proc"
-    repo.mkdir()
-    stub = "/srv/backends/python/triton_python_backend_stub"
-    _fake_process(proc, 30, [stub, f"{repo}/bert_post/1/model.py", "shm"], [30])
-    _fake_process(proc, 20, [stub, f"{repo}/bert_model/1/model.py", "shm"], [20, 21])
-    _fake_process(proc, 10, [stub, f"{repo}/bert_model/1/model.py", "shm"], [10])
-    _fake_process(proc, 40, [stub, "/elsewhere/bert_post/1/model.py"], [40])  # another server's
-    _fake_process(proc, 50, ["/usr/bin/python3", f"{repo}/bert_post/1/model.py"], [50])  # not a stub
-    (proc / "self").mkdir()
-    assert stubs(repo, proc) == [Stub(10, "bert_model"), Stub(20, "bert_model"), Stub(30, "bert_post")]
-
-
 def test_the_main_layout_gives_each_main_thread_its_own_cpu_and_frees_the_rest(monkeypatch):
     monkeypatch.setattr("scripts.probes.stub_affinity.threads", lambda pid: [pid, pid + 1])
-    found = [Stub(10, "a"), Stub(20, "b")]
+    found = [Stub(10, "a", "a_0"), Stub(20, "b", "b_0")]
     assert plan("main", found, [4, 5, 6]) == {10: {4}, 11: {4, 5, 6}, 20: {5}, 21: {4, 5, 6}}
     assert plan("float", found, [4, 5, 6]) == {tid: {4, 5, 6} for tid in (10, 11, 20, 21)}
     with pytest.raises(ValueError, match="not one CPU each"):
@@ -57,23 +37,22 @@ def test_the_main_layout_gives_each_main_thread_its_own_cpu_and_frees_the_rest(m
 
 
 def test_apply_pins_a_real_stubs_main_thread_and_floats_it_again(tmp_path):
+    """A child of this process named like the backend stub, with the stub's arguments, stands for the server's stub."""
     repo = tmp_path / "repo"
     (repo / "m" / "1").mkdir(parents=True)
-    (repo / "m" / "1" / "model.py").write_text("import time\ntime.sleep(60)\n")
+    (repo / "m" / "1" / "model.py").write_text("import sys\nsys.stdin.read()\n")  # runs until its stdin closes
     stub = tmp_path / "triton_python_backend_stub"  # the stub's name, a Python underneath
     stub.symlink_to(sys.executable)
-    child = subprocess.Popen([str(stub), str(repo / "m" / "1" / "model.py")])
+    args = [str(repo / "m" / "1" / "model.py"), "shm", "1", "1", str(os.getpid()), "lib", "0", "m_0_0"]
+    child = subprocess.Popen([str(stub), *args], stdin=subprocess.PIPE)
     try:
         every = os.sched_getaffinity(0)
-        deadline = time.monotonic() + 10
-        while not stubs(repo) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        pinned = apply("main", repo)
+        pinned = apply("main", os.getpid(), repo)
         first = cpu_order(every)[0]
         assert pinned == {f"m/{child.pid}": [first]}
         assert os.sched_getaffinity(child.pid) == {first}
-        assert apply("float", repo) == {}
+        assert apply("float", os.getpid(), repo) == {}
         assert os.sched_getaffinity(child.pid) == every
     finally:
-        child.kill()
-        child.wait()
+        child.stdin.close()
+        child.wait(timeout=30)
