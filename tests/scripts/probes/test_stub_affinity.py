@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
-from builder.serving.stubs import Stub
+from builder.serving.stubs import Stub, stubs_of
 from scripts.probes.stub_affinity import apply, cpu_order, parse_cpu_list, plan
 
 
@@ -46,6 +47,10 @@ def test_apply_pins_a_real_stubs_main_thread_and_floats_it_again(tmp_path):
     args = [str(repo / "m" / "1" / "model.py"), "shm", "1", "1", str(os.getpid()), "lib", "0", "m_0_0"]
     child = subprocess.Popen([str(stub), *args], stdin=subprocess.PIPE)
     try:
+        deadline = time.monotonic() + 30  # until the child has exec'd, /proc shows it as a copy of this process
+        while [found.pid for found in stubs_of(os.getpid(), repo)] != [child.pid]:
+            assert time.monotonic() < deadline, "the stand-in stub never showed in /proc"
+            time.sleep(0.01)
         every = os.sched_getaffinity(0)
         pinned = apply("main", os.getpid(), repo)
         first = cpu_order(every)[0]
