@@ -7,7 +7,8 @@ scripts/probes/phase_timer_model.py: each execute(), the gap before it, and in t
 and each graph's span on the GPU (CUDA events). perf_analyzer holds each point (one text or one token row per
 request, 128 tokens) while the probe reads the stubs' totals twice, some seconds apart; the table gives, per
 execution of each step: its rows, the server's compute, the stub's time inside execute() and before it (gap), the
-Runner and the GPU span.
+Runner and the GPU span. A second table gives the CPU each role used per request over the same seconds: tritonserver's
+own threads, each step's stubs, perf_analyzer, and the host's busy cores (scripts/probes/cpu_by_role.py).
 
 `--layouts float,main,float,main` measures the points once per layout, by turns on the same server: where the
 stubs' threads may run (scripts/probes/stub_affinity.py).
@@ -30,6 +31,7 @@ from client.generators.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
+from scripts.probes.cpu_by_role import Snapshot, per_request
 from scripts.probes.older_backend_files import use_older_backend_files
 from scripts.probes.phase_timer_model import SHIM
 from scripts.probes.stub_affinity import LAYOUTS
@@ -97,8 +99,8 @@ def difference(before: dict, after: dict, seconds: float) -> dict[str, dict[str,
 
 
 def measure(server: object, repo: Path, model: str, level: int, store: ResultStore) -> dict:
-    """One point under perf_analyzer, with two readings of the stubs' totals while it runs."""
-    readings: list[tuple[float, dict]] = []
+    """One point under perf_analyzer, with two readings of the stubs' totals and every role's CPU while it runs."""
+    readings: list[tuple[float, dict, Snapshot]] = []
 
     def read_twice() -> None:
         start = reading(repo)
@@ -109,9 +111,9 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
             if any(now[s].get("requests", 0) > start[s].get("requests", 0) for s in STEPS):
                 break
         time.sleep(SETTLE_S)
-        readings.append((time.monotonic(), reading(repo)))
+        readings.append((time.monotonic(), reading(repo), Snapshot.take(server.pid, server.repo)))
         time.sleep(SPAN_S)
-        readings.append((time.monotonic(), reading(repo)))
+        readings.append((time.monotonic(), reading(repo), Snapshot.take(server.pid, server.repo)))
 
     thread = threading.Thread(target=read_twice)
     thread.start()
@@ -121,7 +123,8 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
     run_sweep(config, store, echo=print, repo=repo, progress=False)
     thread.join()
     record = next(r for r in reversed(store.load()) if r.model == model and r.concurrency == level)
-    (t0, a), (t1, b) = readings
+    (t0, a, cpu0), (t1, b, cpu1) = readings
+    served = max(b[step].get("requests", 0.0) - a[step].get("requests", 0.0) for step in STEPS)
     server_times = {
         step.removeprefix("bert_"): {
             "compute_infer_us": times.compute_infer_us,
@@ -137,6 +140,7 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
         "p50_ms": record.latency_p50_ms,
         "stubs": difference(a, b, t1 - t0),
         "server": server_times,
+        "cpu": per_request(cpu0, cpu1, served),
     }
 
 
@@ -179,6 +183,22 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: list[dict]) -> str:
+    """One row per point: µs of CPU per request in each role, and the host's busy cores (the idle pollers apart)."""
+    roles = list(dict.fromkeys(key for result in results for key in result["cpu"] if key.endswith("_us")))
+    lines = [
+        "| point | " + " | ".join(role.removesuffix("_us") for role in roles) + " | host busy cores | pollers |",
+        "|---|" + "---:|" * (len(roles) + 2),
+    ]
+    for result in results:
+        cpu = result["cpu"]
+        cells = [f"{cpu[role]:,.0f}" if role in cpu else "" for role in roles]
+        cells += [f"{cpu['host_busy_cores']:.1f}", f"{cpu['host_nice_cores']:.1f}"]
+        label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from scripts.bench.gpu_serve_bench import ServerSetting  # it sets the stubs' thread settings in this process
 
@@ -212,8 +232,9 @@ def main() -> None:
                     result.update(round=round_, layout=layout, pinned=pinned)
                 results.append(result)
                 (args.out / "phases.json").write_text(json.dumps(results, indent=1) + "\n")
-    print(table(results), flush=True)
-    (args.out / "phases.md").write_text(table(results) + "\n")
+    tables = f"{table(results)}\n\nCPU per request (µs), by role:\n\n{cpu_table(results)}\n"
+    print(tables, flush=True)
+    (args.out / "phases.md").write_text(tables)
 
 
 if __name__ == "__main__":
