@@ -40,6 +40,7 @@ import platform
 import shutil
 import sys
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +60,8 @@ from client.generators.measure import MeasurementConfig
 from client.records import PointRecord, ResultStore
 from client.report.tables import markdown_table
 from client.sweep import SweepConfig, run_sweep
-from client.transport.text_client import ClientConfig, ClientError
+from client.transport.text_client import ClientConfig, ClientError, TextClient
+from scripts.bench.cpu_by_role import Snapshot, per_request
 from scripts.bench.timing import census, graph_of, time_cpu, time_gpu
 
 # The python-torch backend's own file, imported as the server imports it, at start-up: the backend helper's stub
@@ -298,7 +300,9 @@ def serve_and_measure(
                         *([] if point.protocol == "grpc" else [point.protocol]),
                     ]
                 )
-                watcher = threading.Thread(target=lambda k=label: censuses.update({k: census(3)}))
+                watcher = threading.Thread(
+                    target=lambda k=label, m=point.model: censuses.update({k: census_by_role(server, m, 3)})
+                )
                 watcher.start()
             try:
                 run_sweep(config, store, echo=print, repo=repo, progress=False)
@@ -310,6 +314,38 @@ def serve_and_measure(
             if pollers:  # whether the load stopped them during this point (idle_poll.py)
                 print(f"idle poll: {pollers[0].pauses} pauses for load so far, paused: {pollers[0].paused}", flush=True)
     return store.load(), censuses
+
+
+def census_by_role(server: TritonServer, model: str, seconds: float) -> dict:
+    """census(seconds) once `model`'s load has begun, with each role's CPU per inference over the same seconds.
+
+    It waits for the first inferences (perf_analyzer starts and reads the model first), then one more second.
+    """
+    with TextClient(ClientConfig(server.grpc_url, model, timeout_s=10)) as client:
+
+        def served() -> int:
+            return next((s["inference_count"] for s in client.model_statistics() if s["name"] == model), 0)
+
+        begun, start = time.monotonic(), served()
+        while served() == start and time.monotonic() - begun < 60:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        before, start = Snapshot.take(server.pid, server.repo), served()
+        found = census(seconds)
+        after, end = Snapshot.take(server.pid, server.repo), served()
+    found["cpu_per_request"] = per_request(before, after, end - start)
+    return found
+
+
+def print_censuses(censuses: dict) -> None:
+    """The CPU at each c64 point: the busiest processes, and each role's CPU per request."""
+    for key, found in censuses.items():
+        top = ", ".join(f"{p['process'][:40]} {p['cpu_pct']}%" for p in found["top_processes"][:4])
+        print(f"CPU at c64 ({key}): {found['busy_cores']} busy cores, steal {found['steal_pct']}%: {top}")
+        roles = found.get("cpu_per_request", {})
+        spent = ", ".join(f"{role.removesuffix('_us')} {us:,.0f}" for role, us in roles.items() if role.endswith("_us"))
+        if roles:
+            print(f"  µs of CPU per request: {spent}; host busy {roles['host_busy_cores']:.1f} cores + pollers")
 
 
 def find(records: list[PointRecord], point: Measured) -> PointRecord | None:
@@ -520,9 +556,7 @@ def main() -> None:
     for row in summary["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
         print(f"| {row['target']} | {row['measured'] if row['met'] is not None else '–'} | {verdict} |")
-    for key, found in censuses.items():
-        top = ", ".join(f"{p['process'][:40]} {p['cpu_pct']}%" for p in found["top_processes"][:4])
-        print(f"CPU at c64 ({key}): {found['busy_cores']} busy cores, steal {found['steal_pct']}%: {top}")
+    print_censuses(censuses)
     if failures:
         print("\nSERVED PATH BEHIND:\n  " + "\n  ".join(failures), flush=True)
         if not args.smoke:

@@ -8,7 +8,7 @@ and each graph's span on the GPU (CUDA events). perf_analyzer holds each point (
 request, 128 tokens) while the probe reads the stubs' totals twice, some seconds apart; the table gives, per
 execution of each step: its rows, the server's compute, the stub's time inside execute() and before it (gap), the
 Runner and the GPU span. A second table gives the CPU each role used per request over the same seconds: tritonserver's
-own threads, each step's stubs, perf_analyzer, and the host's busy cores (scripts/probes/cpu_by_role.py).
+own threads, each step's stubs, perf_analyzer, and the host's busy cores (scripts/bench/cpu_by_role.py).
 
 `--layouts float,main,float,main` measures the points once per layout, by turns on the same server: where the
 stubs' threads may run (scripts/probes/stub_affinity.py).
@@ -31,7 +31,7 @@ from client.generators.measure import MeasurementConfig
 from client.records import ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
-from scripts.probes.cpu_by_role import Snapshot, per_request
+from scripts.bench.cpu_by_role import Snapshot, per_request
 from scripts.probes.older_backend_files import use_older_backend_files
 from scripts.probes.phase_timer_model import SHIM
 from scripts.probes.stub_affinity import LAYOUTS

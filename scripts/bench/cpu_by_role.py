@@ -68,14 +68,17 @@ class Snapshot:
 def per_request(before: Snapshot, after: Snapshot, requests: float) -> dict[str, float]:
     """µs of CPU per request of each role between two snapshots, and the host's busy and nice cores.
 
-    Only processes present in both count (a stub restarted in between is left out). `requests`: how many the
-    point served between the snapshots.
+    Only processes present in both count (a stub restarted in between is left out), and a role without any is
+    left out (no perf_analyzer when tritonbench loads from its own process). `requests`: how many the point
+    served between the snapshots.
     """
     result: dict[str, float] = {}
     for role, pids in after.ticks.items():
         earlier = before.ticks.get(role, {})
-        used = sum(ticks - earlier[pid] for pid, ticks in pids.items() if pid in earlier)
-        result[f"{role}_us"] = used / CLK_TCK / max(requests, 1) * 1e6
+        both = [pid for pid in pids if pid in earlier]
+        if both:
+            used = sum(pids[pid] - earlier[pid] for pid in both)
+            result[f"{role}_us"] = used / CLK_TCK / max(requests, 1) * 1e6
     delta = [b - a for a, b in zip(before.host, after.host, strict=True)]
     total = sum(delta) or 1
     cores = os.cpu_count() or 1  # /proc/stat's first line sums every CPU of the host
