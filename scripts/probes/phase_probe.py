@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from client.generators.measure import MeasurementConfig
-from client.records import ResultStore
+from client.records import ModelTimes, ResultStore
 from client.sweep import SweepConfig, run_sweep
 from client.transport.text_client import ClientConfig
 from scripts.bench.cpu_by_role import Snapshot, per_request
@@ -129,6 +129,9 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
         step.removeprefix("bert_"): {
             "compute_infer_us": times.compute_infer_us,
             "rows": times.inference_count / max(times.execution_count, 1),
+            "queue_us": times.queue_us,
+            "compute_output_us": times.compute_output_us,
+            "held": held(record.throughput_infer_per_s, times),
         }
         for step, times in record.server.items()
         if step.startswith("bert_")
@@ -142,6 +145,16 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
         "server": server_times,
         "cpu": per_request(cpu0, cpu1, served),
     }
+
+
+def held(throughput: float, times: ModelTimes) -> float:
+    """How many of the point's requests are in this step at any moment (Little's law: rate × time in the step).
+
+    Over the ensemble's steps they add up to about its concurrency: where they sit is where the time goes. The
+    last step's output time includes writing the ensemble's response (gRPC: on its instance's thread).
+    """
+    spent = times.queue_us + times.compute_input_us + times.compute_infer_us + times.compute_output_us
+    return throughput * spent / 1e6
 
 
 def points(text: str) -> list[tuple[str, int]]:
@@ -165,20 +178,24 @@ def layouts(text: str) -> list[str]:
 
 
 def table(results: list[dict]) -> str:
-    """One row per point and step: µs per execution."""
+    """One row per point and step: µs per execution, the server's queue and output µs per request, requests held."""
     lines = [
-        "| point | step | rows/exec | server compute | in execute() | gap before it | Runner | GPU span |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| point | step | rows/exec | server compute | in execute() | gap before it | Runner | GPU span "
+        "| queue per request | output per request | requests held |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
         if result.get("layout", "float") != "float" or result.get("round"):
             label = f"{result.get('round', 1)}. {result['layout']}: {label}"
         for step, row in result["stubs"].items():
-            server = result["server"].get(step, {}).get("compute_infer_us", float("nan"))
+            server = result["server"].get(step, {})
+            nan = float("nan")
             lines.append(
-                f"| {label} | {step} | {row['requests_per_execute']:.1f} | {server:,.0f} | {row['execute_us']:,.0f} "
-                f"| {row['gap_us']:,.0f} | {row['runner_us']:,.0f} | {row['gpu_span_us']:,.0f} |"
+                f"| {label} | {step} | {row['requests_per_execute']:.1f} | {server.get('compute_infer_us', nan):,.0f} "
+                f"| {row['execute_us']:,.0f} | {row['gap_us']:,.0f} | {row['runner_us']:,.0f} "
+                f"| {row['gpu_span_us']:,.0f} | {server.get('queue_us', nan):,.0f} "
+                f"| {server.get('compute_output_us', nan):,.0f} | {server.get('held', nan):.1f} |"
             )
     return "\n".join(lines)
 

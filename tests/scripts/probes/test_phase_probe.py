@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from scripts.probes.phase_probe import STEPS, difference, reading, table
+from client.records import ModelTimes
+from scripts.probes.phase_probe import STEPS, difference, held, reading, table
 from scripts.probes.phase_timer_model import PhaseTimed
 
 
@@ -72,6 +73,13 @@ def test_two_readings_become_times_per_execution(tmp_path):
     assert model["executes_per_s"] == pytest.approx(15.0)
     assert model["requests_per_execute"] == pytest.approx(7.0)
     assert model["execute_us"] == pytest.approx(2000.0) and model["gpu_span_us"] == pytest.approx(1200.0)
-    result = {"model": "bert", "concurrency": 64, "throughput": 105.0, "stubs": rows,
-              "server": {"model": {"compute_infer_us": 2500.0}}}  # fmt: skip
-    assert "| bert c64: 105/s | model | 7.0 | 2,500 | 2,000 | 0 | 0 | 1,200 |" in table([result])
+    server = {"compute_infer_us": 2500.0, "queue_us": 600.0, "compute_output_us": 300.0, "held": 31.5}
+    result = {"model": "bert", "concurrency": 64, "throughput": 105.0, "stubs": rows, "server": {"model": server}}
+    assert "| bert c64: 105/s | model | 7.0 | 2,500 | 2,000 | 0 | 0 | 1,200 | 600 | 300 | 31.5 |" in table([result])
+
+
+def test_the_requests_a_step_holds_are_its_rate_times_its_time_in_the_step():
+    # 8,000 requests/s, each 4 ms in the step (queue 0.5, input 0.2, infer 2.5, output 0.8): 32 held at any moment
+    times = ModelTimes(inference_count=7000, execution_count=1000, queue_us=500.0, compute_input_us=200.0,
+                       compute_infer_us=2500.0, compute_output_us=800.0)  # fmt: skip
+    assert held(8000.0, times) == pytest.approx(32.0)
