@@ -18,7 +18,10 @@ size of the Python backend's shared-memory region (0: the backend's default), th
 serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single value
 applies to every server, a setting may repeat. The checks and targets read the first server, and the in-process
 baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server). With --warm-s S,
-each model's first concurrency-64 point follows S seconds of that load (recorded apart, in OUT/warm/).
+each model's first concurrency-64 point follows S seconds of that load (recorded apart, in OUT/warm/). With
+--rounds N each server measures the points N times by turns (--only bert@64,bertwide --rounds 4: ABABABAB), so that
+deployments compare on one server; the table gives one column per round. At each concurrency-64 point a census
+gives the busiest processes and every role's CPU per inference (scripts/bench/cpu_by_role.py).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import platform
@@ -257,20 +261,24 @@ def serve_and_measure(
     setting: ServerSetting,
     plan: tuple = PLAN,
     warm_s: float = 0.0,
-) -> tuple[list, dict]:
-    """Every point of `plan` against one server; returns the records and a CPU census under the heaviest load.
+    rounds: int = 1,
+) -> tuple[list[list[PointRecord]], dict]:
+    """Every point of `plan` against one server, `rounds` times by turns; each round's records, and CPU censuses.
 
-    With `warm_s`, each model's first concurrency-64 point follows warm_s seconds of the same load from
-    perf_analyzer, kept apart in OUT/warm/: the point then measures a server that has already met that load.
+    Rounds measure the same points again on the same server, so that deployments compare by turns (ABAB) rather
+    than across servers, which differ by more than most changes (h200_2026-12-04/). Round 1 is OUT/sweep/, round
+    r OUT/sweep_round{r}/. With `warm_s`, each model's first concurrency-64 point follows warm_s seconds of the
+    same load from perf_analyzer, kept apart in OUT/warm/: the point then measures a server that has already met
+    that load.
     """
-    store = ResultStore(out / "sweep")
+    stores = [ResultStore(out / ("sweep" if r == 1 else f"sweep_round{r}")) for r in range(1, rounds + 1)]
     censuses: dict = {}
     warmed: set[str] = set()
     with setting.start(repo, out / "tritonserver.log") as server:
         mps = [h for h in server.holds if isinstance(h, Mps)]
         if mps:  # a CUDA program that cannot reach the daemon runs without MPS, silently: who joined
             print(f"MPS: servers and their clients {mps[0].clients()}", flush=True)
-        for point in plan:
+        for round_, store, point in ((r, st, p) for r, st in enumerate(stores, 1) for p in plan):
             url = server.grpc_url if point.protocol == "grpc" else server.http_url
             config = SweepConfig(
                 ClientConfig(url, point.model, point.protocol),
@@ -298,6 +306,7 @@ def serve_and_measure(
                         *([] if point.model == "bert" else [point.model]),
                         point.engine,
                         *([] if point.protocol == "grpc" else [point.protocol]),
+                        *([] if round_ == 1 else [f"round {round_}"]),
                     ]
                 )
                 watcher = threading.Thread(
@@ -313,7 +322,7 @@ def serve_and_measure(
             pollers = [h for h in server.holds if isinstance(h, IdlePoll)]
             if pollers:  # whether the load stopped them during this point (idle_poll.py)
                 print(f"idle poll: {pollers[0].pauses} pauses for load so far, paused: {pollers[0].paused}", flush=True)
-    return store.load(), censuses
+    return [store.load() for store in stores], censuses
 
 
 def census_by_role(server: TritonServer, model: str, seconds: float) -> dict:
@@ -337,13 +346,22 @@ def census_by_role(server: TritonServer, model: str, seconds: float) -> dict:
     return found
 
 
+def print_targets(rows: list[dict]) -> None:
+    """Each target of the issue, met, missed or not measured."""
+    print("\n| target | measured | |\n|---|---|---|")
+    for row in rows:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
+        print(f"| {row['target']} | {row['measured'] if row['met'] is not None else '–'} | {verdict} |")
+
+
 def print_censuses(censuses: dict) -> None:
     """The CPU at each c64 point: the busiest processes, and each role's CPU per request."""
     for key, found in censuses.items():
         top = ", ".join(f"{p['process'][:40]} {p['cpu_pct']}%" for p in found["top_processes"][:4])
         print(f"CPU at c64 ({key}): {found['busy_cores']} busy cores, steal {found['steal_pct']}%: {top}")
         roles = found.get("cpu_per_request", {})
-        spent = ", ".join(f"{role.removesuffix('_us')} {us:,.0f}" for role, us in roles.items() if role.endswith("_us"))
+        busy = {role.removesuffix("_us"): us for role, us in roles.items() if role.endswith("_us") and us >= 1}
+        spent = ", ".join(f"{role} {us:,.0f}" for role, us in busy.items())  # idle deployments' stubs left out
         if roles:
             print(f"  µs of CPU per request: {spent}; host busy {roles['host_busy_cores']:.1f} cores + pollers")
 
@@ -395,9 +413,9 @@ def server_rows(records: list[PointRecord]) -> dict[str, float]:
     }
 
 
-def print_servers(servers: list[dict]) -> None:
-    """The points side by side, one column per server and its setting."""
-    heads = [f"server {i}: {s['setting']}" for i, s in enumerate(servers, start=1)]
+def print_servers(servers: list[dict], column: str = "server") -> None:
+    """The points side by side, one column per server (or per round of one server) and its setting."""
+    heads = [f"{column} {i}: {s['setting']}" for i, s in enumerate(servers, start=1)]
     print("\n| point (p50 ms at c1, seq/s above) | " + " | ".join(heads) + " |")
     print("|---|" + "---:|" * len(servers))
     for point in servers[0]["points"]:
@@ -497,6 +515,7 @@ def main() -> None:
     parser.add_argument("--warm-s", type=float, default=0.0, help="c64 load (s) before each model's first c64 point")
     parser.add_argument("--smoke", action="store_true", help="tiny models, cpu profile: checks are reported only")
     parser.add_argument("--only", help="measure only these deployments' points, e.g. bert@64,bertwide: no checks")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the points this many times by turns per server")
     args = parser.parse_args()
     wide = tuple(int(n) for n in args.wide_instances.split(","))
     if len(wide) != 3:
@@ -505,6 +524,8 @@ def main() -> None:
         settings = server_settings(args.shm_mib, args.cpu_latency_us, args.idle_poll, args.mps)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give 1 or more")
     plan = selected(args.only)
     if not plan:
         parser.error(f"--only {args.only} names no point of the plan")
@@ -536,26 +557,28 @@ def main() -> None:
         make_repo(str(model), task, name, "python-torch", gpu, repo, force=True, trust_remote_code=False,
                   echo=print, precision=args.precision, serving=serving, fidelity=ungated)  # fmt: skip
     window = MeasurementConfig(window_s=args.window_s, stability_pct=10, stable_windows=3, max_trials=6, warmup_s=1.0)
-    records, censuses = serve_and_measure(repo, args.out, window, args.precision, settings[0], plan, args.warm_s)
+    measure = functools.partial(serve_and_measure, repo, window=window, variant=args.precision, plan=plan,
+                                warm_s=args.warm_s, rounds=args.rounds)  # fmt: skip
+    by_round, censuses = measure(args.out, setting=settings[0])
+    records = by_round[0]
     shutil.copy(args.out / "sweep" / "results.jsonl", args.out / "results.jsonl")
     print(markdown_table(records), flush=True)
     summary["census_c64"] = censuses
+    if args.rounds > 1:  # one column per round of the first server
+        summary["rounds"] = [{"setting": settings[0].label, "points": server_rows(r)} for r in by_round]
+        print_servers(summary["rounds"], column="round")
     if len(settings) > 1:  # one column per server, in the order they ran (a setting may repeat)
         summary["servers"] = [{"setting": settings[0].label, "points": server_rows(records)}]
         for i, setting in enumerate(settings[1:], start=2):
-            out = args.out / f"server{i}_{setting.folder}"
-            other, _ = serve_and_measure(repo, out, window, args.precision, setting, plan, args.warm_s)
-            summary["servers"].append({"setting": setting.label, "points": server_rows(other)})
+            other, _ = measure(args.out / f"server{i}_{setting.folder}", setting=setting)
+            summary["servers"].append({"setting": setting.label, "points": server_rows(other[0])})
         print_servers(summary["servers"])
     met = targets(records, baseline, wide, args.single_instances)
     summary["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in met]
     failures = [] if args.only else checks(records, baseline, args.min_served_ratio, args.max_step_ms)
     summary["failures"] = failures
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print("\n| target | measured | |\n|---|---|---|")
-    for row in summary["targets"]:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
-        print(f"| {row['target']} | {row['measured'] if row['met'] is not None else '–'} | {verdict} |")
+    print_targets(summary["targets"])
     print_censuses(censuses)
     if failures:
         print("\nSERVED PATH BEHIND:\n  " + "\n  ".join(failures), flush=True)

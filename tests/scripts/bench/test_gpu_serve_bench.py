@@ -8,6 +8,7 @@ process: importing the bench applies the backend stubs' thread settings to the i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,25 @@ def test_server_settings_pair_idle_poll_and_mps_with_the_other_settings_and_refu
         ["shm_0mib_idle_poll_mps", "default MiB, host's CPU idle, idle poll, MPS", ["IdlePoll", "Mps"]],
     ]
     assert "--mps yes: give on or off" in bad_mps
+
+
+def test_a_smoke_run_measures_by_rounds_on_one_server_with_each_roles_cpu(tmp_path):
+    """The bench itself, on the CPU (--smoke): the real server, perf_analyzer and the bundled BERT tokenizer."""
+    from builder.sources.source import resolve_path
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "scripts.bench.gpu_serve_bench", "--out", str(out), "--tokenizer",
+               str(resolve_path("minilm")), "--work", str(tmp_path / "work"), "--smoke", "--only", "bertfloor",
+               "--rounds", "2", "--window-s", "1"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["setting"] for r in summary["rounds"]] == ["default MiB, host's CPU idle"] * 2
+    assert (out / "sweep").is_dir() and (out / "sweep_round2").is_dir()
+    # one census per round, each with the CPU that tritonserver and the measured deployment's stubs used per request
+    assert set(summary["census_c64"]) == {"bertfloor perf_analyzer", "bertfloor perf_analyzer round 2"}
+    for census in summary["census_c64"].values():
+        cpu = census["cpu_per_request"]
+        assert cpu["server_us"] > 0 and cpu["bertfloor_model_us"] > 0 and cpu["bertfloor_tokenizer_us"] > 0
+        assert 0 < cpu["host_busy_cores"] <= (os.cpu_count() or 1)
+    assert "| point (p50 ms at c1, seq/s above) | round 1:" in done.stdout
