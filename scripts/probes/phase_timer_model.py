@@ -84,7 +84,7 @@ class PhaseTimed:
         self.last_end: float | None = None
         self.written = 0.0
         runner = getattr(self, "runner", None)
-        if runner is not None and getattr(runner, "graphs", None):
+        if runner is not None and hasattr(runner, "graphs"):  # on the CPU too: execute() less the Runner is ours
             self.runner = TimedRunner(runner, self.totals)
 
     def execute(self, requests: list) -> list:
