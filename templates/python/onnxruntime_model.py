@@ -58,9 +58,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         """Answer every request; same-length valid requests run together, a bad one fails alone."""
         self.arena.reset()
+        groups, errors = tb.token_inputs(requests, self.limits)
         return tb.run_grouped(
-            self.name,
-            *tb.token_inputs(requests, self.limits),
-            self.run,
-            lambda part: [tb.output_tensor(self.output_name, part)],
+            self.name, groups, errors, self.run, lambda part: [tb.output_tensor(self.output_name, part)]
         )

@@ -72,4 +72,4 @@ class TritonPythonModel:
             ids.append(result[0])
             masks.append(result[1])
             errors.append(None)
-        return tb.run_grouped(self.name, ids, masks, errors, self.runner, self.outputs)
+        return tb.run_grouped(self.name, tb.groups_of(ids, masks, errors), errors, self.runner, self.outputs)

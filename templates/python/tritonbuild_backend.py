@@ -277,29 +277,65 @@ class TokenLimits:
     def check_values(self, ids: object, mask: object) -> None:
         """Raise InputError unless every id is in the vocabulary and every mask row is 0/1 with a real token.
 
-        Five reductions whatever the batch: run on a merged batch, they cost per execute() what they cost per
-        request (each numpy call's fixed overhead dominates rows of a few hundred tokens).
+        Four reductions whatever the batch (read as unsigned, a negative value is a huge one): run on a merged
+        batch, they cost per execute() what they cost per request (each numpy call's fixed overhead dominates
+        rows of a few hundred tokens).
         """
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.vocab_size:
-            bad = low if low < 0 else high
+        import numpy as np
+
+        if int(ids.astype(np.int64, copy=False).view(np.uint64).max()) >= self.vocab_size:
+            low = int(ids.min())
+            bad = low if low < 0 else int(ids.max())
             raise InputError(f"input_ids has token id {bad}; ids must be in [0, {self.vocab_size})")
-        if int(mask.min()) < 0 or int(mask.max()) > 1:
+        if int(mask.astype(np.int64, copy=False).view(np.uint64).max()) > 1:
             raise InputError("attention_mask must hold only 0 and 1")
         if int(mask.max(axis=1).min()) == 0:
             raise InputError("attention_mask has a row without any real token")
 
 
-def token_inputs(requests: list, limits: TokenLimits, read: object = None) -> tuple[list, list, list]:
-    """input_ids and attention_mask of each request, and a response slot per request (None, or its error).
+@dataclass
+class Group:
+    """Valid requests of one sequence length, run as one batch: their indices and each one's ids and mask."""
 
-    Every request is checked against `limits`, so a bad one fails alone and never reaches a batch it would
-    fail for everyone: shapes one by one, values once per same-length group (merged, as run_grouped will
-    run it), and one by one only in a group that fails, to find the requests at fault. `read` turns an input
-    tensor into a numpy array (default: as_numpy, which needs the stub's numpy).
+    members: list[int]
+    ids: list
+    masks: list
+    merged: tuple | None = None  # (ids, mask) of all members, once concatenated
+
+    def batch(self) -> tuple:
+        """The members' rows as one (ids, mask) batch: a lone request's own arrays, else concatenated once."""
+        if self.merged is None:
+            if len(self.members) == 1:
+                self.merged = (self.ids[0], self.masks[0])
+            else:
+                import numpy as np
+
+                self.merged = (np.concatenate(self.ids), np.concatenate(self.masks))
+        return self.merged
+
+    def alone(self, position: int) -> Group:
+        """The group of one member (by its position here)."""
+        return Group([self.members[position]], [self.ids[position]], [self.masks[position]])
+
+
+def groups_of(ids: list, masks: list, errors: list) -> list[Group]:
+    """Requests without an error, grouped by sequence length, in arrival order within each group."""
+    valid = [i for i, e in enumerate(errors) if e is None]
+    groups = []
+    for indices in group_by_length([ids[i].shape for i in valid]).values():
+        members = [valid[i] for i in indices]
+        groups.append(Group(members, [ids[i] for i in members], [masks[i] for i in members]))
+    return groups
+
+
+def token_inputs(requests: list, limits: TokenLimits, read: object = None) -> tuple[list[Group], list]:
+    """The valid requests' input_ids and attention_mask in same-length groups, and a response slot per request.
+
+    A slot holds None, or the error response of a request that fails `limits`, so a bad request fails alone and
+    never reaches a batch it would fail for everyone: shapes one by one, values once per group on its merged batch
+    (kept for run_grouped), and one by one only in a group that fails, to find the requests at fault. `read` turns
+    an input tensor into a numpy array (default: as_numpy, which needs the stub's numpy).
     """
-    import numpy as np
-
     read = read or (lambda tensor: tensor.as_numpy())
     ids, masks, errors = [], [], []
     for request in requests:
@@ -315,28 +351,28 @@ def token_inputs(requests: list, limits: TokenLimits, read: object = None) -> tu
             errors.append(None)
         ids.append(a)
         masks.append(m)
-    valid = [i for i, e in enumerate(errors) if e is None]
-    for indices in group_by_length([ids[i].shape for i in valid]).values():
-        members = [valid[i] for i in indices]
-        if len(members) > 1:
-            try:
-                limits.check_values(
-                    np.concatenate([ids[i] for i in members]), np.concatenate([masks[i] for i in members])
-                )
+    checked = []
+    for group in groups_of(ids, masks, errors):
+        try:
+            limits.check_values(*group.batch())
+            checked.append(group)
+            continue
+        except InputError as exc:
+            if len(group.members) == 1:
+                errors[group.members[0]] = invalid_argument(str(exc))
                 continue
-            except InputError:
-                pass  # some member is bad: each is checked on its own below
-        for index in members:
+        for position in range(len(group.members)):  # some member is bad: each is checked on its own
+            alone = group.alone(position)
             try:
-                limits.check_values(ids[index], masks[index])
+                limits.check_values(*alone.batch())
+                checked.append(alone)
             except InputError as exc:
-                ids[index] = masks[index] = None
-                errors[index] = invalid_argument(str(exc))
-    return ids, masks, errors
+                errors[alone.members[0]] = invalid_argument(str(exc))
+    return checked, errors
 
 
-def run_grouped(model: str, ids: list, masks: list, errors: list, run: object, outputs: object) -> list:
-    """Run each same-length group of valid requests as one batch through `run(ids, mask)`; one response each.
+def run_grouped(model: str, groups: list[Group], errors: list, run: object, outputs: object) -> list:
+    """Run each group as one batch through `run(ids, mask)`; one response per request, `errors` filling the rest.
 
     `outputs(part)` turns a request's rows of the result into its output tensors. When a merged batch
     fails, its requests are run again one by one: only the request that fails on its own gets an error.
@@ -345,39 +381,23 @@ def run_grouped(model: str, ids: list, masks: list, errors: list, run: object, o
     retries, which call it at the same length within one execute(), keep a copy of each result.
     """
     responses = list(errors)
-    valid = [i for i, e in enumerate(errors) if e is None]
-    for indices in group_by_length([ids[i].shape for i in valid]).values():
-        members = [valid[i] for i in indices]
+    response = _pb().InferenceResponse
+    for group in groups:
         try:
-            answered = _answer(members, ids, masks, run, outputs)
+            out = run(*group.batch())
+            parts = split_rows(out, [a.shape[0] for a in group.ids]) if len(group.members) > 1 else [out]
+            for index, part in zip(group.members, parts, strict=True):
+                responses[index] = response(output_tensors=outputs(part))
         except Exception:
-            answered = {}
-            for index in members:
+            for position, index in enumerate(group.members):
                 try:
-                    answered.update(_answer([index], ids, masks, lambda i, m: _copy(run(i, m)), outputs))
+                    part = _copy(run(*group.alone(position).batch()))
+                    responses[index] = response(output_tensors=outputs(part))
                 except Exception as exc:
-                    answered[index] = error_response(model, exc)
-        for index, response in answered.items():
-            responses[index] = response
+                    responses[index] = error_response(model, exc)
     return responses
 
 
 def _copy(result: object) -> object:
     """A copy of a numpy array or torch tensor that no later call can overwrite."""
     return result.clone() if hasattr(result, "__torch_function__") else result.copy()
-
-
-def _answer(members: list[int], ids: list, masks: list, run: object, outputs: object) -> dict[int, object]:
-    """Responses of `members` run as one batch; raises if any part of it fails."""
-    import numpy as np
-
-    if len(members) == 1:  # no concatenation: the request's own arrays
-        batch_ids, batch_masks = ids[members[0]], masks[members[0]]
-    else:
-        batch_ids = np.concatenate([ids[i] for i in members])
-        batch_masks = np.concatenate([masks[i] for i in members])
-    out = run(batch_ids, batch_masks)
-    parts = split_rows(out, [ids[i].shape[0] for i in members])
-    return {
-        index: _pb().InferenceResponse(output_tensors=outputs(part)) for index, part in zip(members, parts, strict=True)
-    }

@@ -147,8 +147,8 @@ class TritonPythonModel:
         return out
 
     def execute(self, requests):
-        return tb.run_grouped("retry", *tb.token_inputs(requests, self.limits), self.run,
-                              lambda part: [tb.output_tensor("Y", part)])
+        groups, errors = tb.token_inputs(requests, self.limits)
+        return tb.run_grouped("retry", groups, errors, self.run, lambda part: [tb.output_tensor("Y", part)])
 """
 RETRY_CONFIG = """name: "retry"
 backend: "python"

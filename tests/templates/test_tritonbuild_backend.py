@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tritonbuild_backend import InputError, TokenLimits, group_by_length, split_rows
+from tritonbuild_backend import InputError, TokenLimits, group_by_length, groups_of, split_rows
 
 
 def test_requests_are_grouped_by_sequence_length_in_order():
@@ -24,9 +24,28 @@ def test_token_limits_check_shapes_without_reading_values_and_values_of_a_merged
     ]:
         with pytest.raises(InputError, match=message):
             limits.check_shape(ids, bad_mask)
-    for bad_mask, message in [([[1, 2, 1]], "only 0 and 1"), ([[0, 0, 0]], "without any real token")]:
+    with pytest.raises(InputError, match="token id -3"):  # read as unsigned, a negative id is a huge one
+        limits.check_values(np.concatenate([good, np.array([[-3, 1, 1]])]), np.ones((2, 3), np.int64))
+    for bad_mask, message in [
+        ([[1, 2, 1]], "only 0 and 1"),
+        ([[1, -1, 1]], "only 0 and 1"),
+        ([[0, 0, 0]], "without any real token"),
+    ]:
         with pytest.raises(InputError, match=message):
             limits.check(good, np.array(bad_mask))
+
+
+def test_groups_hold_valid_requests_of_one_length_and_merge_them_once():
+    ids = [np.full((1, 3), 1), None, np.full((2, 5), 2), np.full((1, 3), 3)]
+    masks = [None if a is None else np.ones_like(a) for a in ids]
+    groups = groups_of(ids, masks, [None, "an error", None, None])
+    assert [g.members for g in groups] == [[0, 3], [2]]
+    merged, mask = groups[0].batch()
+    assert merged.tolist() == [[1, 1, 1], [3, 3, 3]] and mask.shape == (2, 3)
+    assert groups[0].batch()[0] is merged  # concatenated once, then kept
+    assert groups[1].batch()[0] is ids[2]  # a lone request runs on its own arrays
+    alone = groups[0].alone(1)
+    assert alone.members == [3] and alone.batch()[0] is ids[3]
 
 
 def test_split_rows_undoes_concatenation():
