@@ -164,6 +164,8 @@ def points(text: str) -> list[tuple[str, int]]:
         model, _, level = item.partition("@")
         if not model or not level.isdigit():
             raise argparse.ArgumentTypeError(f"{item!r}: a point is MODEL@CONCURRENCY, e.g. bert@64")
+        if (model, int(level)) in pairs:  # the sweep would skip it as measured, and the stubs be read idle
+            raise argparse.ArgumentTypeError(f"{item!r} is named twice; to measure it again: --layouts float,float")
         pairs.append((model, int(level)))
     return pairs
 

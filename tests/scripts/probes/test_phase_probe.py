@@ -13,7 +13,7 @@ import time
 import pytest
 
 from client.records import ModelTimes
-from scripts.probes.phase_probe import STEPS, difference, held, reading, table
+from scripts.probes.phase_probe import STEPS, difference, held, points, reading, table
 from scripts.probes.phase_timer_model import PhaseTimed
 
 
@@ -83,3 +83,11 @@ def test_the_requests_a_step_holds_are_its_rate_times_its_time_in_the_step():
     times = ModelTimes(inference_count=7000, execution_count=1000, queue_us=500.0, compute_input_us=200.0,
                        compute_infer_us=2500.0, compute_output_us=800.0)  # fmt: skip
     assert held(8000.0, times) == pytest.approx(32.0)
+
+
+def test_a_point_named_twice_is_refused_not_read_idle():
+    import argparse
+
+    assert points("bert@1,bert@64,bert_model@64") == [("bert", 1), ("bert", 64), ("bert_model", 64)]
+    with pytest.raises(argparse.ArgumentTypeError, match="named twice"):
+        points("bert@64,bert_model@64,bert@64")  # the sweep would skip the second as measured
