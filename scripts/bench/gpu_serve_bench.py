@@ -7,21 +7,22 @@ engine's Runner (host arrays in, host tensor out) at 1 × 128 and 32 × 128. The
 both, and perf_analyzer and tritonbench measure, over gRPC with 128-token texts: the model alone at batch 32, the
 ensemble and the single model at batch 1, concurrency 1, and the ensemble at concurrency 64 with one text per
 request; the same ensemble with more instances (`bertwide`: --wide-instances, model, tokenizer and post-processing;
---wide-host-threads; its batching delay --wide-delay-us) at concurrency 64, to show what the profile's instance
-counts (or thread pools, or delay) leave on the table; and the classifier as one Python model (`bertsm`:
---single-instances) at concurrency 64, one stub hand-over per text instead of three. Which part limits the ensemble
-at concurrency 64: its tokenizer step alone, its model step alone with one row per request, and the same ensemble
-with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with its graphs captured at powers-of-two batch sizes
-(`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B, --cpu-latency-us X,Y, --idle-poll off,on or --mps
-off,on the served points are measured once per server setting, each on a server of its own, one after the other: the
-size of the Python backend's shared-memory region (0: the backend's default), the CPU latency limit held while it
-serves (`serve --cpu-latency-us`; `none`: the host's own), `serve --idle-poll` and `serve --mps`; a single value
-applies to every server, a setting may repeat. The checks and targets read the first server, and the in-process
-baseline runs under its CPU latency limit and idle pollers (not MPS: this process is no server). With --warm-s S,
-each model's first concurrency-64 point follows S seconds of that load (recorded apart, in OUT/warm/). With
---rounds N each server measures the points N times by turns (--only bert@64,bertwide --rounds 4: ABABABAB), so that
-deployments compare on one server; the table gives one column per round. At each concurrency-64 point a census
-gives the busiest processes and every role's CPU per inference (scripts/bench/cpu_by_role.py).
+--wide-host-threads; its batching delay --wide-delay-us; its graphs' batch sizes --wide-batch-buckets) at
+concurrency 64, to show what the profile's instance counts (or thread pools, delay, buckets) leave on the table; and
+the classifier as one Python model (`bertsm`: --single-instances) at concurrency 64, one stub hand-over per text
+instead of three. Which part limits the ensemble at concurrency 64: its tokenizer step alone, its model step alone
+with one row per request, and the same ensemble with a 2-layer, 64-wide model (`bertfloor`); and the ensemble with
+its graphs captured at powers-of-two batch sizes (`bertpow2`), the buckets before 2026-12-03. With --shm-mib A,B,
+--cpu-latency-us X,Y, --idle-poll off,on or --mps off,on the served points are measured once per server setting,
+each on a server of its own, one after the other: the size of the Python backend's shared-memory region (0: the
+backend's default), the CPU latency limit held while it serves (`serve --cpu-latency-us`; `none`: the host's own),
+`serve --idle-poll` and `serve --mps`; a single value applies to every server, a setting may repeat. The checks and
+targets read the first server, and the in-process baseline runs under its CPU latency limit and idle pollers (not
+MPS: this process is no server). With --warm-s S, each model's first concurrency-64 point follows S seconds of that
+load (recorded apart, in OUT/warm/). With --rounds N each server measures the points N times by turns (--only
+bert@64,bertwide --rounds 4: ABABABAB), so that deployments compare on one server; the table gives one column per
+round. At each concurrency-64 point a census gives the busiest processes and every role's CPU per inference
+(scripts/bench/cpu_by_role.py).
 
 It exits 1, naming the deployment, when the served model alone at batch 32 falls below
 --min-served-ratio (0.90) of the bare graph's in-process throughput, or when the tokenizer or
@@ -49,9 +50,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import torch
 
 from builder.common.backend_files import backend_module
+from builder.common.cli import int_list
 from builder.common.versions import package_versions
 from builder.precision.fidelity import FidelityOptions
 from builder.repository.options import ServingOptions
@@ -236,6 +239,14 @@ def server_settings(shm_mib: str, cpu_latency_us: str, idle_poll: str = "off", m
         ServerSetting(int(mib), None if us == "none" else int(us), poll == "on", share == "on")
         for mib, us, poll, share in zip(sizes, limits, polls, shares, strict=True)
     ]
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """A comma-separated list of positive sizes, as make-repo reads one (its order is checked by ServingOptions)."""
+    try:
+        return int_list(text)
+    except click.BadParameter as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def deployment_of(point: Measured) -> str:
@@ -507,6 +518,7 @@ def main() -> None:
     parser.add_argument("--wide-instances", default="4,8,2", help="bertwide's model, tokenizer and post instances")
     parser.add_argument("--wide-host-threads", type=int, help="bertwide's pools (make-repo --host-threads)")
     parser.add_argument("--wide-delay-us", type=int, help="bertwide's batching delay (make-repo --max-queue-delay-us)")
+    parser.add_argument("--wide-batch-buckets", type=sizes, help="bertwide's graph batch sizes (--batch-buckets)")
     parser.add_argument("--shm-mib", default="0", help="the Python backend's shared memory per stub, MiB; A,B: both")
     parser.add_argument("--cpu-latency-us", default="none", help="serve --cpu-latency-us of each server; none,0: both")
     parser.add_argument("--idle-poll", default="off", help="serve --idle-poll of each server: on, off; off,on: both")
@@ -541,7 +553,8 @@ def main() -> None:
     repo = args.work / "repo"
     latency = ServingOptions(args.kernels, single_model=True, max_queue_delay_us=0)
     wider = ServingOptions(args.kernels, model_instances=wide[0], tokenizer_instances=wide[1], post_instances=wide[2],
-                           host_threads=args.wide_host_threads, max_queue_delay_us=args.wide_delay_us)  # fmt: skip
+                           host_threads=args.wide_host_threads, max_queue_delay_us=args.wide_delay_us,
+                           batch_buckets=args.wide_batch_buckets)  # fmt: skip
     single = ServingOptions(args.kernels, single_model=True, model_instances=args.single_instances)
     deployments = (
         (bert, "text-classification", "bert", ServingOptions(args.kernels)),

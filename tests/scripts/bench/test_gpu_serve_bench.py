@@ -154,3 +154,15 @@ def test_a_smoke_run_measures_by_rounds_on_one_server_with_each_roles_cpu(tmp_pa
         assert cpu["server_us"] > 0 and cpu["bertfloor_model_us"] > 0 and cpu["bertfloor_tokenizer_us"] > 0
         assert 0 < cpu["host_busy_cores"] <= (os.cpu_count() or 1)
     assert "| point (p50 ms at c1, seq/s above) | round 1:" in done.stdout
+
+
+def test_bertwide_batch_buckets_are_read_as_make_repo_reads_them():
+    parsed = subprocess.run(
+        [sys.executable, "-c", "from scripts.bench.gpu_serve_bench import sizes; print(sizes('1,2,3,16'))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert parsed.stdout.strip() == "(1, 2, 3, 16)"
+    command = [sys.executable, "-m", "scripts.bench.gpu_serve_bench", "--out", "unused", "--tokenizer", "unused",
+               "--wide-batch-buckets", "8,x"]  # fmt: skip
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "'8,x' is not a comma-separated list of integers" in refused.stderr
