@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -272,12 +275,19 @@ def test_ctrl_c_says_which_points_are_saved_and_no_progress_prints_each_point(se
     command += ["--batch-sizes", "1,2,4,8", "--seq-lens", "16", "--concurrency", "1", "--measurement-interval", "500"]
     command += ["--stable-windows", "2", "--max-trials", "3", "--warmup", "0.2", "--repo", str(served_repo)]
     command += ["--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not ResultStore(out).load():
-        time.sleep(0.05)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    # interrupt once the first point's line is out (it is printed after the point is stored): waiting for the
+    # file instead could interrupt between the two, and the line would never come
+    early, deadline = b"", time.monotonic() + 60
+    while time.monotonic() < deadline and not re.search(rb"\n\[1/4\][^\n]*\n", early):
+        if select.select([proc.stdout], [], [], 0.5)[0]:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:  # it exited: the assertions below say how
+                break
+            early += chunk
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
+    rest, _ = proc.communicate(timeout=60)
+    output = (early + rest).decode()
     saved = ResultStore(out).load()
     assert proc.returncode == 1 and "Traceback" not in output, output
     assert 1 <= len(saved) < 4
