@@ -46,6 +46,33 @@ def deltas(before: Counters, after: Counters) -> dict[str, ModelTimes]:
     return result
 
 
+Batches = dict[int, tuple[int, int]]  # batch size → (executions, their compute_infer ns), of one model
+
+
+def batch_counters(stats: dict[str, Any], model: str) -> Batches:
+    """One model's executions by batch size, cumulative, from a statistics report (JSON form; {} if it is absent).
+
+    Each entry of the report's batch_stats counts the executions of one batch size and their compute time.
+    """
+    for entry in stats.get("model_stats", []):
+        if entry["name"] == model:
+            return {
+                int(b["batch_size"]): (int(b["compute_infer"]["count"]), int(b["compute_infer"]["ns"]))
+                for b in entry.get("batch_stats", [])
+            }
+    return {}
+
+
+def batch_deltas(before: Batches, after: Batches) -> dict[int, tuple[int, float]]:
+    """Executions per batch size between two snapshots and their mean compute_infer (µs); sizes not run left out."""
+    result = {}
+    for size, (count, ns) in sorted(after.items()):
+        executions = count - before.get(size, (0, 0))[0]
+        if executions > 0:
+            result[size] = (executions, (ns - before.get(size, (0, 0))[1]) / executions / 1000)
+    return result
+
+
 _METRIC = re.compile(r"^(nv_gpu_utilization|nv_gpu_memory_used_bytes|nv_gpu_power_usage)\{[^}]*\}\s+(\S+)$")
 
 

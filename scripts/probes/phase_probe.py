@@ -8,7 +8,9 @@ and each graph's span on the GPU (CUDA events). perf_analyzer holds each point (
 request, 128 tokens) while the probe reads the stubs' totals twice, some seconds apart; the table gives, per
 execution of each step: its rows, the server's compute, the stub's time inside execute() and before it (gap), the
 Runner and the GPU span. A second table gives the CPU each role used per request over the same seconds: tritonserver's
-own threads, each step's stubs, perf_analyzer, and the host's busy cores (scripts/bench/cpu_by_role.py).
+own threads, each step's stubs, perf_analyzer, and the host's busy cores (scripts/bench/cpu_by_role.py). A third
+gives the model step's executions by batch size over the same seconds (the server's statistics) and the rows its
+CUDA graphs pad per execution, each batch running at the smallest of its config's batch_buckets that holds it.
 
 `--layouts float,main,float,main` measures the points once per layout, by turns on the same server: where the
 stubs' threads may run (scripts/probes/stub_affinity.py).
@@ -27,9 +29,12 @@ import threading
 import time
 from pathlib import Path
 
+from builder.common.backend_files import backend_module
+from builder.repository.modelconfig import parse_config
 from client.generators.measure import MeasurementConfig
 from client.records import ModelTimes, ResultStore
 from client.sweep import SweepConfig, run_sweep
+from client.transport.server_stats import Batches, batch_counters, batch_deltas
 from client.transport.text_client import ClientConfig
 from scripts.bench.cpu_by_role import Snapshot, per_request
 from scripts.probes.older_backend_files import use_older_backend_files
@@ -98,9 +103,34 @@ def difference(before: dict, after: dict, seconds: float) -> dict[str, dict[str,
     return rows
 
 
+def model_step_statistics(server: object) -> dict:
+    """The server's statistics of the model step (bert_model), batch sizes included."""
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        return client.get_inference_statistics("bert_model", as_json=True)
+
+
+def graph_buckets(repo: Path) -> list[int]:
+    """The batch sizes the model step captures as CUDA graphs (its config's batch_buckets)."""
+    config = parse_config((repo / "bert_model" / "config.pbtxt").read_text())
+    return [int(b) for b in config.parameters["batch_buckets"].string_value.split(",")]
+
+
+def padding(batches: dict[int, tuple[int, float]], buckets: list[int]) -> float:
+    """Rows a GPU's graphs pad per execution: each batch runs at the smallest bucket holding it (eagerly above all)."""
+    bucket_for = backend_module("torch_model").bucket_for
+    executions = sum(n for n, _ in batches.values())
+    padded = sum(n * ((bucket_for(size, buckets) or size) - size) for size, (n, _) in batches.items())
+    return padded / executions if executions else 0.0
+
+
 def measure(server: object, repo: Path, model: str, level: int, store: ResultStore) -> dict:
-    """One point under perf_analyzer, with two readings of the stubs' totals and every role's CPU while it runs."""
-    readings: list[tuple[float, dict, Snapshot]] = []
+    """One point under perf_analyzer, with two readings of the stubs' totals and every role's CPU while it runs.
+
+    The same two moments give the model step's executions by batch size (the server's statistics).
+    """
+    readings: list[tuple[float, dict, Snapshot, Batches]] = []
 
     def read_twice() -> None:
         start = reading(repo)
@@ -110,10 +140,10 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
             now = reading(repo)
             if any(now[s].get("requests", 0) > start[s].get("requests", 0) for s in STEPS):
                 break
-        time.sleep(SETTLE_S)
-        readings.append((time.monotonic(), reading(repo), Snapshot.take(server.pid, server.repo)))
-        time.sleep(SPAN_S)
-        readings.append((time.monotonic(), reading(repo), Snapshot.take(server.pid, server.repo)))
+        for pause in (SETTLE_S, SPAN_S):
+            time.sleep(pause)
+            batches = batch_counters(model_step_statistics(server), "bert_model")
+            readings.append((time.monotonic(), reading(repo), Snapshot.take(server.pid, server.repo), batches))
 
     thread = threading.Thread(target=read_twice)
     thread.start()
@@ -123,7 +153,8 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
     run_sweep(config, store, echo=print, repo=repo, progress=False)
     thread.join()
     record = next(r for r in reversed(store.load()) if r.model == model and r.concurrency == level)
-    (t0, a, cpu0), (t1, b, cpu1) = readings
+    (t0, a, cpu0, batches0), (t1, b, cpu1, batches1) = readings
+    batches = batch_deltas(batches0, batches1)
     served = max(b[step].get("requests", 0.0) - a[step].get("requests", 0.0) for step in STEPS)
     server_times = {
         step.removeprefix("bert_"): {
@@ -144,6 +175,8 @@ def measure(server: object, repo: Path, model: str, level: int, store: ResultSto
         "stubs": difference(a, b, t1 - t0),
         "server": server_times,
         "cpu": per_request(cpu0, cpu1, served),
+        "model_batches": {str(size): [n, us] for size, (n, us) in batches.items()},  # size: executions, compute µs
+        "padded_rows": padding(batches, graph_buckets(repo)),
     }
 
 
@@ -187,9 +220,7 @@ def table(results: list[dict]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
-        label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
-        if result.get("layout", "float") != "float" or result.get("round"):
-            label = f"{result.get('round', 1)}. {result['layout']}: {label}"
+        label = point_label(result)
         for step, row in result["stubs"].items():
             server = result["server"].get(step, {})
             nan = float("nan")
@@ -213,9 +244,30 @@ def cpu_table(results: list[dict]) -> str:
         cpu = result["cpu"]
         cells = [f"{cpu[role]:,.0f}" if role in cpu else "" for role in roles]
         cells += [f"{cpu['host_busy_cores']:.1f}", f"{cpu['host_nice_cores']:.1f}"]
-        label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {point_label(result)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def batch_table(results: list[dict]) -> str:
+    """One row per point: the model step's batch sizes (share of executions, compute µs each), rows a GPU pads."""
+    lines = [
+        "| point | model step batch sizes: share of executions, server compute µs | padded rows per execution |",
+        "|---|---|---:|",
+    ]
+    for result in results:
+        batches = {int(size): (n, us) for size, (n, us) in result["model_batches"].items()}
+        total = sum(n for n, _ in batches.values()) or 1
+        shown = [f"{size}: {100 * n / total:.0f} % {us:,.0f}" for size, (n, us) in batches.items() if n >= 0.01 * total]
+        lines.append(f"| {point_label(result)} | {'; '.join(shown)} | {result['padded_rows']:.2f} |")
+    return "\n".join(lines)
+
+
+def point_label(result: dict) -> str:
+    """A point's name in the tables: model, concurrency and throughput, after its round and layout if any."""
+    label = f"{result['model']} c{result['concurrency']}: {result['throughput']:,.0f}/s"
+    if result.get("layout", "float") != "float" or result.get("round"):
+        label = f"{result.get('round', 1)}. {result['layout']}: {label}"
+    return label
 
 
 def main() -> None:
@@ -251,7 +303,10 @@ def main() -> None:
                     result.update(round=round_, layout=layout, pinned=pinned)
                 results.append(result)
                 (args.out / "phases.json").write_text(json.dumps(results, indent=1) + "\n")
-    tables = f"{table(results)}\n\nCPU per request (µs), by role:\n\n{cpu_table(results)}\n"
+    tables = (
+        f"{table(results)}\n\nCPU per request (µs), by role:\n\n{cpu_table(results)}\n\n"
+        f"The model step's batches (server statistics; graphs pad on a GPU only):\n\n{batch_table(results)}\n"
+    )
     print(tables, flush=True)
     (args.out / "phases.md").write_text(tables)
 

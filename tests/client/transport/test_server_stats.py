@@ -2,6 +2,8 @@ import pytest
 
 from client.transport.server_stats import (
     average_gpu,
+    batch_counters,
+    batch_deltas,
     counters,
     deltas,
     parse_gpu_metrics,
@@ -80,3 +82,21 @@ def test_a_replica_that_vanished_or_restarted_is_left_out_not_counted_backwards(
     total, each = replica_deltas(before, after)
     assert set(each) == {"up"} and total["m_model"].inference_count == 10
     assert restarted(before["restarted"], after["restarted"]) and not restarted(before["up"], after["up"])
+
+
+def _batch_stats(executions: dict[int, tuple[int, int]]):
+    # gRPC's JSON form of a model's batch_stats: one entry per batch size run, int64s as strings
+    batches = [
+        {"batch_size": str(size), "compute_infer": {"count": str(n), "ns": str(ns)}}
+        for size, (n, ns) in executions.items()
+    ]
+    return {"model_stats": [{"name": "other", "batch_stats": []}, {"name": "m_model", "batch_stats": batches}]}
+
+
+def test_batch_sizes_between_two_snapshots_with_their_mean_compute():
+    before = batch_counters(_batch_stats({1: (5, 5_000_000), 8: (10, 20_000_000)}), "m_model")
+    after = batch_counters(_batch_stats({1: (5, 5_000_000), 8: (14, 30_000_000), 9: (2, 5_000_000)}), "m_model")
+    assert before == {1: (5, 5_000_000), 8: (10, 20_000_000)}
+    # batch 1 ran no more: left out; batch 9 is new: counted from nothing
+    assert batch_deltas(before, after) == {8: (4, 2500.0), 9: (2, 2500.0)}
+    assert batch_counters(_batch_stats({}), "absent") == {}

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from client.records import ModelTimes
-from scripts.probes.phase_probe import STEPS, difference, held, points, reading, table
+from scripts.probes.phase_probe import STEPS, batch_table, difference, held, padding, points, reading, table
 from scripts.probes.phase_timer_model import PhaseTimed
 
 
@@ -91,3 +91,13 @@ def test_a_point_named_twice_is_refused_not_read_idle():
     assert points("bert@1,bert@64,bert_model@64") == [("bert", 1), ("bert", 64), ("bert_model", 64)]
     with pytest.raises(argparse.ArgumentTypeError, match="named twice"):
         points("bert@64,bert_model@64,bert@64")  # the sweep would skip the second as measured
+
+
+def test_padding_counts_the_rows_each_batch_runs_padded_to_its_bucket():
+    batches = {7: (2, 900.0), 8: (1, 950.0), 9: (1, 1000.0), 40: (1, 2000.0)}  # size: executions, compute µs
+    # 7 → 8 pads 1 row twice, 8 fits, 9 → 12 pads 3, 40 is above every bucket and runs as it is
+    assert padding(batches, [1, 2, 4, 8, 12, 16, 32]) == (2 * 1 + 3) / 5
+    assert padding({}, [1, 2]) == 0.0
+    result = {"model": "bert", "concurrency": 64, "throughput": 8000.0, "padded_rows": 1.0,
+              "model_batches": {"7": [2, 900.0], "9": [1, 1000.0], "40": [1, 2000.0]}}  # fmt: skip
+    assert "| bert c64: 8,000/s | 7: 50 % 900; 9: 25 % 1,000; 40: 25 % 2,000 | 1.00 |" in batch_table([result])
