@@ -268,7 +268,7 @@ class TritonPythonModel:
         self.limits = tb.TokenLimits.of(args)
         self.runner = load_runner(args)
         # A request's rows of the Runner's C-contiguous result go to the stub by DLPack as they are: two calls
-        # per request (tb.output_tensor's generality costs three more).
+        # per request, where tb.output_tensor's general path makes six.
         name, tensor = tb.output_names(args)[0], tb.pb_utils.Tensor
         self.outputs = lambda part: [tensor.from_dlpack(name, to_dlpack(part))]
 
